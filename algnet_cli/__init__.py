@@ -1,0 +1,47 @@
+"""algnet-cli: ALGNet image deblurring from the shell and from Python.
+
+Importing this package is cheap: torch is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import ALGNet
+
+__all__ = ["__version__", "load_model", "restore"]
+
+
+def load_model(source, *, device="cpu", tlc: bool | int = False, scan: str = "auto") -> ALGNet:
+    """Load an ALGNet from a checkpoint and return it in eval mode.
+
+    source: a path to a ``.safetensors`` or ``.pth`` checkpoint (official layouts and trainer
+    wrappers accepted; the configuration is read off the tensors). device: where the model goes.
+    tlc: the test-time local converter; True for the official training size 256, an int for
+    another size, False for plain global pooling. scan: the selective-scan backend ('auto',
+    'chunked', 'reference', 'triton', 'mamba').
+    """
+    import torch
+
+    from .model.checkpoint import load_checkpoint
+    from .ops import resolve_backend
+
+    device = torch.device(device)
+    resolve_backend(scan, device.type)  # fail now, with a clear message, if it cannot run there
+    model = load_checkpoint(source)
+    model.set_scan_backend(None if scan == "auto" else scan)
+    model.set_tlc((256 if tlc is True else int(tlc)) if tlc else None)
+    return model.to(device).eval()
+
+
+def restore(model, image):
+    """Restore (B, C, H, W) images in [0, 1] with ``model``; returns the full-scale result at (H, W)."""
+    import torch
+
+    from .model import restore as _restore
+
+    with torch.inference_mode():
+        return _restore(model, image)

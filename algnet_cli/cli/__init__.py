@@ -1,0 +1,41 @@
+"""The ``algnet`` command line. Commands import torch only when they run, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from .doctor import doctor
+from .info import info
+
+app = typer.Typer(
+    name="algnet",
+    help="Deblur photos and video frames with ALGNet (Gao & Dang, ACM MM 2024).\n\n"
+    "Examples:\n\n"
+    "  algnet doctor\n\n"
+    "  algnet info checkpoint.pth",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"algnet-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+) -> None:
+    """Deblur photos and video frames with ALGNet."""
+
+
+app.command(help=doctor.__doc__)(doctor)
+app.command(help=info.__doc__)(info)

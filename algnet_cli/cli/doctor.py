@@ -1,0 +1,44 @@
+"""``algnet doctor``: what this machine offers algnet-cli."""
+
+from __future__ import annotations
+
+import platform
+
+from .errors import handle_errors
+
+
+@handle_errors
+def doctor() -> None:
+    """Show the torch build, devices, bf16 support and selective-scan backends.
+
+    Example:
+
+      algnet doctor
+    """
+    import torch
+    import typer
+
+    from .. import __version__
+    from ..ops import available_backends, default_backend, resolve_backend
+
+    lines = [
+        f"algnet-cli   {__version__}",
+        f"python       {platform.python_version()} ({platform.machine()})",
+        f"torch        {torch.__version__} (CUDA build: {torch.version.cuda or 'no'})",
+        f"threads      {torch.get_num_threads()}",
+    ]
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            name = torch.cuda.get_device_name(i)
+            bf16 = torch.cuda.is_bf16_supported() if i == torch.cuda.current_device() else "?"
+            lines.append(f"cuda:{i}       {name} (bf16: {'yes' if bf16 else 'no'})")
+        devices.append("cuda")
+    else:
+        lines.append("cuda         not available")
+    lines.append(f"scan default {default_backend()} (ALGNET_SCAN)")
+    for dev in devices:
+        avail = available_backends(dev)
+        names = ", ".join(f"{k}{'' if v else ' (unavailable)'}" for k, v in avail.items())
+        lines.append(f"scan on {dev:<4} auto -> {resolve_backend('auto', dev)}; {names}")
+    typer.echo("\n".join(lines))

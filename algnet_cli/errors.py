@@ -1,0 +1,42 @@
+"""The exception tree of algnet-cli (standard library only).
+
+Every error a user can cause derives from :class:`AlgnetError`. Where a stdlib type
+fits, the error also inherits it, so callers may catch either.
+"""
+
+from __future__ import annotations
+
+
+class AlgnetError(Exception):
+    """Base class of every error raised on purpose by algnet-cli."""
+
+
+class CheckpointError(AlgnetError, ValueError):
+    """A checkpoint could not be read or does not describe an ALGNet."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path does not exist."""
+
+
+class StateDictMismatchError(CheckpointError):
+    """A strict load found missing, unexpected or mis-shaped tensors."""
+
+    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[str]):
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if keys:
+                shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+                parts.append(f"{len(keys)} {label} ({shown})")
+        super().__init__("checkpoint does not match the ALGNet layout: " + "; ".join(parts))
+
+
+class ScanBackendError(AlgnetError, RuntimeError):
+    """A selective-scan backend was asked for but cannot run here."""
+
+
+class UsageError(AlgnetError, ValueError):
+    """Options or arguments that cannot work together."""

@@ -1,0 +1,53 @@
+"""Helpers for the benchmarks: run a function in a fresh process, report its time and peak memory."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import platform
+import resource
+import time
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _child(setup, run, repeats, queue):
+    state = setup()
+    run(state)  # warm-up (allocator, first-call costs)
+    base = _rss_mb()
+    before_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(state)
+        times.append(time.perf_counter() - t)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((min(times), max(peak, before_peak) - base))
+
+
+def measure(setup, run, repeats: int = 3) -> tuple[float, float]:
+    """Best wall time (s) of ``run(setup())`` and its peak extra resident memory (MiB), in a fresh process.
+
+    The warm-up call raises the high-water mark first, so the peak is that of one call.
+    """
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(setup, run, repeats, q))
+    p.start()
+    result = q.get()
+    p.join()
+    return result
+
+
+def machine() -> str:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -1,0 +1,31 @@
+"""The command line starts instantly: --help and --version never import torch."""
+
+import subprocess
+import sys
+
+from algnet_cli import __version__
+
+PROBE = """
+import sys
+from typer.testing import CliRunner
+from algnet_cli.cli import app
+r = CliRunner().invoke(app, sys.argv[1:])
+print(r.output)
+print("TORCH_IMPORTED" if "torch" in sys.modules else "TORCH_NOT_IMPORTED")
+"""
+
+
+def test_help_and_version_do_not_import_torch():
+    for args in (["--help"], ["--version"], ["doctor", "--help"]):
+        out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True).stdout
+        assert "TORCH_NOT_IMPORTED" in out, args
+    out = subprocess.run([sys.executable, "-c", PROBE, "--version"], capture_output=True, text=True).stdout
+    assert f"algnet-cli {__version__}" in out
+
+
+def test_doctor_reports_backends():
+    out = subprocess.run(
+        [sys.executable, "-m", "algnet_cli", "doctor"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "scan on cpu  auto -> chunked" in out
+    assert "torch" in out

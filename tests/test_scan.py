@@ -1,0 +1,149 @@
+"""Every scan backend against a naive float64 loop written here (independent of the package)."""
+
+import numpy as np
+import pytest
+import torch
+
+from algnet_cli.errors import ScanBackendError
+from algnet_cli.ops import dispatch, scan_triton
+from algnet_cli.ops.scan_chunked import selective_scan_chunked
+from algnet_cli.ops.scan_ref import selective_scan_reference
+
+
+def naive_scan(u, delta, A, B, C, D, z, delta_bias, softplus):
+    u, delta, A, B, C = (t.double().numpy() for t in (u, delta, A, B, C))
+    b, d, length = u.shape
+    dt = delta + (delta_bias.double().numpy()[None, :, None] if delta_bias is not None else 0.0)
+    if softplus:
+        dt = np.where(dt > 20, dt, np.log1p(np.exp(np.minimum(dt, 20))))
+    y = np.zeros((b, d, length))
+    for bi in range(b):
+        h = np.zeros((d, A.shape[1]))
+        for t in range(length):
+            h = np.exp(dt[bi, :, t, None] * A) * h + dt[bi, :, t, None] * B[bi, None, :, t] * u[bi, :, t, None]
+            y[bi, :, t] = h @ C[bi, :, t]
+    if D is not None:
+        y += D.double().numpy()[None, :, None] * u
+    if z is not None:
+        zz = z.double().numpy()
+        y *= zz / (1 + np.exp(-zz))
+    return torch.from_numpy(y)
+
+
+def make_inputs(b, d, n, length, delta_scale=1.0, seed=0, extras=True):
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(b, d, length, generator=g)
+    delta = torch.randn(b, d, length, generator=g) * delta_scale
+    A = -torch.exp(torch.rand(d, n, generator=g) * 3)  # -1 .. -20
+    B = torch.randn(b, n, length, generator=g)
+    C = torch.randn(b, n, length, generator=g)
+    D = torch.randn(d, generator=g) if extras else None
+    z = torch.randn(b, d, length, generator=g) if extras else None
+    bias = torch.randn(d, generator=g) if extras else None
+    return u, delta, A, B, C, D, z, bias
+
+
+def rel_err(a, b):
+    return ((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+GRID = [
+    # b, d, n, length, delta scale
+    (1, 1, 1, 1, 1.0),
+    (2, 3, 4, 17, 1.0),
+    (1, 8, 16, 300, 1.0),
+    (2, 4, 32, 257, 4.0),
+    (1, 2, 8, 3000, 1.0),  # long: crosses many chunks and blocks
+    (1, 4, 5, 700, 30.0),  # large delta: decays underflow to zero, nothing may overflow
+]
+
+
+def _chunked_small(*args):
+    return selective_scan_chunked(*args, chunk=4, block=24)
+
+
+BACKENDS = {
+    "reference": selective_scan_reference,
+    "chunked": selective_scan_chunked,
+    "chunked-small-blocks": _chunked_small,
+}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("shape", GRID)
+@pytest.mark.parametrize("softplus", [True, False])
+def test_backend_matches_naive_loop(backend, shape, softplus):
+    b, d, n, length, scale = shape
+    args = make_inputs(b, d, n, length, scale, seed=length)
+    if not softplus:  # keep delta and its bias positive, as softplus would
+        u, delta, A, B, C, D, z, bias = args
+        args = (u, delta.abs(), A, B, C, D, z, bias.abs())
+    expected = naive_scan(*args, softplus)
+    got = BACKENDS[backend](*args, softplus)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert torch.isfinite(got).all()
+    assert rel_err(got, expected) < 1e-5
+
+
+@pytest.mark.parametrize("extras", [True, False])
+def test_chunked_without_optional_inputs_and_in_half(extras):
+    args = make_inputs(2, 4, 8, 100, extras=extras)
+    expected = naive_scan(*args, True)
+    assert rel_err(selective_scan_chunked(*args, True), expected) < 1e-5
+    half = selective_scan_chunked(args[0].bfloat16(), *args[1:], True)
+    assert half.dtype == torch.bfloat16  # returned in the input's dtype, accumulated in float32
+    assert rel_err(half.float(), expected) < 2e-2
+
+
+triton_available = scan_triton.available("cpu")
+
+
+@pytest.mark.skipif(not triton_available, reason="triton not installed (interpreter tests need it)")
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1, 1, 1.0), (2, 3, 4, 17, 1.0), (1, 2, 32, 300, 1.0), (2, 2, 5, 260, 30.0), (1, 1, 16, 1100, 1.0)]
+)
+def test_triton_kernel_under_interpreter(shape):
+    b, d, n, length, scale = shape
+    args = make_inputs(b, d, n, length, scale, seed=7)
+    expected = naive_scan(*args, True)
+    got = scan_triton.selective_scan_triton(*args, True)
+    assert rel_err(got, expected) < 1e-5
+    no_extras = make_inputs(b, d, n, length, scale, seed=8, extras=False)
+    no_extras = (no_extras[0], no_extras[1].abs(), *no_extras[2:])
+    assert rel_err(scan_triton.selective_scan_triton(*no_extras, False), naive_scan(*no_extras, False)) < 1e-5
+
+
+def test_dispatcher_auto_choice(monkeypatch):
+    monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: False)
+    monkeypatch.setattr(dispatch.scan_triton, "available", lambda device_type="cuda": False)
+    assert dispatch.resolve_backend("auto", "cpu") == "chunked"
+    assert dispatch.resolve_backend("auto", "cuda") == "chunked"
+    monkeypatch.setattr(dispatch.scan_triton, "available", lambda device_type="cuda": device_type == "cuda")
+    assert dispatch.resolve_backend("auto", "cuda") == "triton"
+    assert dispatch.resolve_backend("auto", "cpu") == "chunked"
+    monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: True)
+    assert dispatch.resolve_backend("auto", "cuda") == "mamba"
+    with pytest.raises(ScanBackendError, match="CUDA"):
+        dispatch.resolve_backend("mamba", "cpu")
+
+
+def test_dispatcher_unavailable_backends_and_env(monkeypatch):
+    monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: False)
+    with pytest.raises(ScanBackendError, match="mamba-ssm"):
+        dispatch.resolve_backend("mamba", "cuda")
+    with pytest.raises(ScanBackendError, match="unknown scan backend"):
+        dispatch.resolve_backend("fastest", "cpu")
+    monkeypatch.setenv("ALGNET_SCAN", "reference")
+    assert dispatch.resolve_backend(None, "cpu") == "reference"
+    monkeypatch.setenv("ALGNET_SCAN", "nonsense")
+    with pytest.raises(ScanBackendError, match="ALGNET_SCAN"):
+        dispatch.resolve_backend(None, "cpu")
+
+
+def test_dispatcher_logs_its_choice(caplog, monkeypatch):
+    monkeypatch.setattr(dispatch, "_announced", set())
+    args = make_inputs(1, 2, 3, 5)
+    with caplog.at_level("INFO", logger="algnet_cli.scan"):
+        out = dispatch.selective_scan(*args, delta_softplus=True, backend="reference")
+    assert "selective scan backend: reference on cpu" in caplog.text
+    assert rel_err(out, naive_scan(*args, True)) < 1e-5
