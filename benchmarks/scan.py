@@ -21,8 +21,13 @@ def setup(length: int):
     torch.manual_seed(0)
     b, d, n = 1, 64, 32
     return dict(
-        u=torch.randn(b, d, length), delta=torch.randn(b, d, length), A=-torch.exp(torch.rand(d, n) * 3),
-        B=torch.randn(b, n, length), C=torch.randn(b, n, length), D=torch.randn(d), z=torch.randn(b, d, length),
+        u=torch.randn(b, d, length),
+        delta=torch.randn(b, d, length),
+        A=-torch.exp(torch.rand(d, n) * 3),
+        B=torch.randn(b, n, length),
+        C=torch.randn(b, n, length),
+        D=torch.randn(d),
+        z=torch.randn(b, d, length),
         delta_bias=torch.randn(d) * 0.5,
     )
 

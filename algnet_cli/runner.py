@@ -1,0 +1,98 @@
+"""Tensor in, tensor out: device, precision, padding and the model call.
+
+The runner owns every device decision: nothing else in the package moves tensors to a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from .errors import UsageError
+from .model import ALGNet
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_log = logging.getLogger("algnet_cli.runner")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run the model. Built once, at the edge (CLI or API)."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    channels_last: bool = True  # on CUDA only
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' is the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda was asked for, but torch sees no CUDA GPU (see `algnet doctor`)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"{name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise UsageError(f"device type {device.type!r} is not supported; use cpu or cuda")
+    return device
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype:
+    """'auto' is bf16 on GPUs that support it, fp32 elsewhere (CPU autocast is rarely faster)."""
+    if name not in PRECISIONS:
+        raise UsageError(f"unknown precision {name!r}; use one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if name == "fp16" and device.type == "cpu":
+        raise UsageError("fp16 is not supported on the CPU; use fp32 or bf16")
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+class Runner:
+    """Runs an ALGNet on image batches.
+
+    ``runner(images)``: (B, C, H, W) float in [0, 1], any device -> (B, C, H, W) float32 on the
+    runner's device, unclamped. Convolutions run under autocast in the chosen precision; the
+    selective scan and its norms always run in float32. A non-finite half-precision result is
+    recomputed in float32 and counted in ``fallbacks``.
+    """
+
+    def __init__(self, model: ALGNet, options: RunOptions = RunOptions()):
+        self.options = options
+        self.device = pick_device(options.device)
+        self.dtype = pick_precision(options.precision, self.device)
+        self.channels_last = options.channels_last and self.device.type == "cuda"
+        model = model.to(self.device).eval()
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.fallbacks = 0
+
+    @property
+    def precision_name(self) -> str:
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def _forward(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            return self.model(x)[-1][..., :h, :w].float()
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, dtype=torch.float32, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self._forward(x, self.dtype)
+        if self.dtype != torch.float32 and not torch.isfinite(out).all():
+            _log.warning("non-finite %s output; recomputed in fp32", self.precision_name)
+            self.fallbacks += 1
+            out = self._forward(x, torch.float32)
+        return out
