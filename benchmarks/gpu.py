@@ -80,7 +80,6 @@ def scan_section(device, length, fast_backend):
         f"scan L={length} D={d} N={n} fp32: reference {t_ref * 1e3:10.1f} ms | {fast_backend} {t_fast * 1e3:8.2f} ms"
         f" | {t_ref / t_fast:7.1f}x faster | max rel diff {rel:.1e}"
     )
-    del args, y_fast, y_ref
 
 
 def model_section(device, config, size, baseline_repeats, repeats):
@@ -101,7 +100,6 @@ def model_section(device, config, size, baseline_repeats, repeats):
         t, out = timed(lambda: base(xd)[-1][..., :h, :w].float(), device, baseline_repeats)
     reference = out.cpu()
     results["fp32 baseline (reference scan)"] = (t, peak_gib(device), 0.0, float("inf"))
-    del base, out
     for label, precision in (("fp32 ours", "fp32"), ("bf16 ours", "bf16")):
         runner = Runner(net, RunOptions(device=str(device), precision=precision))
         runner(x)  # warm-up, Triton compilation
@@ -109,7 +107,6 @@ def model_section(device, config, size, baseline_repeats, repeats):
         t, out = timed(lambda: runner(x), device, repeats)  # noqa: B023
         out = out.cpu()
         results[label] = (t, peak_gib(device), (out - reference).abs().max().item(), psnr(out, reference))
-        del runner
     base_t = results["fp32 baseline (reference scan)"][0]
     print(f"model {config.describe()}, input {w}x{h}, seeded random weights")
     print(f"  {'path':<32}{'img/s':>10}{'x baseline':>12}{'peak GiB':>10}{'max|diff|':>12}{'PSNR dB':>10}")
