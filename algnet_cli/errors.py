@@ -40,3 +40,20 @@ class ScanBackendError(AlgnetError, RuntimeError):
 
 class UsageError(AlgnetError, ValueError):
     """Options or arguments that cannot work together."""
+
+
+class ImageReadError(AlgnetError, ValueError):
+    """An input file is not a readable image (empty, truncated, not an image)."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class ImageWriteError(AlgnetError, OSError):
+    """An output image could not be written."""
+
+
+class PairingError(AlgnetError, ValueError):
+    """Predictions and ground truths cannot be paired or compared."""

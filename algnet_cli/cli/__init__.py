@@ -9,13 +9,15 @@ import typer
 from .. import __version__
 from .doctor import doctor
 from .info import info
+from .score import score
 
 app = typer.Typer(
     name="algnet",
     help="Deblur photos and video frames with ALGNet (Gao & Dang, ACM MM 2024).\n\n"
     "Examples:\n\n"
     "  algnet doctor\n\n"
-    "  algnet info checkpoint.pth",
+    "  algnet info checkpoint.pth\n\n"
+    "  algnet score restored/ ground_truth/ --markdown scores.md",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -39,3 +41,4 @@ def main(
 
 app.command(help=doctor.__doc__)(doctor)
 app.command(help=info.__doc__)(info)
+app.command(help=score.__doc__)(score)

@@ -48,6 +48,20 @@ def handle_errors(fn: F) -> F:
         except SystemExit:
             raise
         except Exception as exc:  # every error reaches the user as one line
+            import click
+            import typer
+
+            if isinstance(
+                exc,
+                (
+                    typer.Exit,
+                    typer.Abort,
+                    click.exceptions.Exit,
+                    click.exceptions.ClickException,
+                    click.exceptions.Abort,
+                ),
+            ):
+                raise
             if os.environ.get("ALGNET_DEBUG") == "1":
                 raise
             label, code = classify(exc)

@@ -1,0 +1,134 @@
+"""Scoring folders: pair predictions with ground truths, score pairs in parallel, collect a report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AlgnetError, PairingError, UsageError
+from .images import is_image_path, read_image
+from .metrics import Protocol, score
+from .report import ScoreReport, ScoreRow
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    pred: Path
+    gt: Path
+
+
+def list_images(root: Path) -> list[Path]:
+    """Image files under a folder, recursively, in a stable order (hidden files skipped)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and is_image_path(Path(f))]
+    return out
+
+
+def match_pairs(pred: Path, gt: Path) -> tuple[list[Pair], list[str], list[str]]:
+    """Pair by relative path, then by relative path without suffix (``x.png`` matches ``x.jpg``).
+
+    Returns (pairs, unmatched predictions, unmatched ground truths); ambiguous stems stay unmatched.
+    """
+    if pred.is_file() and gt.is_file():
+        return [Pair(pred.name, pred, gt)], [], []
+    if not pred.is_dir() or not gt.is_dir():
+        raise UsageError(f"PRED and GT must both be folders or both be files ({pred}, {gt})")
+    preds = {p.relative_to(pred).as_posix(): p for p in list_images(pred)}
+    gts = {p.relative_to(gt).as_posix(): p for p in list_images(gt)}
+    by_stem: dict[str, list[str]] = {}
+    for rel in gts:
+        by_stem.setdefault(_stem(rel), []).append(rel)
+    pairs, unmatched, used = [], [], set()
+    for rel, path in preds.items():
+        if rel in gts:
+            target = rel
+        else:
+            candidates = [c for c in by_stem.get(_stem(rel), []) if c not in preds]
+            target = candidates[0] if len(candidates) == 1 else None
+        if target is None or target in used:
+            unmatched.append(rel)
+            continue
+        used.add(target)
+        pairs.append(Pair(rel, path, gts[target]))
+    return pairs, unmatched, [rel for rel in gts if rel not in used]
+
+
+def _stem(rel: str) -> str:
+    return rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
+
+
+def score_pair(pair: Pair, protocol: Protocol, input_path: Path | None = None) -> ScoreRow:
+    row = ScoreRow(pair.name, str(pair.pred), str(pair.gt))
+    try:
+        pred, gt = read_image(pair.pred), read_image(pair.gt)
+        pred, gt = _same_channels(pred, gt, pair)
+        row.psnr, row.ssim = score(pred, gt, protocol)
+        if input_path is not None:
+            inp, _ = _same_channels(read_image(input_path), gt, pair)
+            row.input_psnr, row.input_ssim = score(inp, gt, protocol)
+    except PairingError as e:
+        row.error = f"{pair.name}: {e}"
+    except AlgnetError as e:
+        row.error = str(e)
+    return row
+
+
+def _same_channels(a: np.ndarray, b: np.ndarray, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    if a.shape[:2] != b.shape[:2]:
+        raise PairingError(f"size mismatch: {a.shape[1]}x{a.shape[0]} vs ground truth {b.shape[1]}x{b.shape[0]}")
+    if a.dtype != b.dtype:
+        raise PairingError(f"bit depth differs ({a.dtype} vs ground truth {b.dtype})")
+    ca = a.shape[2] if a.ndim == 3 else 1
+    cb = b.shape[2] if b.ndim == 3 else 1
+    if ca != cb:  # e.g. an RGBA prediction against an RGB truth: compare colour only
+        a = a[..., :3] if a.ndim == 3 else a
+        b = b[..., :3] if b.ndim == 3 else b
+        if a.shape != b.shape:
+            raise PairingError(f"channel counts differ ({ca} vs ground truth {cb})")
+    return a, b
+
+
+def score_pairs(
+    pairs: list[Pair],
+    protocol: Protocol,
+    *,
+    workers: int = 0,
+    inputs: dict[str, Path] | None = None,
+    on_row: Callable[[ScoreRow], None] | None = None,
+) -> Iterator[ScoreRow]:
+    """Score pairs on a thread pool (OpenCV and numpy release the GIL); yields rows in pair order.
+
+    At most ``2 * workers`` pairs are in flight, so memory stays bounded for any number of pairs.
+    """
+    workers = workers or min(8, os.cpu_count() or 1)
+    inputs = inputs or {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        it = iter(pairs)
+        for pair in it:
+            pending.append(pool.submit(score_pair, pair, protocol, inputs.get(pair.name)))
+            if len(pending) >= 2 * workers:
+                row = pending.pop(0).result()
+                on_row and on_row(row)
+                yield row
+        for fut in pending:
+            row = fut.result()
+            on_row and on_row(row)
+            yield row
+
+
+def score_folders(
+    pred: Path, gt: Path, protocol: Protocol = Protocol(), *, workers: int = 0, on_row=None
+) -> ScoreReport:
+    pairs, unmatched_pred, unmatched_gt = match_pairs(Path(pred), Path(gt))
+    report = ScoreReport(protocol.describe(), unmatched_pred=unmatched_pred, unmatched_gt=unmatched_gt)
+    report.rows = list(score_pairs(pairs, protocol, workers=workers, on_row=on_row))
+    return report
