@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # pragma: no cover
     from .model import ALGNet
 
-__all__ = ["__version__", "load_model", "restore"]
+__all__ = ["Deblurrer", "__version__", "load_model", "restore"]
 
 
 def load_model(source, *, device="cpu", tlc: bool | int = False, scan: str = "auto") -> ALGNet:
@@ -45,3 +45,11 @@ def restore(model, image):
 
     with torch.inference_mode():
         return _restore(model, image)
+
+
+def __getattr__(name):
+    if name == "Deblurrer":  # imported on first use: it needs torch
+        from .api import Deblurrer
+
+        return Deblurrer
+    raise AttributeError(name)

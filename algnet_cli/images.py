@@ -116,3 +116,97 @@ def data_range(img: np.ndarray) -> float:
     if img.dtype == np.uint16:
         return 65535.0
     return 1.0
+
+
+# -- metadata and writing ---------------------------------------------------------------------
+
+
+def read_metadata(path: str | Path) -> dict:
+    """ICC profile and EXIF (with the orientation reset to upright) of an image, when present."""
+    meta: dict = {"icc": None, "exif": None}
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            meta["icc"] = im.info.get("icc_profile") or None
+            exif = im.getexif()
+            if len(exif):
+                exif[0x0112] = 1  # pixels are stored upright from now on
+                meta["exif"] = exif.tobytes()
+    except Exception:  # metadata is a courtesy: an image without readable metadata is still an image
+        pass
+    return meta
+
+
+FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp"}
+EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
+NO_ALPHA = (".jpg", ".jpeg", ".bmp")
+
+
+def to_8bit(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint16:
+        return ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return img
+
+
+def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95, meta: dict | None = None) -> None:
+    """Write an RGB(A)/grey uint8/uint16 array, atomically, keeping ICC/EXIF where the format can.
+
+    JPEG, WebP and BMP are 8-bit (16-bit data is scaled); JPEG and BMP drop alpha.
+    """
+    from .fileio import atomic_write
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    meta = meta or {}
+    if suffix in EIGHT_BIT_ONLY:
+        img = to_8bit(img)
+    if suffix in NO_ALPHA and img.ndim == 3 and img.shape[2] in (2, 4):
+        img = img[..., :-1] if img.shape[2] == 4 else img[..., 0]
+    if suffix in (".tif", ".tiff"):
+        atomic_write(path, lambda p: _write_tiff(p, img, meta))
+    elif img.dtype == np.uint16 or suffix == ".bmp":
+        atomic_write(path, lambda p: _write_cv2(p, img))
+    else:
+        atomic_write(path, lambda p: _write_pillow(p, img, suffix, quality, meta))
+
+
+def _write_cv2(p: Path, img: np.ndarray) -> None:
+    import cv2
+
+    if img.ndim == 3:
+        code = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}.get(img.shape[2])
+        img = cv2.cvtColor(img, code) if code is not None else img
+    ok, buf = cv2.imencode(p.suffix, img)
+    if not ok:
+        raise OSError(f"{p}: could not encode")
+    p.write_bytes(buf.tobytes())
+
+
+def _write_pillow(p: Path, img: np.ndarray, suffix: str, quality: int, meta: dict) -> None:
+    from PIL import Image
+
+    if img.ndim == 3 and img.shape[2] == 2:  # grey + alpha
+        im = Image.fromarray(img, mode="LA")
+    else:
+        im = Image.fromarray(img)
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[suffix]
+    kwargs = {}
+    if meta.get("icc"):
+        kwargs["icc_profile"] = meta["icc"]
+    if meta.get("exif"):
+        kwargs["exif"] = meta["exif"]
+    if fmt in ("JPEG", "WEBP"):
+        kwargs["quality"] = quality
+    if fmt == "PNG":
+        kwargs["compress_level"] = 4
+    im.save(p, format=fmt, **kwargs)
+
+
+def _write_tiff(p: Path, img: np.ndarray, meta: dict) -> None:
+    import tifffile
+
+    photometric = "rgb" if img.ndim == 3 and img.shape[2] >= 3 else "minisblack"
+    extra = {"extrasamples": ["unassalpha"]} if img.ndim == 3 and img.shape[2] in (2, 4) else {}
+    kwargs = {"iccprofile": meta["icc"]} if meta.get("icc") else {}
+    tifffile.imwrite(p, img, photometric=photometric, compression="zlib", **extra, **kwargs)

@@ -6,12 +6,14 @@ The runner owns every device decision: nothing else in the package moves tensors
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .errors import UsageError
 from .model import ALGNet
+from .tiling import tile_weight, tiles_2d
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _log = logging.getLogger("algnet_cli.runner")
@@ -24,6 +26,14 @@ class RunOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool = True  # on CUDA only
+    tile: int | None = None  # None: auto (whole image when it fits the budget), 0: whole, N: N x N tiles
+    tile_overlap: int = 32
+    max_memory_gb: float | None = None  # memory budget for one image; None: 80% of free GPU memory, 4 GiB on CPU
+
+
+#: peak bytes per input pixel per unit of width, measured (benchmarks/model.py, benchmarks/gpu.py): ~100-115
+BYTES_PER_PIXEL_PER_WIDTH = 120
+MIN_TILE = 64
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -86,6 +96,69 @@ class Runner:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             return self.model(x)[-1][..., :h, :w].float()
 
+    # -- memory and tiles ------------------------------------------------------------------
+    def budget_bytes(self) -> float:
+        if self.options.max_memory_gb is not None:
+            return self.options.max_memory_gb * 2**30
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return 0.8 * free
+        return 4.0 * 2**30
+
+    def estimate_bytes(self, height: int, width: int, batch: int = 1) -> float:
+        """Rough peak memory of one whole-image forward."""
+        m = self.model.config.multiple
+        padded = (-(-height // m) * m) * (-(-width // m) * m)
+        return batch * padded * self.model.config.width * BYTES_PER_PIXEL_PER_WIDTH
+
+    def plan_tile(self, height: int, width: int) -> int:
+        """0 (whole image) or the tile side to use for an image of this size."""
+        if self.options.tile is not None:
+            return self.options.tile
+        budget = self.budget_bytes()
+        if self.estimate_bytes(height, width) <= budget:
+            return 0
+        side = int(math.sqrt(budget / (self.model.config.width * BYTES_PER_PIXEL_PER_WIDTH)))
+        return max(MIN_TILE, side - side % 16)
+
+    def restore(self, images: torch.Tensor) -> torch.Tensor:
+        """Whole or tiled as planned; (B, C, H, W) in [0, 1] -> (B, C, H, W) float32 on the CPU, unclamped."""
+        h, w = images.shape[-2:]
+        tile = self.plan_tile(h, w)
+        if tile and (tile < h or tile < w):
+            return self._tiled(images, tile)
+        try:
+            return self(images).cpu()
+        except _OOM_ERRORS as e:
+            if not _is_oom(e):
+                raise
+            self._free()
+            return self._tiled(images, max(MIN_TILE, (max(h, w) // 2) // 16 * 16))
+
+    def _tiled(self, images: torch.Tensor, tile: int) -> torch.Tensor:
+        b, c, h, w = images.shape
+        overlap = min(self.options.tile_overlap, tile // 2)
+        out = torch.zeros(b, c, h, w)
+        weight_sum = torch.zeros(h, w)
+        for top, left, th, tw in tiles_2d(h, w, tile, overlap):
+            part = images[..., top : top + th, left : left + tw]
+            try:
+                y = self(part).cpu()
+            except _OOM_ERRORS as e:
+                if not _is_oom(e) or tile <= MIN_TILE:
+                    raise
+                self._free()
+                _log.warning("out of memory on a %dx%d tile; splitting it", tw, th)
+                y = self._tiled(part, max(MIN_TILE, (tile // 2) // 16 * 16))
+            wgt = torch.from_numpy(tile_weight(top, left, th, tw, h, w, overlap))
+            out[..., top : top + th, left : left + tw] += y * wgt
+            weight_sum[top : top + th, left : left + tw] += wgt
+        return out / weight_sum
+
+    def _free(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(self.device, dtype=torch.float32, non_blocking=True)
         if self.channels_last:
@@ -96,3 +169,13 @@ class Runner:
             self.fallbacks += 1
             out = self._forward(x, torch.float32)
         return out
+
+
+_OOM_ERRORS = (torch.OutOfMemoryError, RuntimeError, MemoryError)
+
+
+def _is_oom(e: BaseException) -> bool:
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(e)
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
+from .deblur import deblur
 from .doctor import doctor
 from .info import info
 from .score import score
@@ -15,6 +16,7 @@ app = typer.Typer(
     name="algnet",
     help="Deblur photos and video frames with ALGNet (Gao & Dang, ACM MM 2024).\n\n"
     "Examples:\n\n"
+    "  algnet deblur photos/ -o sharp/ --model ALGNet_GoPro.pth\n\n"
     "  algnet doctor\n\n"
     "  algnet info checkpoint.pth\n\n"
     "  algnet score restored/ ground_truth/ --markdown scores.md",
@@ -39,6 +41,7 @@ def main(
     """Deblur photos and video frames with ALGNet."""
 
 
+app.command(help=deblur.__doc__)(deblur)
 app.command(help=doctor.__doc__)(doctor)
 app.command(help=info.__doc__)(info)
 app.command(help=score.__doc__)(score)

@@ -1,0 +1,254 @@
+"""Files in, files out: discovery, output naming, prefetching, the model loop, atomic writes, a run record."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AlgnetError, UsageError
+from .fileio import TEMP_PREFIX, atomic_write_text
+from .images import FORMATS, is_image_path
+
+RUN_RECORD = "algnet-run.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+
+
+@dataclass
+class FileResult:
+    input: str
+    output: str
+    status: str  # done | skipped | failed
+    size: tuple[int, int] | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    tiles: int = 0
+
+
+@dataclass
+class BatchOutcome:
+    results: list[FileResult] = field(default_factory=list)
+    not_images: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+def discover(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Expand files, folders and globs into (source, relative output path); also the skipped non-images.
+
+    Folders contribute image files (all levels with ``recursive``, mirroring the tree); files named
+    explicitly are taken whatever their suffix, so a bad one is reported rather than ignored.
+    """
+    found: list[tuple[Path, Path]] = []
+    skipped: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            walker = os.walk(p) if recursive else [(str(p), [], sorted(os.listdir(p)))]
+            for dirpath, dirnames, filenames in walker:
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    f = Path(dirpath) / name
+                    if name.startswith(".") or not f.is_file():
+                        continue
+                    if is_image_path(f):
+                        found.append((f, f.relative_to(p)))
+                    else:
+                        skipped.append(str(f))
+        elif p.exists():
+            found.append((p, Path(p.name)))
+        else:
+            matches = sorted(glob.glob(item, recursive=recursive))
+            if not matches:
+                raise UsageError(f"{item}: no such file, folder or matching glob")
+            for m in matches:
+                mp = Path(m)
+                if mp.is_file():
+                    found.append((mp, Path(mp.name)))
+    return found, skipped
+
+
+def plan_jobs(found: list[tuple[Path, Path]], output: Path, fmt: str = "keep", suffix: str = "") -> list[Job]:
+    """Map inputs to outputs; refuse collisions and outputs that would overwrite an input, before any work."""
+    single_file_out = len(found) == 1 and is_image_path(output) and not output.is_dir()
+    jobs = []
+    for src, rel in found:
+        if single_file_out:
+            dst = output
+        else:
+            ext = rel.suffix if fmt == "keep" else FORMATS[fmt]
+            dst = output / rel.with_name(rel.stem + suffix + ext)
+        jobs.append(Job(src, dst))
+    inputs = {j.src.resolve() for j in jobs}
+    seen: dict[Path, Path] = {}
+    for j in jobs:
+        key = j.dst.resolve()
+        if key in inputs:
+            raise UsageError(f"{j.dst}: the output would overwrite an input; choose another -o folder or a --suffix")
+        if key in seen:
+            raise UsageError(
+                f"{seen[key]} and {j.src} would both be written to {j.dst}; use --suffix or --format to tell them apart"
+            )
+        seen[key] = j.src
+    return jobs
+
+
+def clean_stale_temps(jobs: list[Job]) -> int:
+    """Remove temporary files left by an interrupted earlier run in the output folders."""
+    removed = 0
+    for folder in {j.dst.parent for j in jobs}:
+        if folder.is_dir():
+            for t in folder.glob(TEMP_PREFIX + "*"):
+                t.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def run_batch(
+    jobs: list[Job],
+    process: Callable,  # (decoded image, job) -> (result array, tiles)
+    load: Callable,  # job -> decoded image (runs on reader threads)
+    save: Callable,  # (job, result array, decoded) -> None (runs on the writer thread)
+    *,
+    skip_existing: bool = True,
+    prefetch: int = 2,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> BatchOutcome:
+    """Decode ahead on reader threads, run the model here, encode behind on a writer thread.
+
+    At most ``prefetch`` decoded images wait for the model and ``prefetch`` results wait for the
+    writer, so memory is bounded for any number of files. A bad file becomes a failed result with
+    its reason; the batch goes on.
+    """
+    outcome = BatchOutcome()
+    todo = []
+    for job in jobs:
+        if skip_existing and job.dst.exists():
+            r = FileResult(str(job.src), str(job.dst), "skipped")
+            outcome.results.append(r)
+            on_result and on_result(r)
+        else:
+            todo.append(job)
+    readers = ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="algnet-read")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="algnet-write")
+    reading: deque[tuple[Job, Future]] = deque()
+    writing: deque[tuple[FileResult, Future]] = deque()
+
+    def finish_write(block: bool) -> None:
+        while writing and (block or writing[0][1].done()):
+            res, fut = writing.popleft()
+            try:
+                fut.result()
+            except (AlgnetError, OSError, ValueError) as e:
+                res.status, res.error = "failed", f"{res.input}: could not write {res.output}: {e}"
+            outcome.results.append(res)
+            on_result and on_result(res)
+
+    try:
+        it = iter(todo)
+        for job in it:
+            reading.append((job, readers.submit(load, job)))
+            if len(reading) > prefetch:
+                break
+        while reading:
+            job, fut = reading.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                reading.append((nxt, readers.submit(load, nxt)))
+            res = FileResult(str(job.src), str(job.dst), "done")
+            t0 = time.perf_counter()
+            try:
+                decoded = fut.result()
+                res.size = (decoded.pixels.shape[1], decoded.pixels.shape[0])
+                out, res.tiles = process(decoded, job)
+            except (AlgnetError, OSError, ValueError, TypeError) as e:
+                res.status, res.error = "failed", str(e) if str(job.src) in str(e) else f"{job.src}: {e}"
+                outcome.results.append(res)
+                on_result and on_result(res)
+                continue
+            res.seconds = time.perf_counter() - t0
+            while len(writing) >= prefetch:
+                writing[0][1].exception()  # wait for the oldest write
+                finish_write(block=False)
+            writing.append((res, writer.submit(save, job, out, decoded)))
+            finish_write(block=False)
+        finish_write(block=True)
+    finally:
+        for _, f in reading:
+            f.cancel()
+        readers.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
+    return outcome
+
+
+def write_run_record(folder: Path, info: dict, outcome: BatchOutcome) -> Path:
+    from . import __version__
+
+    record = dict(info)
+    record["versions"] = {"algnet-cli": __version__, "python": platform.python_version(), **record.get("versions", {})}
+    record["files"] = [
+        {
+            "input": r.input,
+            "output": r.output,
+            "status": r.status,
+            "size": list(r.size) if r.size else None,
+            "seconds": round(r.seconds, 4),
+            "tiles": r.tiles,
+            **({"error": r.error} if r.error else {}),
+        }
+        for r in outcome.results
+    ]
+    record["not_images"] = outcome.not_images
+    path = folder / RUN_RECORD
+    atomic_write_text(path, json.dumps(record, indent=2))
+    return path
+
+
+@dataclass
+class Decoded:
+    pixels: object  # numpy array, upright
+    meta: dict
+
+
+def image_pipeline(deblurrer, quality: int = 95):
+    """(load, process, save) for :func:`run_batch` over still images with a :class:`~algnet_cli.api.Deblurrer`."""
+    from .api import array_to_tensor, tensor_to_array
+    from .images import read_image, read_metadata, write_image
+
+    def load(job: Job) -> Decoded:
+        return Decoded(read_image(job.src), read_metadata(job.src))
+
+    def process(decoded: Decoded, job: Job):
+        x, alpha, scale, grey = array_to_tensor(decoded.pixels)
+        runner = deblurrer.runner
+        tile = runner.plan_tile(*x.shape[-2:])
+        y = runner.restore(x)
+        return tensor_to_array(y, alpha, scale, grey, decoded.pixels.dtype), (
+            0 if not tile else _count_tiles(x, tile, runner)
+        )
+
+    def save(job: Job, out, decoded: Decoded) -> None:
+        write_image(job.dst, out, quality=quality, meta=decoded.meta)
+
+    return load, process, save
+
+
+def _count_tiles(x, tile: int, runner) -> int:
+    from .tiling import tiles_2d
+
+    h, w = x.shape[-2:]
+    return len(tiles_2d(h, w, tile, min(runner.options.tile_overlap, tile // 2))) if tile < max(h, w) else 0
