@@ -192,3 +192,38 @@ def test_sigint_cleans_up(tmp_path, checkpoint):
     assert not [f for f in out.iterdir() if f.name.startswith(TEMP_PREFIX)]
     for f in out.glob("[0-9]*.png"):
         assert read_image(f).shape == (256, 256, 3)
+
+
+def test_gt_scores_outputs_and_inputs(tmp_path, checkpoint):
+    from algnet_cli.metrics import psnr
+
+    blur, sharp, out = tmp_path / "blur" / "seq1", tmp_path / "sharp" / "seq1", tmp_path / "out"
+    blur.mkdir(parents=True)
+    sharp.mkdir(parents=True)
+    gt = data.astronaut()[:64, :80]
+    noisy = np.clip(gt + np.random.default_rng(0).normal(0, 10, gt.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(gt).save(sharp / "001.png")
+    Image.fromarray(noisy).save(blur / "001.png")
+    Image.fromarray(noisy).save(blur / "002.png")  # no ground truth
+    r = _deblur(
+        tmp_path / "blur",
+        "-r",
+        "-o",
+        out,
+        "--model",
+        checkpoint,
+        "--device",
+        "cpu",
+        "--gt",
+        tmp_path / "sharp",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "no ground truth for" in r.stderr and "002.png" in r.stderr
+    scores = json.loads(r.stdout)["scores"]
+    assert scores["pairs"] == 1
+    assert abs(scores["input_psnr"] - psnr(noisy, gt)) < 1e-9
+    assert abs(scores["psnr"] - psnr(read_image(out / "seq1" / "001.png"), gt)) < 1e-9
+    assert abs(scores["delta_psnr"] - (scores["psnr"] - scores["input_psnr"])) < 1e-9
+    record = json.loads((out / "algnet-run.json").read_text())
+    assert record["scores"]["protocol"]["name"] == "basicsr"

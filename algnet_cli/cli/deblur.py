@@ -50,6 +50,15 @@ def deblur(
         bool, typer.Option("--dry-run", help="Print the plan (files, sizes, whole or tiles, memory) and stop.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+    gt: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--gt",
+            help="Ground-truth folder: score each output and its input against it (PSNR/SSIM, basicsr).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Deblur images: every INPUT image gets a sharp copy in the output folder.
@@ -68,6 +77,8 @@ def deblur(
       algnet deblur big.tif -o big_sharp.tif --model m.pth --tile 512 --device cpu
 
       algnet deblur photos/ -r -o sharp/ --model m.pth --dry-run
+
+      algnet deblur GoPro/test/blur/ -r -o out/ --model m.pth --gt GoPro/test/sharp/
     """
     import json
     import signal
@@ -124,6 +135,11 @@ def deblur(
     record_dir = output if not (len(jobs) == 1 and jobs[0].dst == output) else output.parent
     info = _run_info(model, deblurrer, tile_size, tile_overlap)
     record = write_run_record(record_dir, info, outcome)
+    scores = _score_against(gt, jobs, outcome, quiet or json_out) if gt is not None else None
+    if scores is not None:
+        info["scores"] = scores.summary()
+        info["scores"]["protocol"] = scores.protocol
+        record = write_run_record(record_dir, info, outcome)
     done = sum(r.status == "done" for r in outcome.results)
     skipped = sum(r.status == "skipped" for r in outcome.results)
     summary = {
@@ -134,6 +150,8 @@ def deblur(
         "failures": [r.error for r in outcome.failed],
         "record": str(record),
     }
+    if scores is not None:
+        summary["scores"] = scores.summary()
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     elif not quiet:
@@ -143,6 +161,48 @@ def deblur(
         for r in outcome.failed:
             typer.echo(f"  failed: {r.error}", err=True)
     raise typer.Exit(EXIT_FAILED if outcome.failed else EXIT_OK)
+
+
+def _score_against(gt: Path, jobs, outcome, quiet: bool):
+    """Score every written output, and its input, against the ground truth matched by path or stem."""
+    from ..metrics import Protocol
+    from ..report import ScoreReport
+    from ..scoring import Pair, list_images, score_pairs
+    from . import render
+
+    truths = {p.relative_to(gt).with_suffix("").as_posix(): p for p in list_images(gt)}
+    ok = {r.output for r in outcome.results if r.status in ("done", "skipped")}
+    pairs, inputs, missing = [], {}, []
+    for job in jobs:
+        if str(job.dst) not in ok:
+            continue
+        target = _match_truth(job.src, truths)
+        if target is None:
+            missing.append(str(job.src))
+            continue
+        pairs.append(Pair(str(job.dst), job.dst, target))
+        inputs[str(job.dst)] = job.src
+    protocol = Protocol()
+    report = ScoreReport(protocol.describe(), unmatched_pred=missing)
+    report.rows = list(score_pairs(pairs, protocol, inputs=inputs))
+    for row in report.failed:
+        typer.echo(f"algnet: not scored: {row.error}", err=True)
+    for m in missing:
+        typer.echo(f"algnet: no ground truth for {m}", err=True)
+    if not quiet and report.rows:
+        render.score_table(report)
+    return report
+
+
+def _match_truth(src: Path, truths: dict[str, Path]) -> Path | None:
+    """The ground truth whose relative path (without suffix) ends the input's path, the longest such
+    match; else the only one with the same stem."""
+    src_key = "/" + src.with_suffix("").as_posix()
+    hits = [k for k in truths if src_key.endswith("/" + k)]
+    if hits:
+        return truths[max(hits, key=len)]
+    same = [p for k, p in truths.items() if k.rsplit("/", 1)[-1] == src.stem]
+    return same[0] if len(same) == 1 else None
 
 
 def _raise_interrupt(signum, frame):
