@@ -77,6 +77,7 @@ def to_y(img: np.ndarray, data_range: float) -> np.ndarray:
 
 
 def _prepare(pred, gt, data_range, crop_border, y_channel):
+    """Check shapes, pick the data range, take luma and crop borders as asked (dtype unchanged)."""
     _check(pred, gt)
     data_range = float(data_range if data_range is not None else _default_range(gt))
     if y_channel:
@@ -86,7 +87,7 @@ def _prepare(pred, gt, data_range, crop_border, y_channel):
     if crop_border:
         c = crop_border
         pred, gt = pred[c:-c, c:-c, ...], gt[c:-c, c:-c, ...]
-    return pred.astype(np.float64, copy=False), gt.astype(np.float64, copy=False), data_range
+    return pred, gt, data_range
 
 
 def psnr(
@@ -94,7 +95,7 @@ def psnr(
 ) -> float:
     """Peak signal-to-noise ratio in dB; ``inf`` for identical images."""
     p, g, r = _prepare(pred, gt, data_range, crop_border, y_channel)
-    mse = float(np.mean((p - g) ** 2))
+    mse = float(np.mean((p.astype(np.float64) - g.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(r * r / mse)
 
 
@@ -127,15 +128,7 @@ def ssim(
     pred: np.ndarray, gt: np.ndarray, data_range: float | None = None, crop_border: int = 0, y_channel: bool = False
 ) -> float:
     """Mean SSIM (scikit-image / BasicSR convention): per channel, RADIUS border dropped, averaged."""
-    _check(pred, gt)
-    r = float(data_range if data_range is not None else _default_range(gt))
-    if y_channel:
-        if pred.ndim != 3 or pred.shape[2] < 3:
-            raise PairingError("--y-channel needs RGB images")
-        pred, gt = to_y(pred, r), to_y(gt, r)
-    if crop_border:
-        c = crop_border
-        pred, gt = pred[c:-c, c:-c, ...], gt[c:-c, c:-c, ...]
+    pred, gt, r = _prepare(pred, gt, data_range, crop_border, y_channel)
     h, w = pred.shape[:2]
     if min(h, w) <= 2 * RADIUS:
         raise PairingError(f"image of {w}x{h} is too small for an 11x11 SSIM window")

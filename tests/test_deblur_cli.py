@@ -37,6 +37,34 @@ def _deblur(*args, **kw):
     )
 
 
+def _start(src, out, checkpoint, *extra):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "algnet_cli",
+            "deblur",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            str(checkpoint),
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_outputs(out, count):
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("[0-9]*.png"))) < count:
+        time.sleep(0.05)
+
+
 def make_folder(root):
     root.mkdir()
     rgb = data.astronaut()[100:140, 150:206]  # 40 x 56
@@ -124,28 +152,8 @@ def test_interrupted_run_leaves_no_partial_output_and_resumes(tmp_path, checkpoi
     rgb = data.astronaut()
     for i in range(12):
         cv2.imwrite(str(src / f"{i:02d}.png"), cv2.cvtColor(np.roll(rgb, i * 7, axis=1)[:256, :256], cv2.COLOR_RGB2BGR))
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "algnet_cli",
-            "deblur",
-            str(src),
-            "-o",
-            str(out),
-            "--model",
-            str(checkpoint),
-            "--device",
-            "cpu",
-            "--no-tlc",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("[0-9]*.png"))) < 2:
-        time.sleep(0.05)
+    p = _start(src, out, checkpoint, "--no-tlc")
+    _wait_for_outputs(out, 2)
     p.send_signal(signal.SIGKILL)
     p.wait()
     written = sorted(out.glob("[0-9]*.png"))
@@ -165,27 +173,8 @@ def test_sigint_cleans_up(tmp_path, checkpoint):
     src.mkdir()
     for i in range(6):
         cv2.imwrite(str(src / f"{i}.png"), data.astronaut()[:256, :256])
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "algnet_cli",
-            "deblur",
-            str(src),
-            "-o",
-            str(out),
-            "--model",
-            str(checkpoint),
-            "--device",
-            "cpu",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("[0-9]*.png")):
-        time.sleep(0.05)
+    p = _start(src, out, checkpoint)
+    _wait_for_outputs(out, 1)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and "interrupted" in err
