@@ -234,21 +234,10 @@ def image_pipeline(deblurrer, quality: int = 95):
 
     def process(decoded: Decoded, job: Job):
         x, alpha, scale, grey = array_to_tensor(decoded.pixels)
-        runner = deblurrer.runner
-        tile = runner.plan_tile(*x.shape[-2:])
-        y = runner.restore(x)
-        return tensor_to_array(y, alpha, scale, grey, decoded.pixels.dtype), (
-            0 if not tile else _count_tiles(x, tile, runner)
-        )
+        y = deblurrer.runner.restore(x)
+        return tensor_to_array(y, alpha, scale, grey, decoded.pixels.dtype), deblurrer.runner.tile_count(*x.shape[-2:])
 
     def save(job: Job, out, decoded: Decoded) -> None:
         write_image(job.dst, out, quality=quality, meta=decoded.meta)
 
     return load, process, save
-
-
-def _count_tiles(x, tile: int, runner) -> int:
-    from .tiling import tiles_2d
-
-    h, w = x.shape[-2:]
-    return len(tiles_2d(h, w, tile, min(runner.options.tile_overlap, tile // 2))) if tile < max(h, w) else 0

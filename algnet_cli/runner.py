@@ -121,6 +121,16 @@ class Runner:
         side = int(math.sqrt(budget / (self.model.config.width * BYTES_PER_PIXEL_PER_WIDTH)))
         return max(MIN_TILE, side - side % 16)
 
+    def _overlap(self, tile: int) -> int:
+        return min(self.options.tile_overlap, tile // 2)
+
+    def tile_count(self, height: int, width: int) -> int:
+        """How many tiles :meth:`restore` will cut an image of this size into (0: whole image)."""
+        tile = self.plan_tile(height, width)
+        if not tile or (tile >= height and tile >= width):
+            return 0
+        return len(tiles_2d(height, width, tile, self._overlap(tile)))
+
     def restore(self, images: torch.Tensor) -> torch.Tensor:
         """Whole or tiled as planned; (B, C, H, W) in [0, 1] -> (B, C, H, W) float32 on the CPU, unclamped."""
         h, w = images.shape[-2:]
@@ -137,7 +147,7 @@ class Runner:
 
     def _tiled(self, images: torch.Tensor, tile: int) -> torch.Tensor:
         b, c, h, w = images.shape
-        overlap = min(self.options.tile_overlap, tile // 2)
+        overlap = self._overlap(tile)
         out = torch.zeros(b, c, h, w)
         weight_sum = torch.zeros(h, w)
         for top, left, th, tw in tiles_2d(h, w, tile, overlap):

@@ -61,3 +61,11 @@ def test_auto_tiles_only_above_the_budget():
     side = runner.plan_tile(2000, 3000)
     assert 64 <= side < 2000 and side % 16 == 0
     assert runner.estimate_bytes(side, side) <= 0.01 * 2**30
+
+
+def test_tile_count_follows_the_plan():
+    net = SmallReceptiveField()
+    assert Runner(net, RunOptions(device="cpu", tile=0)).tile_count(150, 170) == 0
+    assert Runner(net, RunOptions(device="cpu", tile=256)).tile_count(150, 170) == 0
+    runner = Runner(net, RunOptions(device="cpu", tile=64, tile_overlap=16))
+    assert runner.tile_count(150, 170) == len(tiles_2d(150, 170, 64, 16)) == 12

@@ -242,21 +242,16 @@ def _print_plan(jobs, runner) -> None:
 
 
 def _run_info(model_source, deblurrer, tile, overlap) -> dict:
-    import hashlib
-
     import torch
 
+    from ..fileio import sha256_file
     from ..ops import resolve_backend
 
-    digest = hashlib.sha256()
-    with open(model_source, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
     runner = deblurrer.runner
     return {
         "model": {
             "source": str(model_source),
-            "sha256": digest.hexdigest(),
+            "sha256": sha256_file(model_source),
             "config": deblurrer.model.config.to_dict(),
             "tlc": list(deblurrer.model.tlc_train_size) if deblurrer.model.tlc_train_size else None,
         },

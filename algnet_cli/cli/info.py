@@ -20,18 +20,13 @@ def info(
 
       algnet info ALGNet_GoPro.pth
     """
-    import hashlib
-
+    from ..fileio import sha256_file
     from ..model.checkpoint import infer_config, read_checkpoint
 
     sd = read_checkpoint(checkpoint)
     config = infer_config(sd, str(checkpoint))
-    digest = hashlib.sha256()
-    with open(checkpoint, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
     typer.echo(f"file         {checkpoint}")
-    typer.echo(f"sha256       {digest.hexdigest()}")
+    typer.echo(f"sha256       {sha256_file(checkpoint)}")
     typer.echo(f"config       {config.describe()}")
     typer.echo(f"tensors      {len(sd)}")
     typer.echo(f"parameters   {sum(v.numel() for v in sd.values()):,}")
