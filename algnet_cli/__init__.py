@@ -15,23 +15,29 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Deblurrer", "__version__", "load_model", "restore"]
 
 
-def load_model(source, *, device="cpu", tlc: bool | int = False, scan: str = "auto") -> ALGNet:
-    """Load an ALGNet from a checkpoint and return it in eval mode.
+def load_model(
+    source, *, device="cpu", tlc: bool | int = False, scan: str = "auto", cache_dir=None, offline: bool | None = None
+) -> ALGNet:
+    """Load an ALGNet and return it in eval mode.
 
-    source: a path to a ``.safetensors`` or ``.pth`` checkpoint (official layouts and trainer
-    wrappers accepted; the configuration is read off the tensors). device: where the model goes.
+    source: a registry name, ``hf://owner/repo[@revision]/file.safetensors`` (downloaded into the
+    cache, sha256-checked), or a path to a ``.safetensors`` or ``.pth`` checkpoint (official layouts
+    and trainer wrappers accepted; the configuration is read off the tensors). cache_dir/offline:
+    where Hub downloads live, and whether to use only the cache (default: ``HF_HUB_OFFLINE``).
+    device: where the model goes.
     tlc: the test-time local converter; True for the official training size 256, an int for
     another size, False for plain global pooling. scan: the selective-scan backend ('auto',
     'chunked', 'reference', 'triton', 'mamba').
     """
     import torch
 
+    from .hub import resolve
     from .model.checkpoint import load_checkpoint
     from .ops import resolve_backend
 
     device = torch.device(device)
     resolve_backend(scan, device.type)  # fail now, with a clear message, if it cannot run there
-    model = load_checkpoint(source)
+    model = load_checkpoint(resolve(source, cache=cache_dir, offline=offline))
     model.set_scan_backend(None if scan == "auto" else scan)
     model.set_tlc((256 if tlc is True else int(tlc)) if tlc else None)
     return model.to(device).eval()

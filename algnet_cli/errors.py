@@ -57,3 +57,15 @@ class ImageWriteError(AlgnetError, OSError):
 
 class PairingError(AlgnetError, ValueError):
     """Predictions and ground truths cannot be paired or compared."""
+
+
+class ModelNotFoundError(AlgnetError, FileNotFoundError):
+    """A model name, Hub reference or path that cannot be found (or not offline)."""
+
+
+class DownloadError(AlgnetError, OSError):
+    """A download failed: network, timeout, server error."""
+
+
+class IntegrityError(AlgnetError, ValueError):
+    """A downloaded file's sha256 does not match the expected one."""

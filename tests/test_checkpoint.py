@@ -155,10 +155,10 @@ def test_load_model_api(tmp_path, weights):
 def test_cli_info_and_clean_errors(tmp_path, weights):
     save_safetensors(weights, tmp_path / "m.safetensors")
     run = lambda *a: subprocess.run([sys.executable, "-m", "algnet_cli", *a], capture_output=True, text=True)
-    out = run("info", str(tmp_path / "m.safetensors"))
+    out = run("models", "info", str(tmp_path / "m.safetensors"))
     assert out.returncode == 0, out.stderr
     assert "width 8, enc [1,0,2,1], middle 2, dec [1,2,0,1], d_state 8" in out.stdout
     (tmp_path / "bad.pth").write_text("garbage")
-    out = run("info", str(tmp_path / "bad.pth"))
+    out = run("models", "info", str(tmp_path / "bad.pth"))
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "bad.pth" in out.stderr and "Traceback" not in out.stderr

@@ -9,7 +9,7 @@ import typer
 from .. import __version__
 from .deblur import deblur
 from .doctor import doctor
-from .info import info
+from .models import app as models_app
 from .score import score
 
 app = typer.Typer(
@@ -18,7 +18,7 @@ app = typer.Typer(
     "Examples:\n\n"
     "  algnet deblur photos/ -o sharp/ --model ALGNet_GoPro.pth\n\n"
     "  algnet doctor\n\n"
-    "  algnet info checkpoint.pth\n\n"
+    "  algnet models import ALGNet_GoPro.pth --name gopro\n\n"
     "  algnet score restored/ ground_truth/ --markdown scores.md",
     no_args_is_help=True,
     add_completion=False,
@@ -43,5 +43,5 @@ def main(
 
 app.command(help=deblur.__doc__)(deblur)
 app.command(help=doctor.__doc__)(doctor)
-app.command(help=info.__doc__)(info)
+app.add_typer(models_app)
 app.command(help=score.__doc__)(score)

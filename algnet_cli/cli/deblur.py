@@ -8,14 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import EXIT_FAILED, EXIT_OK, handle_errors
-from .options import Quiet
+from .options import CacheDir, Offline, Quiet
 
 
 @handle_errors
 def deblur(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or globs.", metavar="INPUT...")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (or a file name for a single input).")],
-    model: Annotated[Optional[str], typer.Option(help="Checkpoint: a .safetensors or .pth path.")] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="A registry name, hf://owner/repo[@rev]/file, or a .safetensors/.pth path.")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto (bf16 on capable GPUs, else fp32), fp32, bf16 or fp16.")
@@ -59,6 +61,8 @@ def deblur(
             file_okay=False,
         ),
     ] = None,
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
     quiet: Quiet = False,
 ) -> None:
     """Deblur images: every INPUT image gets a sharp copy in the output folder.
@@ -92,16 +96,18 @@ def deblur(
         raise UsageError(f"unknown --format {fmt!r}; use keep, {', '.join(FORMATS)}")
     tile_size = _parse_tile(tile)
     if model is None:
-        raise UsageError("no model given: pass --model PATH (a .safetensors or an official .pth checkpoint)")
+        raise UsageError("no model given: pass --model with a registry name, an hf:// reference or a checkpoint path")
     found, not_images = discover(inputs, recursive)
     if not found:
         raise UsageError("no input images found")
     jobs = plan_jobs(found, output, fmt, suffix)
 
     from ..api import Deblurrer
+    from ..hub import resolve
 
+    model_path = resolve(model, cache=cache_dir, offline=offline or None, quiet=quiet or json_out)
     deblurrer = Deblurrer(
-        model,
+        str(model_path),
         device=device,
         precision=precision,
         tlc=tlc,
@@ -133,7 +139,7 @@ def deblur(
         outcome = run_batch(jobs, process, load, save, skip_existing=skip_existing, on_result=on_result)
     outcome.not_images = not_images
     record_dir = output if not (len(jobs) == 1 and jobs[0].dst == output) else output.parent
-    info = _run_info(model, deblurrer, tile_size, tile_overlap)
+    info = _run_info(model, model_path, deblurrer, tile_size, tile_overlap)
     record = write_run_record(record_dir, info, outcome)
     scores = _score_against(gt, jobs, outcome, quiet or json_out) if gt is not None else None
     if scores is not None:
@@ -241,7 +247,7 @@ def _print_plan(jobs, runner) -> None:
     typer.echo(f"device {runner.device}, precision {runner.precision_name}")
 
 
-def _run_info(model_source, deblurrer, tile, overlap) -> dict:
+def _run_info(model_source, model_path, deblurrer, tile, overlap) -> dict:
     import torch
 
     from ..fileio import sha256_file
@@ -251,7 +257,8 @@ def _run_info(model_source, deblurrer, tile, overlap) -> dict:
     return {
         "model": {
             "source": str(model_source),
-            "sha256": sha256_file(model_source),
+            "path": str(model_path),
+            "sha256": sha256_file(model_path),
             "config": deblurrer.model.config.to_dict(),
             "tlc": list(deblurrer.model.tlc_train_size) if deblurrer.model.tlc_train_size else None,
         },

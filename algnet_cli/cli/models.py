@@ -1,0 +1,179 @@
+"""``algnet models``: the registry, the Hub cache, importing official checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import handle_errors
+from .options import CacheDir, Offline
+
+app = typer.Typer(
+    name="models",
+    help="List, download, inspect, import and remove models.\n\n"
+    "Examples:\n\n"
+    "  algnet models list\n\n"
+    "  algnet models pull hf://owner/repo/algnet.safetensors\n\n"
+    "  algnet models import ALGNet_GoPro.pth --name gopro\n\n"
+    "  algnet models info gopro",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@app.command("list")
+@handle_errors
+def list_models(cache_dir: CacheDir = None) -> None:
+    """Registered models: name, source, size, and whether they are in the cache.
+
+    Example:
+
+      algnet models list
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..hub import cached_file, registry, user_registry_path
+
+    entries = registry()
+    table = Table(title=f"models (user registry: {user_registry_path()})")
+    for col in ("name", "source", "size", "cached", "licence"):
+        table.add_column(col)
+    for e in entries:
+        path = cached_file(e.name, cache_dir)
+        size = f"{path.stat().st_size / 2**20:.1f} MiB" if path else "-"
+        table.add_row(e.name, e.source, size, "yes" if path else "no", e.licence or "-")
+    Console().print(table)
+    if not entries:
+        typer.echo("no models registered yet: `algnet models import CHECKPOINT --name NAME` adds one", err=True)
+
+
+@app.command()
+@handle_errors
+def pull(
+    ref: Annotated[str, typer.Argument(help="A registry name or hf://owner/repo[@revision]/file.")],
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
+) -> None:
+    """Download a model into the cache (sha256-checked) and print its local path.
+
+    Example:
+
+      algnet models pull hf://owner/repo@v1/algnet.safetensors
+    """
+    from ..hub import resolve
+
+    typer.echo(str(resolve(ref, cache=cache_dir, offline=offline or None)))
+
+
+@app.command()
+@handle_errors
+def info(
+    ref: Annotated[str, typer.Argument(help="A registry name, hf:// reference or checkpoint path.")],
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
+) -> None:
+    """Inferred configuration, parameter count, sha256 and licence of a model.
+
+    Example:
+
+      algnet models info ALGNet_GoPro.pth
+    """
+    from ..fileio import sha256_file
+    from ..hub import find_entry, resolve
+    from ..model.checkpoint import infer_config, read_checkpoint
+
+    path = resolve(ref, cache=cache_dir, offline=offline or None)
+    sd = read_checkpoint(path)
+    config = infer_config(sd, str(path))
+    entry = find_entry(ref)
+    typer.echo(f"file         {path}")
+    typer.echo(f"sha256       {sha256_file(path)}")
+    typer.echo(f"config       {config.describe()}")
+    typer.echo(f"tensors      {len(sd)}")
+    typer.echo(f"parameters   {sum(v.numel() for v in sd.values()):,}")
+    if entry is not None:
+        typer.echo(f"licence      {entry.licence or 'unknown'}")
+        if entry.description:
+            typer.echo(f"description  {entry.description}")
+        for k, v in entry.benchmarks.items():
+            typer.echo(f"benchmark    {k}: {v}")
+
+
+@app.command("import")
+@handle_errors
+def import_model(
+    checkpoint: Annotated[Path, typer.Argument(help="A .pth/.pt/.safetensors ALGNet checkpoint (any trainer layout).")],
+    name: Annotated[str, typer.Option(help="Registry name to give it.")],
+    licence: Annotated[str, typer.Option(help="Licence of the weights, recorded in the registry.")] = "",
+    description: Annotated[str, typer.Option(help="A line about the weights.")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Replace an entry of the same name.")] = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Convert a checkpoint to .safetensors in the cache and register it under NAME.
+
+    Official .pth files load with torch.load(weights_only=True): nothing but tensors is read.
+
+    Example:
+
+      algnet models import ALGNet_GoPro.pth --name gopro --licence "see github.com/Tombs98/ALGNet"
+    """
+    import re
+
+    from ..errors import UsageError
+    from ..fileio import atomic_write, sha256_file
+    from ..hub import RegistryEntry, find_entry, imported_dir, save_user_entry
+    from ..model.checkpoint import infer_config, read_checkpoint, save_safetensors
+
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+        raise UsageError(f"{name!r}: a model name is letters, digits, '.', '_' and '-'")
+    if find_entry(name) is not None and not force:
+        raise UsageError(f"a model named {name!r} is already registered; use --force to replace it")
+    sd = read_checkpoint(checkpoint)
+    config = infer_config(sd, str(checkpoint))
+    dst = imported_dir(cache_dir) / f"{name}.safetensors"
+    atomic_write(dst, lambda p: save_safetensors(sd, p, metadata={"source": str(checkpoint)}))
+    entry = RegistryEntry(
+        name=name,
+        source=str(dst.resolve()),
+        sha256=sha256_file(dst),
+        config=config.to_dict(),
+        licence=licence,
+        description=description or f"imported from {checkpoint.name}",
+    )
+    save_user_entry(entry)
+    typer.echo(f"registered {name}: {config.describe()} -> {dst}")
+
+
+@app.command()
+@handle_errors
+def rm(
+    name: Annotated[str, typer.Argument(help="Registry name.")],
+    cache_dir: CacheDir = None,
+) -> None:
+    """Remove a model: its user-registry entry and its cached file.
+
+    Example:
+
+      algnet models rm gopro
+    """
+    import os
+
+    from ..errors import ModelNotFoundError
+    from ..hub import cached_file, find_entry, remove_user_entry
+
+    entry = find_entry(name)
+    if entry is None:
+        raise ModelNotFoundError(f"{name}: no registered model of that name")
+    path = cached_file(name, cache_dir)
+    if path is not None:
+        real = Path(os.path.realpath(path))
+        path.unlink(missing_ok=True)
+        real.unlink(missing_ok=True)
+    removed = remove_user_entry(name)
+    if removed is None and entry.builtin:
+        typer.echo(f"{name} ships with algnet-cli: its cached file was removed, the entry stays")
+    else:
+        typer.echo(f"removed {name}" + (f" and {path}" if path else ""))

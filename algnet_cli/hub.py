@@ -1,0 +1,257 @@
+"""Where weights come from: model references, the registry, the Hugging Face Hub cache, integrity.
+
+Deciding where a model comes from (:func:`parse_ref`, :func:`find_entry`) is pure; fetching
+(:func:`resolve`) is separate. No torch here.
+
+A model reference is one of:
+- a registry name (``algnet models list``);
+- ``hf://owner/repo[@revision]/path/to/file.safetensors`` (or ``.pth``);
+- a local file path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import DownloadError, IntegrityError, ModelNotFoundError, UsageError
+from .fileio import atomic_write_text, sha256_file
+
+CACHE_ENV = "ALGNET_CACHE_DIR"
+CONFIG_ENV = "ALGNET_CONFIG_DIR"
+HF_PREFIX = "hf://"
+_HF_RX = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[^/]+))?/(?P<path>.+)$")
+_SHA256_RX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class HubRef:
+    repo_id: str
+    filename: str
+    revision: str = "main"
+
+    def __str__(self) -> str:
+        rev = "" if self.revision == "main" else f"@{self.revision}"
+        return f"{HF_PREFIX}{self.repo_id}{rev}/{self.filename}"
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """A named model: where it comes from and what its card says."""
+
+    name: str
+    source: str  # hf://..., or a path (relative paths are relative to the registry file)
+    sha256: str | None = None
+    revision: str | None = None  # pins an hf:// source
+    config: dict = field(default_factory=dict)
+    licence: str = ""
+    description: str = ""
+    benchmarks: dict = field(default_factory=dict)
+    builtin: bool = False
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("builtin")
+        return d
+
+
+def parse_ref(ref: str) -> HubRef | None:
+    """The Hub reference in ``ref``, or None when it is not an ``hf://`` reference."""
+    if not ref.startswith(HF_PREFIX):
+        return None
+    m = _HF_RX.match(ref)
+    if not m:
+        raise UsageError(f"{ref}: a Hub reference looks like hf://owner/repo[@revision]/file.safetensors")
+    return HubRef(m["repo"], m["path"], m["rev"] or "main")
+
+
+def cache_dir(override: str | Path | None = None) -> Path:
+    if override:
+        return Path(override)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("algnet-cli"))
+
+
+def config_dir() -> Path:
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("algnet-cli"))
+
+
+def user_registry_path() -> Path:
+    return config_dir() / "models.json"
+
+
+BUILTIN_REGISTRY = Path(__file__).with_name("registry.json")
+
+
+def _read_registry(path: Path, builtin: bool) -> list[RegistryEntry]:
+    if not path.is_file():
+        return []
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))["models"]
+        entries = []
+        for item in items:
+            src = item["source"]
+            if not src.startswith(HF_PREFIX) and not Path(src).is_absolute():
+                item = {**item, "source": str(path.parent / src)}
+            entries.append(RegistryEntry(**item, builtin=builtin))
+        return entries
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{path}: not a valid model registry ({e})") from None
+
+
+def registry() -> list[RegistryEntry]:
+    """Built-in entries, then the user's (a user entry with a built-in name replaces it)."""
+    entries = {e.name: e for e in _read_registry(BUILTIN_REGISTRY, True)}
+    entries.update({e.name: e for e in _read_registry(user_registry_path(), False)})
+    return list(entries.values())
+
+
+def find_entry(name: str) -> RegistryEntry | None:
+    return next((e for e in registry() if e.name == name), None)
+
+
+def save_user_entry(entry: RegistryEntry) -> None:
+    path = user_registry_path()
+    entries = [e for e in _read_registry(path, False) if e.name != entry.name] + [entry]
+    atomic_write_text(path, json.dumps({"models": [e.to_json() for e in entries]}, indent=2))
+
+
+def remove_user_entry(name: str) -> RegistryEntry | None:
+    path = user_registry_path()
+    entries = _read_registry(path, False)
+    gone = next((e for e in entries if e.name == name), None)
+    if gone is not None:
+        atomic_write_text(path, json.dumps({"models": [e.to_json() for e in entries if e.name != name]}, indent=2))
+    return gone
+
+
+def offline_default() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve(
+    ref: str | Path, *, cache: str | Path | None = None, offline: bool | None = None, quiet: bool = False
+) -> Path:
+    """A local file for a model reference, downloading it into the cache when needed.
+
+    Registry entries are pinned and checked against their sha256; Hub files are checked against
+    the sha256 the Hub gives as their ETag (LFS files). A mismatch deletes the download.
+    """
+    offline = offline_default() if offline is None else offline
+    ref = str(ref)
+    entry = None if ref.startswith(HF_PREFIX) else find_entry(ref)
+    if entry is None and not ref.startswith(HF_PREFIX):
+        path = Path(ref).expanduser()
+        if path.is_file():
+            return path
+        names = ", ".join(e.name for e in registry()) or "none"
+        raise ModelNotFoundError(f"{ref}: no such file and no registered model of that name (registered: {names})")
+    source = entry.source if entry else ref
+    hub = parse_ref(source)
+    if hub is None:  # a registry entry pointing at a local file
+        path = Path(source)
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"{ref}: registered file {path} is missing; import it again or `algnet models rm {ref}`"
+            )
+        _verify(path, entry.sha256 if entry else None, ref, delete=False)
+        return path
+    if entry and entry.revision:
+        hub = HubRef(hub.repo_id, hub.filename, entry.revision)
+    path = _download(hub, cache_dir(cache), offline, quiet)
+    expected = entry.sha256 if entry and entry.sha256 else _lfs_sha(path)
+    _verify(path, expected, str(hub), delete=True)
+    return path
+
+
+def _lfs_sha(path: Path) -> str | None:
+    """The Hub names a cached blob after its ETag, which is the sha256 for LFS files."""
+    blob = Path(os.path.realpath(path)).name
+    return blob if _SHA256_RX.match(blob) else None
+
+
+def _verify(path: Path, expected: str | None, label: str, delete: bool) -> None:
+    if not expected:
+        return
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        if delete:
+            real = Path(os.path.realpath(path))
+            path.unlink(missing_ok=True)
+            real.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"{label}: sha256 mismatch (expected {expected[:12]}..., got {actual[:12]}...)"
+            + ("; the corrupt download was deleted, try again" if delete else "")
+        )
+
+
+def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from huggingface_hub import errors as hf
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(
+            hub.repo_id,
+            hub.filename,
+            revision=hub.revision,
+            cache_dir=str(cache),
+            local_files_only=offline,
+            endpoint=os.environ.get("HF_ENDPOINT") or None,
+            tqdm_class=None if not quiet else _SilentTqdm(),
+        )
+    except hf.RepositoryNotFoundError:
+        raise ModelNotFoundError(
+            f"{hub}: the Hub has no repository {hub.repo_id} (or it is private: log in with `hf auth login`)"
+        ) from None
+    except hf.RevisionNotFoundError:
+        raise ModelNotFoundError(f"{hub}: repository {hub.repo_id} has no revision {hub.revision!r}") from None
+    except hf.LocalEntryNotFoundError:
+        if offline:
+            raise ModelNotFoundError(
+                f"{hub}: not in the cache ({cache}) and offline mode forbids downloading; "
+                "run `algnet models pull` once with network access, or drop --offline / HF_HUB_OFFLINE"
+            ) from None
+        raise DownloadError(
+            f"{hub}: could not reach the Hub (no network or a timeout); check the connection or use --offline with a cached model"
+        ) from None
+    except hf.EntryNotFoundError:
+        raise ModelNotFoundError(f"{hub}: repository {hub.repo_id}@{hub.revision} has no file {hub.filename}") from None
+    except hf.HfHubHTTPError as e:
+        raise DownloadError(f"{hub}: the Hub answered with an error ({str(e).splitlines()[0][:160]})") from None
+    except (OSError, TimeoutError) as e:
+        raise DownloadError(f"{hub}: download failed ({type(e).__name__}: {str(e)[:160]}); check the network") from None
+    return Path(path)
+
+
+def _SilentTqdm():
+    from tqdm.auto import tqdm
+
+    class Silent(tqdm):
+        def __init__(self, *a, **k):
+            k["disable"] = True
+            super().__init__(*a, **k)
+
+    return Silent
+
+
+def cached_file(ref: str, cache: str | Path | None = None) -> Path | None:
+    """The cached file for a reference or registry name, if present (no network)."""
+    try:
+        return resolve(ref, cache=cache, offline=True, quiet=True)
+    except (ModelNotFoundError, IntegrityError, DownloadError):
+        return None
+
+
+def imported_dir(cache: str | Path | None = None) -> Path:
+    return cache_dir(cache) / "imported"

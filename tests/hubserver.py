@@ -1,0 +1,94 @@
+"""A loopback HTTP server that answers like the Hugging Face Hub's file endpoints.
+
+HEAD/GET {endpoint}/{repo_id}/resolve/{revision}/{filename}: 200 with X-Repo-Commit, ETag
+(the sha256 of the bytes, as for LFS files) and Content-Length, or 404 with X-Error-Code
+RepoNotFound / RevisionNotFound / EntryNotFound. Every request is logged so tests can assert
+exactly what was fetched. ``corrupt`` serves other bytes of the same length under the right ETag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+
+class FakeHub:
+    def __init__(self):
+        self.repos: dict[str, dict[str, dict[str, bytes]]] = {}  # repo -> commit -> filename -> bytes
+        self.branches: dict[str, dict[str, str]] = {}  # repo -> branch -> commit
+        self.log: list[tuple[str, str]] = []
+        self.corrupt: set[str] = set()
+        self._server = None
+
+    def add(self, repo: str, filename: str, data: bytes, commit: str = "a" * 40, branch: str = "main") -> str:
+        self.repos.setdefault(repo, {}).setdefault(commit, {})[filename] = data
+        self.branches.setdefault(repo, {})[branch] = commit
+        return hashlib.sha256(data).hexdigest()
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def requests(self, method: str | None = None) -> list[tuple[str, str]]:
+        return [r for r in self.log if method is None or r[0] == method]
+
+    def start(self) -> FakeHub:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, send_body: bool):
+                hub.log.append((self.command, self.path))
+                parts = unquote(self.path.split("?")[0]).lstrip("/").split("/")
+                if len(parts) < 5 or parts[2] != "resolve":
+                    return self._error(404, "RepoNotFound", b"")
+                repo, rev, filename = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
+                if repo not in hub.repos:
+                    return self._error(404, "RepoNotFound", b"")
+                commit = hub.branches[repo].get(rev, rev)
+                if commit not in hub.repos[repo]:
+                    return self._error(404, "RevisionNotFound", b"")
+                files = hub.repos[repo][commit]
+                if filename not in files:
+                    return self._error(404, "EntryNotFound", commit.encode())
+                data = files[filename]
+                etag = hashlib.sha256(data).hexdigest()
+                body = bytes(len(data)) if filename in hub.corrupt else data
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", commit)
+                self.send_header("ETag", f'"{etag}"')
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(body)
+
+            def _error(self, code, error_code, commit):
+                self.send_response(code)
+                self.send_header("X-Error-Code", error_code)
+                self.send_header("X-Error-Message", error_code)
+                if commit:
+                    self.send_header("X-Repo-Commit", commit.decode())
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_HEAD(self):
+                self._answer(False)
+
+            def do_GET(self):
+                self._answer(True)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
