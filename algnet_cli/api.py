@@ -58,7 +58,7 @@ class Deblurrer:
 
     def __init__(
         self,
-        model,
+        model="default",
         *,
         device: str = "auto",
         precision: str = "auto",

@@ -109,6 +109,22 @@ def _read_registry(path: Path, builtin: bool) -> list[RegistryEntry]:
         raise UsageError(f"{path}: not a valid model registry ({e})") from None
 
 
+DEFAULT = "default"
+
+
+def default_model_name() -> str | None:
+    """The model that ``default`` names: the user registry's choice, else the built-in one."""
+    for path in (user_registry_path(), BUILTIN_REGISTRY):
+        if path.is_file():
+            try:
+                name = json.loads(path.read_text(encoding="utf-8")).get("default")
+            except ValueError:
+                continue
+            if name:
+                return name
+    return None
+
+
 def registry() -> list[RegistryEntry]:
     """Built-in entries, then the user's (a user entry with a built-in name replaces it)."""
     entries = {e.name: e for e in _read_registry(BUILTIN_REGISTRY, True)}
@@ -117,13 +133,15 @@ def registry() -> list[RegistryEntry]:
 
 
 def find_entry(name: str) -> RegistryEntry | None:
+    if name == DEFAULT:
+        name = default_model_name() or name
     return next((e for e in registry() if e.name == name), None)
 
 
 def save_user_entry(entry: RegistryEntry) -> None:
     path = user_registry_path()
     entries = [e for e in _read_registry(path, False) if e.name != entry.name] + [entry]
-    atomic_write_text(path, json.dumps({"models": [e.to_json() for e in entries]}, indent=2))
+    _write_user_registry(path, entries)
 
 
 def remove_user_entry(name: str) -> RegistryEntry | None:
@@ -131,8 +149,14 @@ def remove_user_entry(name: str) -> RegistryEntry | None:
     entries = _read_registry(path, False)
     gone = next((e for e in entries if e.name == name), None)
     if gone is not None:
-        atomic_write_text(path, json.dumps({"models": [e.to_json() for e in entries if e.name != name]}, indent=2))
+        _write_user_registry(path, [e for e in entries if e.name != name])
     return gone
+
+
+def _write_user_registry(path: Path, entries: list[RegistryEntry]) -> None:
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data["models"] = [e.to_json() for e in entries]
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 def offline_default() -> bool:

@@ -216,3 +216,24 @@ def test_gt_scores_outputs_and_inputs(tmp_path, checkpoint):
     assert abs(scores["delta_psnr"] - (scores["psnr"] - scores["input_psnr"])) < 1e-9
     record = json.loads((out / "algnet-run.json").read_text())
     assert record["scores"]["protocol"]["name"] == "basicsr"
+
+
+def test_embedded_default_model_works_offline(tmp_path):
+    import stat
+
+    img = data.astronaut()[:96, :128]
+    cv2.imwrite(str(tmp_path / "x.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    env = dict(
+        os.environ,
+        HF_ENDPOINT="http://127.0.0.1:9",
+        HF_HUB_OFFLINE="1",
+        ALGNET_CACHE_DIR=str(tmp_path / "cache"),
+        ALGNET_CONFIG_DIR=str(tmp_path / "config"),
+    )
+    r = _deblur(tmp_path / "x.png", "-o", tmp_path / "out", "--device", "cpu", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = read_image(tmp_path / "out" / "x.png")
+    assert out.shape == img.shape and np.abs(out.astype(int) - img).mean() > 0.5  # a real model changed it
+    record = json.loads((tmp_path / "out" / "algnet-run.json").read_text())
+    assert record["model"]["source"] == "default" and record["model"]["path"].endswith("algnet-small.safetensors")
+    assert stat.S_IMODE((tmp_path / "out" / "x.png").stat().st_mode) & 0o044  # readable by others, as usual

@@ -11,6 +11,7 @@ from .deblur import deblur
 from .doctor import doctor
 from .models import app as models_app
 from .score import score
+from .train import train
 
 app = typer.Typer(
     name="algnet",
@@ -45,3 +46,4 @@ app.command(help=deblur.__doc__)(deblur)
 app.command(help=doctor.__doc__)(doctor)
 app.add_typer(models_app)
 app.command(help=score.__doc__)(score)
+app.command(help=train.__doc__)(train)

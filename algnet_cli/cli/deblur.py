@@ -16,8 +16,8 @@ def deblur(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or globs.", metavar="INPUT...")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (or a file name for a single input).")],
     model: Annotated[
-        Optional[str], typer.Option(help="A registry name, hf://owner/repo[@rev]/file, or a .safetensors/.pth path.")
-    ] = None,
+        str, typer.Option(help="A registry name, hf://owner/repo[@rev]/file, or a .safetensors/.pth path.")
+    ] = "default",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto (bf16 on capable GPUs, else fp32), fp32, bf16 or fp16.")
@@ -74,6 +74,8 @@ def deblur(
 
     Examples:
 
+      algnet deblur photos/ -o sharp/                        (the embedded default model)
+
       algnet deblur photos/ -o sharp/ --model ALGNet_GoPro.pth
 
       algnet deblur 'shots/*.jpg' -o out/ --model m.safetensors --format png --suffix _sharp
@@ -95,8 +97,6 @@ def deblur(
     if fmt != "keep" and fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; use keep, {', '.join(FORMATS)}")
     tile_size = _parse_tile(tile)
-    if model is None:
-        raise UsageError("no model given: pass --model with a registry name, an hf:// reference or a checkpoint path")
     found, not_images = discover(inputs, recursive)
     if not found:
         raise UsageError("no input images found")

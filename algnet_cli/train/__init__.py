@@ -1,0 +1,1 @@
+"""Training: synthetic blur, paired datasets, the training loop and model export."""

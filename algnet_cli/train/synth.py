@@ -1,0 +1,56 @@
+"""Synthetic blurred/sharp pairs: blur in linear light, Poisson-Gaussian noise, 8-bit, optional JPEG."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import random_kernel
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def blur_linear(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve an sRGB float image (H, W, 3) in [0, 1] with a kernel in linear light; returns sRGB float."""
+    import cv2
+
+    lin = srgb_to_linear(img.astype(np.float32))
+    out = cv2.filter2D(lin, -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT)  # a true convolution
+    return linear_to_srgb(out).astype(np.float32)
+
+
+def make_pair(
+    sharp_region: np.ndarray,
+    rng: np.random.Generator,
+    patch: int,
+    max_kernel: int = 31,
+    jpeg_prob: float = 0.3,
+    mix=None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(blurred, sharp, kernel kind) of one patch, both (patch, patch, 3) float32 in [0, 1].
+
+    ``sharp_region`` is uint8 (patch + 2 * margin) square around the patch, so the patch's borders
+    are blurred by real neighbours; margin = max_kernel // 2 + 1.
+    """
+    import cv2
+
+    kw = {} if mix is None else {"mix": mix}
+    kind, k = random_kernel(rng, max_kernel, **kw)
+    m = (sharp_region.shape[0] - patch) // 2
+    region = sharp_region.astype(np.float32) / 255.0
+    blurred = srgb_to_linear(blur_linear(region, k))
+    a, b = rng.uniform(0, 0.004), rng.uniform(0, 2e-5)  # Poisson-Gaussian, in linear light
+    blurred = blurred + np.sqrt(np.maximum(a * blurred + b, 0)) * rng.standard_normal(blurred.shape).astype(np.float32)
+    blurred8 = np.clip(np.round(linear_to_srgb(blurred) * 255), 0, 255).astype(np.uint8)
+    if rng.uniform() < jpeg_prob:
+        q = int(rng.integers(60, 96))
+        ok, buf = cv2.imencode(".jpg", blurred8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+        blurred8 = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    sl = slice(m, m + patch)
+    return blurred8[sl, sl].astype(np.float32) / 255.0, region[sl, sl], kind
