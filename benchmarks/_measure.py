@@ -13,9 +13,10 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def _child(setup, run, repeats, queue):
+def _child(setup, run, repeats, queue, warmup=True):
     state = setup()
-    run(state)  # warm-up (allocator, first-call costs)
+    if warmup:
+        run(state)  # warm-up (allocator, first-call costs)
     base = _rss_mb()
     before_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times = []
@@ -27,14 +28,15 @@ def _child(setup, run, repeats, queue):
     queue.put((min(times), max(peak, before_peak) - base))
 
 
-def measure(setup, run, repeats: int = 3) -> tuple[float, float]:
+def measure(setup, run, repeats: int = 3, warmup: bool = True) -> tuple[float, float]:
     """Best wall time (s) of ``run(setup())`` and its peak extra resident memory (MiB), in a fresh process.
 
-    The warm-up call raises the high-water mark first, so the peak is that of one call.
+    The warm-up call (skipped with ``warmup=False``) raises the high-water mark first, so the peak
+    is that of one call.
     """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(setup, run, repeats, q))
+    p = ctx.Process(target=_child, args=(setup, run, repeats, q, warmup))
     p.start()
     result = q.get()
     p.join()
