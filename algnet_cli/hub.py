@@ -232,7 +232,7 @@ def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
             cache_dir=str(cache),
             local_files_only=offline,
             endpoint=os.environ.get("HF_ENDPOINT") or None,
-            tqdm_class=None if not quiet else _SilentTqdm(),
+            tqdm_class=None if not quiet else _silent_tqdm(),
         )
     except hf.RepositoryNotFoundError:
         raise ModelNotFoundError(
@@ -258,7 +258,7 @@ def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
     return Path(path)
 
 
-def _SilentTqdm():
+def _silent_tqdm():
     from tqdm.auto import tqdm
 
     class Silent(tqdm):

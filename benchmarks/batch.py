@@ -87,8 +87,10 @@ def main() -> None:
         mp = args.files * 1920 * 1080 / 1e6
         wall, busy = pipeline(paths, tmp / "a", deblurrer)
         seq = sequential(paths, tmp / "b", deblurrer)
-        print(f"  {args.files} x 1920x1080 JPEG: pipeline {mp / wall:.3f} MP/s ({wall:.1f} s), "
-              f"sequential loop {mp / seq:.3f} MP/s ({seq:.1f} s), ratio {seq / wall:.3f}")
+        print(
+            f"  {args.files} x 1920x1080 JPEG: pipeline {mp / wall:.3f} MP/s ({wall:.1f} s), "
+            f"sequential loop {mp / seq:.3f} MP/s ({seq:.1f} s), ratio {seq / wall:.3f}"
+        )
         print(f"  model busy {100 * busy / wall:.1f}% of the pipeline's wall time")
         if not args.skip_24mp:
             from skimage import data
@@ -98,8 +100,10 @@ def main() -> None:
             cv2.imwrite(str(big), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             plan = deblurrer.runner.plan_tile(4000, 6000)
             t, mem = measure(functools.partial(big_setup, str(big)), big_run, repeats=1, warmup=False)
-            print(f"  6000x4000 (24 MP): tiles of {plan} px, {t:.0f} s, peak extra memory {mem / 1024:.2f} GiB"
-                  " (budget 4 GiB, --max-memory)")
+            print(
+                f"  6000x4000 (24 MP): tiles of {plan} px, {t:.0f} s, peak extra memory {mem / 1024:.2f} GiB"
+                " (budget 4 GiB, --max-memory)"
+            )
 
 
 if __name__ == "__main__":

@@ -77,7 +77,6 @@ def test_algnet_tiled_against_whole_is_bounded():
     import math
 
     import cv2
-    import numpy as np
     from skimage import data
 
     from algnet_cli import Deblurrer
