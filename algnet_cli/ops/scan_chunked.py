@@ -10,6 +10,8 @@ once, so memory does not grow with the length, and every factor is a product of
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -35,6 +37,16 @@ def default_sizes(batch: int, dim: int, dstate: int, device_type: str = "cpu") -
     return chunk, block
 
 
+def _steps_first(t: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(b, x, n_chunks * chunk) -> (chunk, b, n_chunks, x), contiguous.
+
+    Contiguous matters: results inherit their inputs' memory order, and the step loops need each
+    step's slice to be one dense run of memory.
+    """
+    b, x, n = t.shape
+    return t.view(b, x, n // chunk, chunk).permute(3, 0, 2, 1).contiguous()
+
+
 def _scan_block(
     u: torch.Tensor,
     dt: torch.Tensor,
@@ -53,10 +65,7 @@ def _scan_block(
     b, d, n = u.shape
     nc = n // chunk
 
-    def steps_first(t: torch.Tensor) -> torch.Tensor:  # (b, x, n) -> (chunk, b, nc, x), contiguous
-        # contiguous matters: results inherit their inputs' memory order, and the loops below
-        # need each step's slice to be one dense run of memory
-        return t.view(t.shape[0], t.shape[1], nc, chunk).permute(3, 0, 2, 1).contiguous()
+    steps_first = functools.partial(_steps_first, chunk=chunk)
 
     dtT = steps_first(dt)
     decay = _decay(dtT, A)  # (chunk, b, nc, d, s)
@@ -87,8 +96,7 @@ def _scan_block_differentiable(
     b, d, n = u.shape
     nc = n // chunk
 
-    def steps_first(t: torch.Tensor) -> torch.Tensor:
-        return t.view(t.shape[0], t.shape[1], nc, chunk).permute(3, 0, 2, 1).contiguous()
+    steps_first = functools.partial(_steps_first, chunk=chunk)
 
     dtT = steps_first(dt)
     exponent = (dtT.unsqueeze(-1) * A).clamp(min=-50.0)
