@@ -28,7 +28,9 @@ class RunOptions:
     channels_last: bool = True  # on CUDA only
     tile: int | None = None  # None: auto (whole image when it fits the budget), 0: whole, N: N x N tiles
     tile_overlap: int = 32
-    max_memory_gb: float | None = None  # memory budget for one image; None: 80% of free GPU memory, 4 GiB on CPU
+    max_memory_gb: float | None = (
+        None  # memory budget for one image; None: 80% of free GPU memory, 3 GiB on CPU (the forward pass; image buffers come on top)
+    )
 
 
 #: peak bytes per input pixel per unit of width, measured (benchmarks/model.py, benchmarks/gpu.py): ~100-115
@@ -103,7 +105,7 @@ class Runner:
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             return 0.8 * free
-        return 4.0 * 2**30
+        return 3.0 * 2**30
 
     def estimate_bytes(self, height: int, width: int, batch: int = 1) -> float:
         """Rough peak memory of one whole-image forward."""

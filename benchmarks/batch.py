@@ -102,7 +102,7 @@ def main() -> None:
             t, mem = measure(functools.partial(big_setup, str(big)), big_run, repeats=1, warmup=False)
             print(
                 f"  6000x4000 (24 MP): tiles of {plan} px, {t:.0f} s, peak extra memory {mem / 1024:.2f} GiB"
-                " (budget 4 GiB, --max-memory)"
+                " (default budget, --max-memory)"
             )
 
 

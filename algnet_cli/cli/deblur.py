@@ -29,7 +29,7 @@ def deblur(
     max_memory: Annotated[
         Optional[float],
         typer.Option(
-            help="Memory budget per image in GiB for --tile auto (default: 4 on CPU, 80% of free GPU memory)."
+            help="Memory budget per image in GiB for --tile auto (default: 3 on CPU, leaving room for image buffers under 4, and 80% of free GPU memory)."
         ),
     ] = None,
     tlc: Annotated[

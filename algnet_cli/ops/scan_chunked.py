@@ -156,6 +156,9 @@ def selective_scan_chunked(
         delta = delta + delta_bias.float()[None, :, None]
     if delta_softplus:
         delta = F.softplus(delta)
+    # steps below 1e-20 change nothing in float32 (their decay rounds to 1, their input to 0);
+    # as exact zeros they keep every later product out of the slow denormal range
+    delta = F.threshold(delta, _NEGLIGIBLE, 0.0)
     A = A.float()
     B = B.float()
     C = C.float()
