@@ -161,3 +161,38 @@ def test_chunked_gradients_equal_the_references():
     assert rel_err(out.detach(), ref_out.detach()) < 1e-5
     for g, r in zip(grads, ref_grads):
         assert rel_err(g, r) < 1e-4
+
+
+def test_training_never_goes_through_the_forward_only_kernel(monkeypatch):
+    """auto skips triton when gradients are needed; explicit triton then refuses instead of detaching."""
+    monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: False)
+    monkeypatch.setattr(dispatch.scan_triton, "available", lambda device_type="cuda": device_type == "cuda")
+    assert dispatch.resolve_backend("auto", "cuda", needs_grad=False) == "triton"
+    assert dispatch.resolve_backend("auto", "cuda", needs_grad=True) == "chunked"
+    with pytest.raises(ScanBackendError, match="forward-only"):
+        dispatch.resolve_backend("triton", "cuda", needs_grad=True)
+    monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: True)
+    assert dispatch.resolve_backend("auto", "cuda", needs_grad=True) == "mamba"
+
+
+def test_selective_scan_with_grad_keeps_gradients_when_triton_is_the_auto_choice(monkeypatch):
+    # pretend the triton kernel is the auto choice on this device (it runs under the interpreter)
+    monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: False)
+    monkeypatch.setattr(
+        dispatch, "available_backends", lambda device_type: dict(reference=True, chunked=True, triton=True, mamba=False)
+    )
+    calls = []
+    real_triton = dispatch._FUNCS["triton"]
+    monkeypatch.setitem(dispatch._FUNCS, "triton", lambda *a: calls.append(1) or real_triton(*a))
+    args = make_inputs(1, 3, 4, 40, seed=5)
+    with torch.no_grad():
+        dispatch.selective_scan(*args, delta_softplus=True, backend="auto")
+    assert calls == [1]  # inference: the fused kernel
+    leaves = [a.clone().requires_grad_(True) for a in args]
+    out = dispatch.selective_scan(*leaves, delta_softplus=True, backend="auto")
+    assert calls == [1]  # training: not the kernel
+    grads = torch.autograd.grad(out.sum(), leaves)
+    ref_leaves = [a.double().clone().requires_grad_(True) for a in args]
+    ref_grads = torch.autograd.grad(selective_scan_reference(*ref_leaves, True).sum(), ref_leaves)
+    for g, r in zip(grads, ref_grads):
+        assert g is not None and rel_err(g, r) < 1e-4

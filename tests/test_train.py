@@ -151,3 +151,26 @@ def test_export_writes_model_and_card(tmp_path, photos):
     card = json.loads((tmp_path / "tiny.card.json").read_text())
     assert card["iterations"] == 2 and card["validation"]["step"] == 2 and len(card["sha256"]) == 64
     assert "Validation PSNR" in (tmp_path / "tiny.card.md").read_text()
+
+
+def test_a_training_step_reaches_every_parameter_the_forward_uses(tmp_path, photos):
+    """Each parameter but the two that upstream never uses (gamma, conv3_2) gets a non-zero gradient,
+    the Mamba internals (A_log, D, dt/x projections, conv1d) included."""
+    trainer = Trainer(_cfg(tmp_path, photos))
+    ds = SyntheticPairs(photos, patch=32, seed=0)
+    blurred = torch.stack([ds[i][0] for i in range(2)])
+    sharp = torch.stack([ds[i][1] for i in range(2)])
+    from algnet_cli.train.loop import multiscale_loss
+
+    model = trainer.model
+    for name, p in model.named_parameters():  # zero-initialised scales would block gradients upstream
+        if name.rsplit(".", 1)[-1] in ("beta", "inside_all", "lamb_g", "lamb_l"):
+            torch.nn.init.normal_(p, std=0.1)
+    multiscale_loss(model(blurred), sharp, 0.1).backward()
+    missing = [
+        name
+        for name, p in model.named_parameters()
+        if ".gamma" not in name and ".conv3_2." not in name and (p.grad is None or not p.grad.any())
+    ]
+    assert missing == []
+    assert any("A_log" in n for n, _ in model.named_parameters())

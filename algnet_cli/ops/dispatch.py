@@ -4,6 +4,10 @@ Backends (same signature): ``reference`` (sequential, the oracle), ``chunked`` (
 PyTorch, any device), ``triton`` (fused GPU kernel), ``mamba`` (mamba-ssm's CUDA kernel).
 ``auto`` takes, for CUDA tensors, mamba if importable, else triton if importable, else chunked;
 for everything else, chunked. The environment variable ``ALGNET_SCAN`` sets the default.
+
+The triton kernel is forward-only. When autograd needs the scan's gradients (training), ``auto``
+skips it (mamba, else chunked), and asking for ``triton`` explicitly is an error rather than a
+silently detached output.
 """
 
 from __future__ import annotations
@@ -44,16 +48,27 @@ def available_backends(device_type: str) -> dict[str, bool]:
     }
 
 
-def resolve_backend(name: str | None, device_type: str) -> str:
-    """Turn a requested backend (None = environment default) into a concrete one for a device type."""
+FORWARD_ONLY = frozenset({"triton"})
+
+
+def resolve_backend(name: str | None, device_type: str, needs_grad: bool = False) -> str:
+    """Turn a requested backend (None = environment default) into a concrete one for a device type.
+
+    ``needs_grad``: the call must be differentiable, which rules out the forward-only kernels.
+    """
     name = (name or default_backend()).lower()
     if name not in BACKENDS:
         raise ScanBackendError(f"unknown scan backend {name!r}; choose one of {', '.join(BACKENDS)}")
     avail = available_backends(device_type)
     if name == "auto":
         for candidate in ("mamba", "triton", "chunked"):
-            if avail[candidate]:
+            if avail[candidate] and not (needs_grad and candidate in FORWARD_ONLY):
                 return candidate
+    if needs_grad and name in FORWARD_ONLY:
+        raise ScanBackendError(
+            f"the {name} scan is forward-only and cannot be trained through; use 'chunked' or 'mamba' "
+            f"(or 'auto') for training"
+        )
     if not avail[name]:
         if name == "mamba":
             raise ScanBackendError(
@@ -85,7 +100,10 @@ def selective_scan(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Selective scan with the chosen backend (shapes: see ``selective_scan_reference``)."""
-    name = resolve_backend(backend, u.device.type)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias)
+    )
+    name = resolve_backend(backend, u.device.type, needs_grad)
     key = (name, u.device.type)
     if key not in _announced:
         _announced.add(key)
