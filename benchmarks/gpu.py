@@ -5,8 +5,13 @@ images per second, peak GPU memory, and the max abs difference / PSNR of its out
 fp32 baseline; the Triton scan against the PyTorch reference scan at L=921600, D=64, N=32; and the
 largest image that runs whole on the card.
 
-Run: python benchmarks/gpu.py            (a few minutes on one GPU)
-     python benchmarks/gpu.py --quick    (tiny model and sizes; checks the script itself, CPU too)
+A second section runs trained weights (the embedded default model, or --weights FILE) on a real photo
+(1280x720 crop of --photo), fp32 against bf16: random weights make the network amplify rounding far
+more than trained ones do, so both are shown.
+
+Run: python benchmarks/gpu.py                      (a few minutes on one GPU)
+     python benchmarks/gpu.py --trained-only       (the trained section alone, under a minute)
+     python benchmarks/gpu.py --quick              (tiny model and sizes; checks the script itself, CPU too)
 """
 
 from __future__ import annotations
@@ -115,6 +120,42 @@ def model_section(device, config, size, baseline_repeats, repeats):
     return net
 
 
+def trained_section(device, weights, photo, size, repeats):
+    import numpy as np
+
+    from algnet_cli.api import Deblurrer
+    from algnet_cli.images import read_image
+
+    h, w = size
+    net = Deblurrer(model=weights, device="cpu").model
+    img = read_image(photo) if photo else None
+    if img is None or img.shape[0] < h or img.shape[1] < w:
+        x = seeded_image((1, 3, h, w), seed=2)
+        source = "seeded image"
+    else:
+        top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+        crop = img[top : top + h, left : left + w, :3].astype(np.float32) / np.iinfo(img.dtype).max
+        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None]
+        source = Path(photo).name
+    rows = {}
+    reference = None
+    for label, precision in (("fp32 ours", "fp32"), ("bf16 ours", "bf16")):
+        runner = Runner(net, RunOptions(device=str(device), precision=precision))
+        runner(x)
+        reset_peak(device)
+        t, out = timed(lambda: runner(x), device, repeats)  # noqa: B023
+        out = out.cpu().clamp(0, 1)
+        reference = out if reference is None else reference
+        rows[label] = (t, peak_gib(device), (out - reference).abs().max().item(), psnr(out, reference))
+    print(
+        f"trained weights {weights} ({net.config.describe()}), input {w}x{h} from {source}, outputs clamped to [0, 1]"
+    )
+    print(f"  {'path':<32}{'img/s':>10}{'x fp32':>12}{'peak GiB':>10}{'max|diff|':>12}{'PSNR dB':>10}")
+    base_t = rows["fp32 ours"][0]
+    for label, (t, mem, diff, p) in rows.items():
+        print(f"  {label:<32}{1 / t:>10.3f}{base_t / t:>12.2f}{mem:>10.2f}{diff:>12.2e}{p:>10.1f}")
+
+
 def largest_section(device, net, sizes):
     runner = Runner(net, RunOptions(device=str(device), precision="auto"))
     largest = None
@@ -139,6 +180,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny model and sizes, to check the script")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-largest", action="store_true")
+    ap.add_argument("--trained-only", action="store_true", help="only the trained-weights section")
+    ap.add_argument("--weights", default="default", help="trained model for the second section (name or file)")
+    ap.add_argument("--photo", default=None, help="photo to crop the trained section's input from")
     args = ap.parse_args()
     device = torch.device(args.device)
     fast = resolve_backend("auto", device.type)
@@ -148,11 +192,16 @@ def main():
         scan_section(device, 4096, fast)
         tiny = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1))
         net = model_section(device, tiny, (72, 128), 1, 2)
+        trained_section(device, args.weights, args.photo, (72, 128), 1)
         if not args.skip_largest:
             largest_section(device, net, [(128, 128), (256, 256)])
         return
+    if args.trained_only:
+        trained_section(device, args.weights, args.photo, (720, 1280), 5)
+        return
     scan_section(device, 921600, fast)
     net = model_section(device, DEFAULT, (720, 1280), 1, 5)
+    trained_section(device, args.weights, args.photo, (720, 1280), 5)
     if not args.skip_largest:
         largest_section(device, net, [(1080, 1920), (1440, 2560), (2160, 3840), (2880, 5120), (4320, 7680)])
 
