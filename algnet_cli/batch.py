@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import AlgnetError, UsageError
 from .fileio import TEMP_PREFIX, atomic_write_text
 from .images import FORMATS, is_image_path
+from .video import is_video_path
 
 RUN_RECORD = "algnet-run.json"
 
@@ -50,29 +51,32 @@ class BatchOutcome:
 def discover(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Expand files, folders and globs into (source, relative output path); also the skipped non-images.
 
-    Folders contribute image files (all levels with ``recursive``, mirroring the tree); files named
-    explicitly are taken whatever their suffix, so a bad one is reported rather than ignored.
+    Folders contribute image and video files in natural order (``f2`` before ``f10``; all levels
+    with ``recursive``, mirroring the tree); files named explicitly are taken whatever their
+    suffix, so a bad one is reported rather than ignored.
     """
+    from natsort import natsorted
+
     found: list[tuple[Path, Path]] = []
     skipped: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            walker = os.walk(p) if recursive else [(str(p), [], sorted(os.listdir(p)))]
+            walker = os.walk(p) if recursive else [(str(p), [], os.listdir(p))]
             for dirpath, dirnames, filenames in walker:
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
+                dirnames[:] = natsorted(d for d in dirnames if not d.startswith("."))
+                for name in natsorted(filenames):
                     f = Path(dirpath) / name
                     if name.startswith(".") or not f.is_file():
                         continue
-                    if is_image_path(f):
+                    if is_image_path(f) or is_video_path(f):
                         found.append((f, f.relative_to(p)))
                     else:
                         skipped.append(str(f))
         elif p.exists():
             found.append((p, Path(p.name)))
         else:
-            matches = sorted(glob.glob(item, recursive=recursive))
+            matches = natsorted(glob.glob(item, recursive=recursive))
             if not matches:
                 raise UsageError(f"{item}: no such file, folder or matching glob")
             for m in matches:
@@ -195,7 +199,7 @@ def run_batch(
     return outcome
 
 
-def write_run_record(folder: Path, info: dict, outcome: BatchOutcome) -> Path:
+def write_run_record(folder: Path, info: dict, outcome: BatchOutcome, videos: list | None = None) -> Path:
     from . import __version__
 
     record = dict(info)
@@ -213,6 +217,8 @@ def write_run_record(folder: Path, info: dict, outcome: BatchOutcome) -> Path:
         for r in outcome.results
     ]
     record["not_images"] = outcome.not_images
+    if videos:
+        record["videos"] = [v.to_dict() for v in videos]
     path = folder / RUN_RECORD
     atomic_write_text(path, json.dumps(record, indent=2))
     return path

