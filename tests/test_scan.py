@@ -163,16 +163,47 @@ def test_chunked_gradients_equal_the_references():
         assert rel_err(g, r) < 1e-4
 
 
-def test_training_never_goes_through_the_forward_only_kernel(monkeypatch):
-    """auto skips triton when gradients are needed; explicit triton then refuses instead of detaching."""
+def test_a_forward_only_backend_is_never_trained_through(monkeypatch):
+    """auto skips a forward-only backend when gradients are needed; asking for it explicitly refuses."""
     monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: False)
     monkeypatch.setattr(dispatch.scan_triton, "available", lambda device_type="cuda": device_type == "cuda")
+    assert dispatch.resolve_backend("auto", "cuda", needs_grad=True) == "triton"  # it has a backward kernel
+    monkeypatch.setattr(dispatch, "FORWARD_ONLY", frozenset({"triton"}))
     assert dispatch.resolve_backend("auto", "cuda", needs_grad=False) == "triton"
     assert dispatch.resolve_backend("auto", "cuda", needs_grad=True) == "chunked"
     with pytest.raises(ScanBackendError, match="forward-only"):
         dispatch.resolve_backend("triton", "cuda", needs_grad=True)
     monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: True)
     assert dispatch.resolve_backend("auto", "cuda", needs_grad=True) == "mamba"
+
+
+TRITON_GRAD_GRID = [
+    # b, d, n, length, extras, softplus: tiles of 128 steps, a partial last tile, one short tile
+    (2, 3, 4, 300, True, True),
+    (1, 2, 5, 77, False, True),
+    (1, 2, 16, 129, True, False),
+]
+
+
+@pytest.mark.parametrize("b,d,n,length,extras,softplus", TRITON_GRAD_GRID)
+def test_triton_backward_matches_the_reference_gradients(b, d, n, length, extras, softplus):
+    if not scan_triton.available("cpu"):
+        pytest.skip("triton is not installed")
+    args = list(make_inputs(b, d, n, length, seed=3, extras=extras))
+    if not softplus:  # positive steps without softplus
+        args[1] = args[1].abs()
+        if extras:
+            args[7] = args[7].abs()
+    leaves = [a.clone().requires_grad_(True) if a is not None else None for a in args]
+    out = scan_triton.selective_scan_triton(*leaves, softplus)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    grads = torch.autograd.grad((out * weights).sum(), [x for x in leaves if x is not None])
+    ref_leaves = [a.double().clone().requires_grad_(True) if a is not None else None for a in args]
+    ref_out = selective_scan_reference(*ref_leaves, softplus)
+    ref_grads = torch.autograd.grad((ref_out * weights.double()).sum(), [x for x in ref_leaves if x is not None])
+    assert rel_err(out, ref_out.detach()) < 1e-5
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert rel_err(g, r) < 1e-5
 
 
 def test_selective_scan_with_grad_keeps_gradients_when_triton_is_the_auto_choice(monkeypatch):
@@ -190,7 +221,7 @@ def test_selective_scan_with_grad_keeps_gradients_when_triton_is_the_auto_choice
     assert calls == [1]  # inference: the fused kernel
     leaves = [a.clone().requires_grad_(True) for a in args]
     out = dispatch.selective_scan(*leaves, delta_softplus=True, backend="auto")
-    assert calls == [1]  # training: not the kernel
+    assert calls == [1, 1]  # training: the kernel too, with its backward
     grads = torch.autograd.grad(out.sum(), leaves)
     ref_leaves = [a.double().clone().requires_grad_(True) for a in args]
     ref_grads = torch.autograd.grad(selective_scan_reference(*ref_leaves, True).sum(), ref_leaves)

@@ -5,9 +5,9 @@ PyTorch, any device), ``triton`` (fused GPU kernel), ``mamba`` (mamba-ssm's CUDA
 ``auto`` takes, for CUDA tensors, mamba if importable, else triton if importable, else chunked;
 for everything else, chunked. The environment variable ``ALGNET_SCAN`` sets the default.
 
-The triton kernel is forward-only. When autograd needs the scan's gradients (training), ``auto``
-skips it (mamba, else chunked), and asking for ``triton`` explicitly is an error rather than a
-silently detached output.
+Every backend is differentiable (triton through its own backward kernel). A backend listed in
+``FORWARD_ONLY`` would be skipped by ``auto`` when autograd needs the scan's gradients, and asking
+for it explicitly then is an error rather than a silently detached output.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def available_backends(device_type: str) -> dict[str, bool]:
     }
 
 
-FORWARD_ONLY = frozenset({"triton"})
+FORWARD_ONLY: frozenset[str] = frozenset()
 
 
 def resolve_backend(name: str | None, device_type: str, needs_grad: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""Forward-only Triton kernel for the Mamba-1 selective scan.
+"""Triton kernels for the Mamba-1 selective scan: forward, and backward for training.
 
 One program per (batch, channel). The (state,) vector lives in registers; the sequence is
 walked in tiles of ``BLOCK_L`` steps, each tile solved with a parallel associative scan of the
@@ -45,10 +45,10 @@ def unavailable_reason(device_type: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _kernel():
+def _kernels():
     from . import _triton_kernels
 
-    return _triton_kernels.triton, _triton_kernels.scan_kernel
+    return _triton_kernels.triton, _triton_kernels.scan_kernel, _triton_kernels.scan_bwd_kernel
 
 
 def selective_scan_triton(
@@ -65,22 +65,35 @@ def selective_scan_triton(
     """Same contract as :func:`~algnet_cli.ops.scan_ref.selective_scan_reference`.
 
     u, delta, z: (batch, dim, length); A: (dim, state); B, C: (batch, state, length); D, delta_bias:
-    (dim,). Accumulates in float32; returns ``u.dtype``.
+    (dim,). Accumulates in float32; returns ``u.dtype``. Differentiable: when autograd needs it, the
+    forward also keeps the state entering every tile, and the backward kernel recomputes each tile
+    from there.
     """
     from ..errors import ScanBackendError
 
     if not available(u.device.type):
         raise ScanBackendError(unavailable_reason(u.device.type))
-    triton, kernel = _kernel()
+    tensors = (u, delta, A, B, C, D, z, delta_bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _ScanFn.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
+    out, _ = _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store_states=False)
+    return out.to(u.dtype)
+
+
+def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().float().contiguous()
+
+
+def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store_states):
+    triton, kernel, _ = _kernels()
+    u, delta, A, B, C, D, z, delta_bias = (_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias))
     batch, dim, length = u.shape
     dstate = A.shape[1]
-    u, delta, B, C = (t.contiguous() for t in (u, delta, B, C))
-    A = A.float().contiguous()
-    z = z.contiguous() if z is not None else None
+    block_n = triton.next_power_of_2(dstate)
     out = torch.empty(batch, dim, length, dtype=torch.float32, device=u.device)
+    n_tiles = -(-length // BLOCK_L)
+    states = torch.empty(batch, dim, n_tiles, block_n, dtype=torch.float32, device=u.device) if store_states else out
     dummy = out
-    Dp = D.float().contiguous() if D is not None else dummy
-    bias = delta_bias.float().contiguous() if delta_bias is not None else dummy
     zp = z if z is not None else u
     kernel[(batch, dim)](
         u,
@@ -88,10 +101,11 @@ def selective_scan_triton(
         A,
         B,
         C,
-        Dp,
+        D if D is not None else dummy,
         zp,
-        bias,
+        delta_bias if delta_bias is not None else dummy,
         out,
+        states,
         length,
         dim,
         dstate,
@@ -112,7 +126,76 @@ def selective_scan_triton(
         HAS_Z=z is not None,
         HAS_BIAS=delta_bias is not None,
         SOFTPLUS=bool(delta_softplus),
-        BLOCK_N=triton.next_power_of_2(dstate),
+        BLOCK_N=block_n,
         BLOCK=BLOCK_L,
+        STORE_STATES=store_states,
     )
-    return out.to(u.dtype)
+    return out, (states if store_states else None)
+
+
+class _ScanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        out, states = _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store_states=True)
+        ctx.softplus = delta_softplus
+        ctx.dtypes = [None if t is None else t.dtype for t in (u, delta, A, B, C, D, z, delta_bias)]
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
+        return out.to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        triton, _, bwd = _kernels()
+        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias = (_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias))
+        g = grad.float().contiguous()
+        batch, dim, length = u.shape
+        dstate = A.shape[1]
+        f32 = dict(dtype=torch.float32, device=u.device)
+        du, ddelta = torch.empty_like(u), torch.empty_like(u)
+        dz = torch.empty_like(u) if z is not None else du
+        dB = torch.zeros(batch, dstate, length, **f32)
+        dC = torch.zeros(batch, dstate, length, **f32)
+        dA = torch.empty(batch, dim, dstate, **f32)
+        dD = torch.empty(batch, dim, **f32)
+        dbias = torch.empty(batch, dim, **f32)
+        bwd[(batch, dim)](
+            u,
+            delta,
+            A,
+            B,
+            C,
+            D if D is not None else u,
+            z if z is not None else u,
+            delta_bias if delta_bias is not None else u,
+            states,
+            g,
+            du,
+            ddelta,
+            dA,
+            dB,
+            dC,
+            dD,
+            dz,
+            dbias,
+            length,
+            dim,
+            dstate,
+            HAS_D=D is not None,
+            HAS_Z=z is not None,
+            HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=ctx.softplus,
+            BLOCK_N=triton.next_power_of_2(dstate),
+            BLOCK=BLOCK_L,
+        )
+        grads = [
+            du,
+            ddelta,
+            dA.sum(0),
+            dB,
+            dC,
+            dD.sum(0) if D is not None else None,
+            dz if z is not None else None,
+            dbias.sum(0) if delta_bias is not None else None,
+        ]
+        grads = [None if gr is None else gr.to(dt) for gr, dt in zip(grads, ctx.dtypes)]
+        return (*grads, None)
