@@ -23,6 +23,12 @@ from algnet_cli.model.checkpoint import save_safetensors
 TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
 
 
+def _default_sigint():
+    # a shell running us in the background may have set SIGINT to "ignore", which children inherit
+    # and Python then keeps: give the child the default so that Ctrl-C is a KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
@@ -56,6 +62,7 @@ def _start(src, out, checkpoint, *extra):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 

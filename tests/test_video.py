@@ -24,6 +24,12 @@ from algnet_cli.video import choose_pix_fmt, partial_path, probe, process_video
 TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
 
 
+def _default_sigint():
+    # a shell running us in the background may have set SIGINT to "ignore", which children inherit
+    # and Python then keeps: give the child the default so that Ctrl-C is a KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
@@ -218,6 +224,7 @@ def test_interrupt_finalises_a_valid_partial_video(tmp_path, checkpoint):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     for line in proc.stderr:
         if line.startswith("[5/"):
