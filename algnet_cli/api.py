@@ -79,6 +79,22 @@ class Deblurrer:
         x, alpha, scale, grey = array_to_tensor(img)
         return tensor_to_array(self.runner.restore(x), alpha, scale, grey, img.dtype)
 
+    def deblur_many(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
+        """Deblur same-size images in one batch (video frames on a GPU); same results as :meth:`deblur`."""
+        if len(imgs) == 1:
+            return [self.deblur(imgs[0])]
+        parts = [array_to_tensor(img) for img in imgs]
+        y = self.runner.restore(torch.cat([p[0] for p in parts]))
+        return [
+            tensor_to_array(y[i : i + 1], alpha, scale, grey, img.dtype)
+            for i, (img, (_, alpha, scale, grey)) in enumerate(zip(imgs, parts))
+        ]
+
+    def frames_per_batch(self, height: int, width: int, limit: int = 8) -> int:
+        """How many frames of this size to run at once: 1 on the CPU or when tiling; on a GPU as many
+        as the memory budget holds, up to ``limit``."""
+        return self.runner.batch_size(height, width, limit)
+
     def deblur_file(self, src: str | Path, dst: str | Path, *, quality: int = 95) -> None:
         from .images import read_image, read_metadata, write_image
 

@@ -123,6 +123,17 @@ class Runner:
         side = int(math.sqrt(budget / (self.model.config.width * BYTES_PER_PIXEL_PER_WIDTH)))
         return max(MIN_TILE, side - side % 16)
 
+    def batch_size(self, height: int, width: int, limit: int = 8) -> int:
+        """Same-size images to run in one forward: 1 on the CPU (no gain there) or when tiles are
+        needed; on a GPU the most that fit the memory budget, up to ``limit``."""
+        if self.device.type == "cpu" or self.plan_tile(height, width):
+            return 1
+        budget = self.budget_bytes()
+        n = 1
+        while n < limit and self.estimate_bytes(height, width, n + 1) <= budget:
+            n += 1
+        return n
+
     def _overlap(self, tile: int) -> int:
         return min(self.options.tile_overlap, tile // 2)
 
@@ -172,6 +183,8 @@ class Runner:
             torch.cuda.empty_cache()
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and not images.is_cuda:
+            images = images.float().pin_memory()  # page-locked, so the copy below is a fast DMA
         x = images.to(self.device, dtype=torch.float32, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

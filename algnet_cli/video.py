@@ -488,10 +488,14 @@ def process_video(
     frames_out: str | Path | None = None,
     on_frame: Callable[[VideoReport], None] | None = None,
     on_start: Callable[[VideoReport], None] | None = None,
+    restore_many: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    batch: int | Callable[[int, int], int] = 1,
 ) -> VideoReport:
     """Deblur every frame of ``src`` into the video ``dst`` (or PNG frames under ``frames_out``).
 
-    ``restore`` maps an (H, W, 3) uint8/uint16 frame to one of the same shape and dtype.
+    ``restore`` maps an (H, W, 3) uint8/uint16 frame to one of the same shape and dtype;
+    ``restore_many`` (optional) does the same for a list of same-size frames at once, used for up to
+    ``batch`` frames at a time (a number, or a function of the frame height and width).
     Returns the report; raises VideoError/UsageError for a file that cannot be processed at all.
     KeyboardInterrupt is re-raised after the partial output has been finalised.
     """
@@ -532,7 +536,8 @@ def process_video(
                     report,
                 ),
             )
-        _run(source, writer, restore, report, on_frame)
+        n = batch(source.height, source.width) if callable(batch) else batch
+        _run(source, writer, restore, report, on_frame, restore_many, max(1, n))
     finally:
         source.close()
         report.seconds = time.perf_counter() - t0
@@ -684,8 +689,10 @@ class _FrameFolderWriter:
         pass
 
 
-def _run(source, writer, restore, report: VideoReport, on_frame) -> None:
-    """Reader thread -> restore here -> writer thread, in file order."""
+def _run(source, writer, restore, report: VideoReport, on_frame, restore_many=None, batch: int = 1) -> None:
+    """Reader thread -> restore here (``batch`` same-size frames at a time) -> writer thread, in file order."""
+    if restore_many is None:
+        batch = 1
     rgb = source.rgb
     inbox, outbox = _Pipe(), _Pipe()
 
@@ -716,21 +723,40 @@ def _run(source, writer, restore, report: VideoReport, on_frame) -> None:
     reader.start()
     wthread.start()
     interrupted = False
+    items: list = []  # in file order, up to `batch` frames and the packets between them
+    frames: list[_Frame] = []
+
+    def flush() -> bool:
+        if frames:
+            pixels = [f.pixels for f in frames]
+            outs = restore_many(pixels) if len(frames) > 1 else [restore(pixels[0])]
+            for f, o in zip(frames, outs):
+                f.pixels = o
+        for item in items:
+            if not outbox.put(item if item[0] != "frame" else ("frame", item[1], None)):
+                return False
+            if item[0] == "frame":
+                report.frames += 1
+                if on_frame:
+                    on_frame(report)
+        items.clear()
+        frames.clear()
+        return True
+
     try:
         while True:
             item = inbox.get()
             if item is _END:
+                flush()
                 break
-            if item[0] == "frame":
-                frame = item[1]
-                frame.pixels = restore(frame.pixels)
-                if not outbox.put(("frame", frame, None)):
+            if item[0] == "frame" and frames and item[1].pixels.shape != frames[0].pixels.shape:
+                if not flush():
                     break
-                report.frames += 1
-                if on_frame:
-                    on_frame(report)
-            elif not outbox.put(item):
-                break
+            items.append(item)
+            if item[0] == "frame":
+                frames.append(item[1])
+                if len(frames) >= batch and not flush():
+                    break
         if inbox.error is not None:
             raise inbox.error
     except KeyboardInterrupt:

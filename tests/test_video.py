@@ -240,3 +240,42 @@ def test_interrupt_finalises_a_valid_partial_video(tmp_path, checkpoint):
     with av.open(str(partial)) as c:
         assert "partial" in c.metadata.get("comment", "")
     assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_batched_frames_equal_one_by_one_and_keep_the_stream_order(tmp_path, deblurrer):
+    src = tmp_path / "in.mkv"
+    make_video(src, 40, 32, list(range(7)), codec="ffv1", pix_fmt="bgr0", time_base=Fraction(1, 25), audio="pcm_s16le")
+    calls = []
+
+    def many(frames):
+        calls.append(len(frames))
+        return deblurrer.deblur_many(frames)
+
+    from algnet_cli.video import EncodeOptions
+
+    opts = EncodeOptions(codec="ffv1")
+    one = process_video(src, tmp_path / "one.mkv", deblurrer.deblur, opts)
+    three = process_video(src, tmp_path / "three.mkv", deblurrer.deblur, opts, restore_many=many, batch=3)
+    assert calls == [3, 3] and one.frames == three.frames == 7  # the last frame alone goes through restore
+    for a, b in zip(decoded_frames(tmp_path / "one.mkv"), decoded_frames(tmp_path / "three.mkv"), strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert stream_packets(src) == stream_packets(tmp_path / "three.mkv")
+    assert probe(tmp_path / "three.mkv")["pts"] == probe(src)["pts"]
+
+
+def test_frames_per_batch_follows_the_memory_budget(deblurrer):
+    import torch
+
+    runner = deblurrer.runner
+    assert deblurrer.frames_per_batch(720, 1280) == 1  # CPU: never batched
+    saved = runner.device, runner.options
+    try:
+        runner.device = torch.device("cuda")  # only the planning is exercised, nothing runs
+        per_frame = runner.estimate_bytes(64, 64)
+        runner.options = type(saved[1])(**{**saved[1].__dict__, "max_memory_gb": 3.5 * per_frame / 2**30})
+        assert runner.batch_size(64, 64) == 3
+        assert runner.batch_size(64, 64, limit=2) == 2
+        runner.options = type(saved[1])(**{**saved[1].__dict__, "max_memory_gb": 100.0})
+        assert runner.batch_size(64, 64) == 8
+    finally:
+        runner.device, runner.options = saved

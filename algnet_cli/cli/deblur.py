@@ -306,6 +306,8 @@ def _run_videos(video_jobs, deblurrer, encode, video_format, skip_existing, quie
                 frames_out=job.dst if job.frames else None,
                 on_frame=on_frame,
                 on_start=on_start,
+                restore_many=deblurrer.deblur_many,
+                batch=deblurrer.frames_per_batch,
             )
         except KeyboardInterrupt:
             if "bar" in state:
