@@ -279,3 +279,29 @@ def test_frames_per_batch_follows_the_memory_budget(deblurrer):
         assert runner.batch_size(64, 64) == 8
     finally:
         runner.device, runner.options = saved
+
+
+def test_a_folder_mixing_photos_and_videos(tmp_path, checkpoint, deblurrer):
+    src = tmp_path / "in"
+    write_image(src / "photo.png", frame_pixels(3, 40, 30))
+    make_video(
+        src / "clip.mkv", 40, 30, list(range(4)), codec="ffv1", pix_fmt="bgr0", time_base=Fraction(1, 25), audio=None
+    )
+    r = _cli(src, "-o", tmp_path / "out", "--model", checkpoint, "--device", "cpu", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "clip.mkv" in r.stdout and "40x30" in r.stdout and "frames at 25.000 fps" in r.stdout, r.stdout
+    assert not (tmp_path / "out").exists()
+    r = _cli(src, "-o", tmp_path / "out", "--model", checkpoint, "--device", "cpu", "--codec", "ffv1")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "photo.png"), deblurrer.deblur(frame_pixels(3, 40, 30)))
+    assert probe(tmp_path / "out" / "clip.mkv")["frames"] == 4
+    record = json.loads((tmp_path / "out" / "algnet-run.json").read_text())
+    assert [f["status"] for f in record["files"]] == ["done"] and record["videos"][0]["frames"] == 4
+    # a second run keeps both (resume), and --video-format changes the container
+    r = _cli(src, "-o", tmp_path / "out", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 0 and "1 already there" in r.stderr
+    r = _cli(
+        src / "clip.mkv", "-o", tmp_path / "mp4", "--model", checkpoint, "--device", "cpu", "--video-format", "mp4"
+    )
+    assert r.returncode == 0, r.stderr
+    assert probe(tmp_path / "mp4" / "clip.mp4")["frames"] == 4
