@@ -157,10 +157,13 @@ def choose_pix_fmt(
                 f"(use yuv444p, or another format without chroma subsampling)"
             )
         return requested, None
-    rgb_like = {"rgb24": ["bgr0", "gbrp"], "rgb48le": ["gbrp16le", "gbrp12le", "gbrp10le", "yuv444p16le"]}.get(source)
+    rgb_like = {
+        "rgb24": ["bgr0", "gbrp"],
+        "rgb48le": ["gbrp16le", "gbrp12le", "gbrp10le", "yuv420p10le", "yuv444p10le"],
+    }.get(source)
     if rgb_like is not None:  # frames from images: exact RGB where the encoder has it (ffv1), else the usual
         for fmt in rgb_like:
-            if fmt in supported:
+            if fmt in supported and fits(fmt):
                 return fmt, None
         source = None
     for fmt in (source, "yuv420p", "yuv444p", "bgr0", "gbrp"):
@@ -800,6 +803,19 @@ def probe(path: str | Path) -> dict:
             "rotation": _first_frame_rotation(Path(path)),
             "streams": [(s.type, s.codec_context.name if s.codec_context else None) for s in c.streams],
         }
+
+
+def describe_backend() -> str:
+    """PyAV and FFmpeg versions, and which of the named encoders this build has."""
+    av = _av()
+    have = []
+    for name in ("h264", "h265", "vp9", "av1", "ffv1"):
+        try:
+            encoder_name(name)
+            have.append(name)
+        except UsageError:
+            have.append(f"{name} (missing)")
+    return f"PyAV {av.__version__}, FFmpeg {av.ffmpeg_version_info}; encoders: {', '.join(have)}"
 
 
 def probe_header(path: str | Path) -> dict:

@@ -29,3 +29,6 @@ def test_doctor_reports_backends():
     ).stdout
     assert "scan on cpu  auto -> chunked" in out
     assert "torch" in out
+    import av
+
+    assert f"video        PyAV {av.__version__}, FFmpeg {av.ffmpeg_version_info}; encoders: h264," in out

@@ -305,3 +305,14 @@ def test_a_folder_mixing_photos_and_videos(tmp_path, checkpoint, deblurrer):
     )
     assert r.returncode == 0, r.stderr
     assert probe(tmp_path / "mp4" / "clip.mp4")["frames"] == 4
+
+
+def test_deep_frame_sequences_stay_deep(tmp_path, checkpoint):
+    seq = tmp_path / "seq"
+    for i in range(3):
+        write_image(seq / f"f{i}.png", frame_pixels(i, 34, 20, np.uint16))
+    r = _cli(seq, "--to-video", tmp_path / "deep.mp4", "--fps", "24", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(tmp_path / "deep.mp4")) as c:
+        assert c.streams.video[0].codec_context.format.name == "yuv420p10le"  # 16-bit frames -> 10-bit H.264
+    assert probe(tmp_path / "deep.mp4")["frames"] == 3

@@ -9,7 +9,7 @@ from .errors import handle_errors
 
 @handle_errors
 def doctor() -> None:
-    """Show the torch build, devices, bf16 support and selective-scan backends.
+    """Show the torch build, devices, bf16 support, selective-scan backends and video codecs.
 
     Example:
 
@@ -41,4 +41,10 @@ def doctor() -> None:
         avail = available_backends(dev)
         names = ", ".join(f"{k}{'' if v else ' (unavailable)'}" for k, v in avail.items())
         lines.append(f"scan on {dev:<4} auto -> {resolve_backend('auto', dev)}; {names}")
+    try:
+        from ..video import describe_backend
+
+        lines.append(f"video        {describe_backend()}")
+    except Exception as e:  # noqa: BLE001 - doctor reports, it does not fail
+        lines.append(f"video        unavailable ({e})")
     typer.echo("\n".join(lines))
