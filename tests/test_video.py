@@ -316,3 +316,24 @@ def test_deep_frame_sequences_stay_deep(tmp_path, checkpoint):
     with av.open(str(tmp_path / "deep.mp4")) as c:
         assert c.streams.video[0].codec_context.format.name == "yuv420p10le"  # 16-bit frames -> 10-bit H.264
     assert probe(tmp_path / "deep.mp4")["frames"] == 3
+
+
+def test_a_failing_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    from algnet_cli import video
+    from algnet_cli.video import VideoError
+
+    src = tmp_path / "in.mp4"
+    make_video(src, 32, 32, [i * 40 for i in range(12)], audio="aac")
+    real = video._Sink.frame
+    count = []
+
+    def full_disk(self, f, rgb):
+        count.append(1)
+        if len(count) == 5:
+            raise OSError(28, "No space left on device")
+        return real(self, f, rgb)
+
+    monkeypatch.setattr(video._Sink, "frame", full_disk)
+    with pytest.raises(VideoError, match="No space left on device"):
+        process_video(src, tmp_path / "out" / "in.mp4", lambda f: f)
+    assert list((tmp_path / "out").iterdir()) == []
