@@ -3,67 +3,31 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import cv2
 import numpy as np
 import pytest
 import tifffile
+from clihelpers import run_deblur, start_deblur, write_tiny_checkpoint
 from PIL import Image
-from seeded_weights import seeded_state_dict
 from skimage import data
 
 from algnet_cli.fileio import TEMP_PREFIX
 from algnet_cli.images import read_image
-from algnet_cli.model import ALGNet, ALGNetConfig
-from algnet_cli.model.checkpoint import save_safetensors
-
-TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
-
-
-def _default_sigint():
-    # a shell running us in the background may have set SIGINT to "ignore", which children inherit
-    # and Python then keeps: give the child the default so that Ctrl-C is a KeyboardInterrupt
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    net = ALGNet(TINY)
-    save_safetensors(seeded_state_dict(net.state_dict(), 9), path)
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
 def _deblur(*args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "algnet_cli", "deblur", *map(str, args)], capture_output=True, text=True, **kw
-    )
+    return run_deblur(*args, **kw)
 
 
 def _start(src, out, checkpoint, *extra):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "algnet_cli",
-            "deblur",
-            str(src),
-            "-o",
-            str(out),
-            "--model",
-            str(checkpoint),
-            "--device",
-            "cpu",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
+    return start_deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu", *extra)
 
 
 def _wait_for_outputs(out, count):

@@ -3,38 +3,24 @@
 import importlib.metadata
 import json
 import signal
-import subprocess
-import sys
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
-from seeded_weights import seeded_state_dict
+from clihelpers import run_deblur, start_deblur, write_tiny_checkpoint
 from videogen import decoded_frames, frame_pixels, make_video, stream_packets
 
 from algnet_cli.api import Deblurrer
 from algnet_cli.errors import UsageError
 from algnet_cli.fileio import TEMP_PREFIX
 from algnet_cli.images import read_image, write_image
-from algnet_cli.model import ALGNet, ALGNetConfig
-from algnet_cli.model.checkpoint import save_safetensors
 from algnet_cli.video import choose_pix_fmt, partial_path, probe, process_video
-
-TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
-
-
-def _default_sigint():
-    # a shell running us in the background may have set SIGINT to "ignore", which children inherit
-    # and Python then keeps: give the child the default so that Ctrl-C is a KeyboardInterrupt
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_safetensors(seeded_state_dict(ALGNet(TINY).state_dict(), 9), path)
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +29,7 @@ def deblurrer(checkpoint):
 
 
 def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "algnet_cli", "deblur", *map(str, args)], capture_output=True, text=True
-    )
+    return run_deblur(*args)
 
 
 def psnr(a, b):
@@ -207,25 +191,7 @@ def test_interrupt_finalises_a_valid_partial_video(tmp_path, checkpoint):
     src = tmp_path / "long.mp4"
     make_video(src, 96, 64, [i * 40 for i in range(400)], audio="aac")
     out = tmp_path / "o" / "long.mp4"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "algnet_cli",
-            "deblur",
-            str(src),
-            "-o",
-            str(out),
-            "--model",
-            str(checkpoint),
-            "--device",
-            "cpu",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
+    proc = start_deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu")
     for line in proc.stderr:
         if line.startswith("[5/"):
             break

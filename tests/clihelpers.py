@@ -1,0 +1,42 @@
+"""Running `algnet deblur` in a child process, and the tiny seeded model the CLI tests share."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from seeded_weights import seeded_state_dict
+
+from algnet_cli.model import ALGNet, ALGNetConfig
+from algnet_cli.model.checkpoint import save_safetensors
+
+TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
+
+
+def write_tiny_checkpoint(path):
+    save_safetensors(seeded_state_dict(ALGNet(TINY).state_dict(), 9), path)
+    return path
+
+
+def run_deblur(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "algnet_cli", "deblur", *map(str, args)], capture_output=True, text=True, **kw
+    )
+
+
+def _default_sigint():
+    # a shell running us in the background may have set SIGINT to "ignore", which children inherit
+    # and Python then keeps: give the child the default so that Ctrl-C is a KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_deblur(*args) -> subprocess.Popen:
+    """`algnet deblur ARGS` running in the background, stderr readable line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "algnet_cli", "deblur", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
