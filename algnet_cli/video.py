@@ -253,10 +253,10 @@ class _Source:
             self.container = av.open(str(path), "r")
         except (av.FFmpegError, OSError) as e:
             raise VideoError(path, f"cannot open as a video ({_reason(e)})") from None
-        if not self.container.streams.video:
+        self.video = _main_video_stream(self.container)
+        if self.video is None:
             self.container.close()
             raise VideoError(path, "no video stream")
-        self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"
         cc = self.video.codec_context
         self.width, self.height = cc.width, cc.height
@@ -276,6 +276,11 @@ class _Source:
             if copy_others
             else []
         )
+        if copy_others:
+            for s in self.container.streams:
+                if s.index != self.video.index and s not in self.others:
+                    name = s.codec_context.name if s.codec_context else "unknown codec"
+                    report.streams.append(f"{s.type} #{s.index} ({name}): not carried over")
         self.metadata = dict(self.container.metadata)
 
     def close(self) -> None:
@@ -344,12 +349,23 @@ class _Source:
         self.report.problems.append(text)
 
 
+def _main_video_stream(container):
+    """The first video stream that is not a cover picture; None when there is none."""
+    av = _av()
+    cover = getattr(av.stream.Disposition, "attached_pic", 0)
+    streams = list(container.streams.video)
+    for s in streams:
+        if not (int(s.disposition) & int(cover)):
+            return s
+    return streams[0] if streams else None
+
+
 def _first_frame_rotation(path: Path) -> int:
     """Display rotation in degrees (FFmpeg attaches the stream's display matrix to each frame)."""
     av = _av()
     try:
         with av.logging.Capture(), av.open(str(path)) as c:
-            for f in c.decode(video=0):
+            for f in c.decode(_main_video_stream(c)):
                 return int(f.rotation or 0)
     except (av.FFmpegError, OSError, StopIteration):
         pass
@@ -791,7 +807,7 @@ def probe(path: str | Path) -> dict:
     """Frame count (decoded), rate, duration, size, rotation and streams of a video file."""
     av = _av()
     with av.open(str(path)) as c:
-        v = c.streams.video[0]
+        v = _main_video_stream(c)
         pts = [f.pts for f in c.decode(v)]
         return {
             "frames": len(pts),
@@ -822,7 +838,7 @@ def probe_header(path: str | Path) -> dict:
     """Size, rate and frame count from the container's header, without decoding."""
     av = _av()
     with av.open(str(path)) as c:
-        v = c.streams.video[0]
+        v = _main_video_stream(c)
         return {
             "size": (v.codec_context.width, v.codec_context.height),
             "fps": float(v.average_rate or v.guessed_rate or 0),

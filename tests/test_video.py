@@ -303,3 +303,27 @@ def test_a_failing_write_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(VideoError, match="No space left on device"):
         process_video(src, tmp_path / "out" / "in.mp4", lambda f: f)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cover_pictures_and_other_streams_are_named_not_processed(tmp_path):
+    path = tmp_path / "cover.mp4"
+    c = av.open(str(path), "w")
+    cover = c.add_stream("mjpeg", rate=1)
+    cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj444p"
+    cover.disposition = av.stream.Disposition.attached_pic
+    main = c.add_stream("libx264", rate=25)
+    main.width, main.height, main.pix_fmt = 32, 24, "yuv420p"
+    f = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")
+    for p in [*cover.encode(f), *cover.encode()]:
+        c.mux(p)
+    for i in range(5):
+        f = av.VideoFrame.from_ndarray(frame_pixels(i, 32, 24), format="rgb24")
+        f.pts, f.time_base = i, Fraction(1, 25)
+        for p in main.encode(f):
+            c.mux(p)
+    for p in main.encode():
+        c.mux(p)
+    c.close()
+    report = process_video(path, tmp_path / "out.mp4", lambda a: a)
+    assert report.frames == 5 and report.size == (32, 24)
+    assert any("mjpeg" in s and "not carried over" in s for s in report.streams)
