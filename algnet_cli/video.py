@@ -15,6 +15,7 @@ was written as ``NAME.partial.EXT`` (a valid, shorter file whose metadata says s
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import re
@@ -72,7 +73,9 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+@functools.lru_cache(maxsize=1)
 def _av():
+    """PyAV, imported on first use, with FFmpeg's log level set once."""
     try:
         import av
     except ImportError as e:  # pragma: no cover - av is a dependency
@@ -334,7 +337,7 @@ class _Source:
                     index += 1
                     if f.is_corrupt:
                         self._problem(f"frame {index} ({_when(packet)}) decoded with errors, concealed by the decoder")
-                    yield ("frame", _Frame(index, f.to_ndarray(format=self.rgb), f.pts, f.time_base, f.duration))
+                    yield ("frame", _Frame(index, f.to_ndarray(format=self.rgb), f.pts, f.time_base, f.duration), None)
             for s in decode_audio:  # flush audio decoders
                 stream = self.container.streams[s]
                 try:
@@ -610,7 +613,7 @@ def process_sequence(
                         f"{path}: {img.shape[1]}x{img.shape[0]}, not {w}x{h} like the first frame; left out"
                     )
                     continue
-                yield ("frame", _Frame(i, img, i - 1, time_base, 1))
+                yield ("frame", _Frame(i, img, i - 1, time_base, 1), None)
 
     writer = _VideoWriter(
         Path(dst),
@@ -629,10 +632,9 @@ def process_sequence(
 
 def _as_rgb(img: np.ndarray, high: bool) -> np.ndarray:
     if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    img = img[..., :3]
-    if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
+        img = img[..., None]
+    # grey (with or without alpha) -> three equal channels; colour drops alpha
+    img = np.repeat(img[..., :1], 3, axis=2) if img.shape[2] <= 2 else img[..., :3]
     if high and img.dtype == np.uint8:
         img = img.astype(np.uint16) * 257
     elif not high and img.dtype == np.uint16:
@@ -752,7 +754,7 @@ def _run(source, writer, restore, report: VideoReport, on_frame, restore_many=No
             for f, o in zip(frames, outs):
                 f.pixels = o
         for item in items:
-            if not outbox.put(item if item[0] != "frame" else ("frame", item[1], None)):
+            if not outbox.put(item):
                 return False
             if item[0] == "frame":
                 report.frames += 1

@@ -176,7 +176,7 @@ def deblur(
         raise typer.Exit(EXIT_OK)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    clean_stale_temps(jobs + [j for j in video_jobs if j.dst.suffix])
+    clean_stale_temps(jobs + [j for j in video_jobs if not j.frames])
     if to_video is not None:
         _frames_to_video(found, to_video, deblurrer, encode, skip_existing, quiet, json_out)
     load, process, save = image_pipeline(deblurrer, quality)
@@ -194,7 +194,7 @@ def deblur(
     with Progress(len(jobs), "deblurring", quiet=quiet or json_out or not jobs, unit="MP") as bar:
         outcome = run_batch(jobs, process, load, save, skip_existing=skip_existing, on_result=on_result)
     outcome.not_images = not_images
-    videos = _run_videos(video_jobs, deblurrer, encode, video_format, skip_existing, quiet or json_out)
+    videos = _run_videos(video_jobs, deblurrer, encode, skip_existing, quiet or json_out)
     single = len(jobs) + len(video_jobs) == 1 and (jobs or video_jobs)[0].dst == output
     record_dir = output if output is not None and not single else (output.parent if output else frames_out)
     info = _run_info(model, model_path, deblurrer, tile_size, tile_overlap)
@@ -278,7 +278,7 @@ def _video_progress(report, quiet):
     return Progress(total, Path(report.input).name, quiet=quiet, unit="frames")
 
 
-def _run_videos(video_jobs, deblurrer, encode, video_format, skip_existing, quiet) -> list:
+def _run_videos(video_jobs, deblurrer, encode, skip_existing, quiet) -> list:
     from ..errors import AlgnetError
     from ..video import VideoReport, partial_path, process_video
 
@@ -297,6 +297,10 @@ def _run_videos(video_jobs, deblurrer, encode, video_format, skip_existing, quie
         def on_frame(report, state=state):
             state["bar"].advance(f"frame {report.frames}")
 
+        def close_bar(state=state):
+            if "bar" in state:
+                state.pop("bar").__exit__(None, None, None)
+
         try:
             report = process_video(
                 job.src,
@@ -310,8 +314,7 @@ def _run_videos(video_jobs, deblurrer, encode, video_format, skip_existing, quie
                 batch=deblurrer.frames_per_batch,
             )
         except KeyboardInterrupt:
-            if "bar" in state:
-                state["bar"].__exit__(None, None, None)
+            close_bar()  # before the message, so the bar does not draw over it
             partial = partial_path(job.dst)
             if not job.frames and partial.exists():
                 typer.echo(f"algnet: interrupted; kept a valid partial video: {partial}", err=True)
@@ -320,8 +323,7 @@ def _run_videos(video_jobs, deblurrer, encode, video_format, skip_existing, quie
             report = VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
             typer.echo(f"algnet: failed: {e}", err=True)
         finally:
-            if "bar" in state:
-                state["bar"].__exit__(None, None, None)
+            close_bar()
         _echo_video(report, quiet)
         reports.append(report)
     return reports
