@@ -20,7 +20,7 @@ import torch
 from ..errors import ScanBackendError
 from . import scan_mamba, scan_triton
 from .scan_chunked import selective_scan_chunked
-from .scan_ref import selective_scan_reference
+from .scan_ref import needs_grad, selective_scan_reference
 
 BACKENDS = ("auto", "reference", "chunked", "triton", "mamba")
 ENV_VAR = "ALGNET_SCAN"
@@ -100,10 +100,7 @@ def selective_scan(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Selective scan with the chosen backend (shapes: see ``selective_scan_reference``)."""
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias)
-    )
-    name = resolve_backend(backend, u.device.type, needs_grad)
+    name = resolve_backend(backend, u.device.type, needs_grad(u, delta, A, B, C, D, z, delta_bias))
     key = (name, u.device.type)
     if key not in _announced:
         _announced.add(key)

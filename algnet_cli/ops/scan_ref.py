@@ -6,6 +6,11 @@ import torch
 import torch.nn.functional as F
 
 
+def needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """True when autograd will want gradients of a scan over these inputs (None entries are skipped)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def selective_scan_reference(
     u: torch.Tensor,
     delta: torch.Tensor,

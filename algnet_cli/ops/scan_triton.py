@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from .scan_ref import needs_grad
+
 BLOCK_L = 128
 
 
@@ -73,8 +75,7 @@ def selective_scan_triton(
 
     if not available(u.device.type):
         raise ScanBackendError(unavailable_reason(u.device.type))
-    tensors = (u, delta, A, B, C, D, z, delta_bias)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+    if needs_grad(u, delta, A, B, C, D, z, delta_bias):
         return _ScanFn.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
     out, _ = _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store_states=False)
     return out.to(u.dtype)
