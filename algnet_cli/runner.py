@@ -128,11 +128,8 @@ class Runner:
         needed; on a GPU the most that fit the memory budget, up to ``limit``."""
         if self.device.type == "cpu" or self.plan_tile(height, width):
             return 1
-        budget = self.budget_bytes()
-        n = 1
-        while n < limit and self.estimate_bytes(height, width, n + 1) <= budget:
-            n += 1
-        return n
+        fits = int(self.budget_bytes() // self.estimate_bytes(height, width))  # the estimate grows with the batch
+        return max(1, min(limit, fits))
 
     def _overlap(self, tile: int) -> int:
         return min(self.options.tile_overlap, tile // 2)
