@@ -149,18 +149,42 @@ def test_dispatcher_logs_its_choice(caplog, monkeypatch):
     assert rel_err(out, naive_scan(*args, True)) < 1e-5
 
 
-def test_chunked_gradients_equal_the_references():
-    args = make_inputs(2, 3, 4, 75, seed=11)
-    leaves = [a.clone().requires_grad_(True) for a in args]
-    out = selective_scan_chunked(*leaves, True, chunk=4, block=24)
+CHUNKED_GRAD_GRID = [
+    # b, d, n, length, delta scale, chunk, block, extras: one step; several blocks with a padded
+    # last one; chunks that do not divide the length; one long block; decays that underflow
+    (1, 1, 1, 1, 1.0, 4, 24, True),
+    (2, 3, 4, 75, 1.0, 4, 24, True),
+    (1, 2, 5, 77, 1.0, 8, 16, False),
+    (2, 4, 3, 130, 1.0, 16, 256, True),
+    (1, 3, 4, 90, 30.0, 4, 32, True),
+]
+
+
+@pytest.mark.parametrize("b,d,n,length,scale,chunk,block,extras", CHUNKED_GRAD_GRID)
+def test_chunked_gradients_equal_the_references(b, d, n, length, scale, chunk, block, extras):
+    """The hand-written backward against autograd through the float64 reference loop."""
+    args = list(make_inputs(b, d, n, length, delta_scale=scale, seed=11, extras=extras))
+    leaves = [a.clone().requires_grad_(True) if a is not None else None for a in args]
+    out = selective_scan_chunked(*leaves, True, chunk=chunk, block=block)
     weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    grads = torch.autograd.grad((out * weights).sum(), leaves)
-    ref_leaves = [a.double().clone().requires_grad_(True) for a in args]
+    grads = torch.autograd.grad((out * weights).sum(), [x for x in leaves if x is not None])
+    ref_leaves = [a.double().clone().requires_grad_(True) if a is not None else None for a in args]
     ref_out = selective_scan_reference(*ref_leaves, True)
-    ref_grads = torch.autograd.grad((ref_out * weights.double()).sum(), ref_leaves)
+    ref_grads = torch.autograd.grad((ref_out * weights.double()).sum(), [x for x in ref_leaves if x is not None])
     assert rel_err(out.detach(), ref_out.detach()) < 1e-5
-    for g, r in zip(grads, ref_grads):
-        assert rel_err(g, r) < 1e-4
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert rel_err(g, r) < 1e-5
+
+
+def test_chunked_gradient_reaches_only_what_needs_it():
+    """Gradients for some inputs only (A and the skip frozen, as when fine-tuning part of a model)."""
+    args = make_inputs(1, 2, 3, 40, seed=5)
+    u = args[0].clone().requires_grad_(True)
+    out = selective_scan_chunked(u, *args[1:], True, chunk=4, block=16)
+    (g,) = torch.autograd.grad(out.sum(), [u])
+    ref_u = args[0].double().clone().requires_grad_(True)
+    (r,) = torch.autograd.grad(selective_scan_reference(ref_u, *(a.double() for a in args[1:]), True).sum(), [ref_u])
+    assert rel_err(g, r) < 1e-5
 
 
 def test_a_forward_only_backend_is_never_trained_through(monkeypatch):

@@ -47,6 +47,34 @@ def _steps_first(t: torch.Tensor, chunk: int) -> torch.Tensor:
     return t.view(b, x, n // chunk, chunk).permute(3, 0, 2, 1).contiguous()
 
 
+def _block_states(
+    dtT: torch.Tensor, uT: torch.Tensor, BT: torch.Tensor, A: torch.Tensor, h0: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every state of one block, in the steps-first layout.
+
+    dtT, uT: (chunk, b, nc, d); BT: (chunk, b, nc, s); A: (d, s); h0: (b, d, s). Returns the states
+    h and the per-step decays exp(dt * A), both (chunk, b, nc, d, s), and the state after the block.
+    """
+    decay = _decay(dtT, A)
+    h = (dtT * uT).unsqueeze(-1) * BT.unsqueeze(3)
+    for t in range(1, dtT.shape[0]):  # states inside every chunk at once, each from a zero start
+        h[t].addcmul_(decay[t], h[t - 1])
+    since_start = _decay(torch.cumsum(dtT, dim=0), A)  # decay since each chunk began
+    entering = []
+    state = h0
+    for c in range(dtT.shape[2]):  # the true state entering each chunk
+        entering.append(state)
+        state = torch.addcmul(h[-1, :, c], since_start[-1, :, c], state)
+    h.addcmul_(since_start, torch.stack(entering, dim=1))
+    return h, decay, state
+
+
+def _steps_last(t: torch.Tensor) -> torch.Tensor:
+    """(chunk, b, n_chunks, x) -> (b, x, n_chunks * chunk): the inverse of :func:`_steps_first`."""
+    chunk, b, nc, x = t.shape
+    return t.permute(1, 3, 2, 0).reshape(b, x, nc * chunk)
+
+
 def _scan_block(
     u: torch.Tensor,
     dt: torch.Tensor,
@@ -62,59 +90,54 @@ def _scan_block(
     laid out (chunk, b, n_chunks, d, s) so that each step of the inner loop is contiguous and
     the read-out is a batched matrix-vector product.
     """
-    b, d, n = u.shape
-    nc = n // chunk
-
     steps_first = functools.partial(_steps_first, chunk=chunk)
-
-    dtT = steps_first(dt)
-    decay = _decay(dtT, A)  # (chunk, b, nc, d, s)
-    h = (dtT * steps_first(u)).unsqueeze(-1) * steps_first(B).unsqueeze(3)
-    for t in range(1, chunk):  # states inside every chunk at once, each from a zero start
-        h[t].addcmul_(decay[t], h[t - 1])
-    since_start = _decay(torch.cumsum(dtT, dim=0), A)  # decay since each chunk began
-    entering = []
-    state = h0
-    for c in range(nc):  # the true state entering each chunk
-        entering.append(state)
-        state = torch.addcmul(h[-1, :, c], since_start[-1, :, c], state)
-    h.addcmul_(since_start, torch.stack(entering, dim=1))
+    h, _, state = _block_states(steps_first(dt), steps_first(u), steps_first(B), A, h0)
     y = torch.matmul(h, steps_first(C).unsqueeze(-1)).squeeze(-1)  # (chunk, b, nc, d)
-    return y.permute(1, 3, 2, 0).reshape(b, d, n), state
+    return _steps_last(y), state
 
 
-def _scan_block_differentiable(
+def _scan_block_backward(
+    gy: torch.Tensor,
     u: torch.Tensor,
     dt: torch.Tensor,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
     h0: torch.Tensor,
+    g_state: torch.Tensor,
     chunk: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_scan_block` without in-place updates, so autograd can train through it (same layout)."""
-    b, d, n = u.shape
-    nc = n // chunk
+) -> tuple[torch.Tensor, ...]:
+    """Gradients of one block of :func:`_scan_block`, given those of its outputs y and final state.
 
+    The block's states are recomputed, then the adjoint runs backwards in time with the same
+    chunked scheme as the forward: every chunk from a zero start at its end, then the adjoint
+    leaving each chunk carried right to left and added back with the decay to the chunk's end.
+    Returns the gradients of u, dt, A, B, C and h0.
+    """
     steps_first = functools.partial(_steps_first, chunk=chunk)
-
-    dtT = steps_first(dt)
-    exponent = (dtT.unsqueeze(-1) * A).clamp(min=-50.0)
-    decay = torch.exp(exponent)
-    inputs = (dtT * steps_first(u)).unsqueeze(-1) * steps_first(B).unsqueeze(3)
-    states = [inputs[0]]
-    for t in range(1, chunk):
-        states.append(torch.addcmul(inputs[t], decay[t], states[-1]))
-    h = torch.stack(states)
-    since_start = torch.exp((torch.cumsum(dtT, dim=0).unsqueeze(-1) * A).clamp(min=-50.0))
-    entering = []
-    state = h0
-    for c in range(nc):
-        entering.append(state)
-        state = torch.addcmul(h[-1, :, c], since_start[-1, :, c], state)
-    h = torch.addcmul(h, since_start, torch.stack(entering, dim=1))
-    y = torch.matmul(h, steps_first(C).unsqueeze(-1)).squeeze(-1)
-    return y.permute(1, 3, 2, 0).reshape(b, d, n), state
+    dtT, uT, BT, CT, gyT = (steps_first(t) for t in (dt, u, B, C, gy))
+    h, decay, _ = _block_states(dtT, uT, BT, A, h0)
+    gh = gyT.unsqueeze(-1) * CT.unsqueeze(3)  # (chunk, b, nc, d, s)
+    for t in range(chunk - 2, -1, -1):
+        gh[t].addcmul_(decay[t + 1], gh[t + 1])
+    after = torch.cumsum(dtT.flip(0), dim=0).flip(0)  # sum of dt from each step to its chunk's end
+    to_end = _decay(torch.cat([after[1:], torch.zeros_like(after[:1])]), A)  # decay over the steps after t
+    leaving = [g_state] * dtT.shape[2]
+    carry = g_state
+    for c in range(dtT.shape[2] - 1, -1, -1):
+        leaving[c] = carry
+        carry = decay[0, :, c] * torch.addcmul(gh[0, :, c], to_end[0, :, c], carry)  # adjoint entering chunk c
+    gh.addcmul_(to_end, torch.stack(leaving, dim=1))
+    g_in = torch.matmul(gh, BT.unsqueeze(-1)).squeeze(-1)  # gradient of dt * u
+    gB = torch.matmul((dtT * uT).unsqueeze(-2), gh).squeeze(-2)
+    gC = torch.matmul(gyT.unsqueeze(-2), h).squeeze(-2)
+    entering = torch.cat([h0.unsqueeze(1), h[-1, :, :-1]], dim=1)  # state before each chunk's first step
+    h_prev = torch.cat([entering.unsqueeze(0), h[:-1]], dim=0)
+    g_exp = h_prev.mul_(gh).mul_(decay)  # gradient of dt * A, step by step
+    gdt = torch.addcmul((g_exp * A).sum(-1), g_in, uT)
+    gA = (g_exp * dtT.unsqueeze(-1)).sum(dim=(0, 1, 2))
+    gu = g_in * dtT
+    return _steps_last(gu), _steps_last(gdt), gA, _steps_last(gB), _steps_last(gC), carry
 
 
 def _decay(dt: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -167,25 +190,72 @@ def selective_scan_chunked(
     chunk = max(1, min(chunk or auto_chunk, length))
     block = block or auto_block
     block = max(chunk, block - block % chunk)
-    grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias)
-    )
-    scan_block = _scan_block_differentiable if grad else _scan_block
-    pieces = []
-    state = u.new_zeros(b, d, A.shape[1])
-    for start in range(0, length, block):
-        stop = min(start + block, length)
-        n = stop - start
-        pad = (-n) % chunk
-        sl = slice(start, stop)
-        ub, db, Bb, Cb = u[:, :, sl], delta[:, :, sl], B[:, :, sl], C[:, :, sl]
-        if pad:  # dt = 0 leaves the state untouched; padded outputs are dropped
-            ub, db, Bb, Cb = (F.pad(t, (0, pad)) for t in (ub, db, Bb, Cb))
-        y, state = scan_block(ub.contiguous(), db.contiguous(), A, Bb.contiguous(), Cb.contiguous(), state, chunk)
-        pieces.append(y[:, :, :n])
-    out = torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C))
+    out = _ChunkedScan.apply(u, delta, A, B, C, chunk, block) if grad else _scan(u, delta, A, B, C, chunk, block)[0]
     if D is not None:
         out = out + D.float()[None, :, None] * u
     if z is not None:
         out = out * F.silu(z.float())
     return out.to(dtype_in)
+
+
+def _blocks(length: int, block: int, chunk: int):
+    """(slice, padding) of each block; padding makes a block a whole number of chunks."""
+    for start in range(0, length, block):
+        stop = min(start + block, length)
+        yield slice(start, stop), (-(stop - start)) % chunk
+
+
+def _padded(t: torch.Tensor, sl: slice, pad: int) -> torch.Tensor:
+    """One block of t, padded with zeros: dt = 0 leaves the state untouched, padded outputs are dropped."""
+    t = t[:, :, sl]
+    return (F.pad(t, (0, pad)) if pad else t).contiguous()
+
+
+def _scan(u, delta, A, B, C, chunk: int, block: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """y without the D skip, block by block, and the state entering each block."""
+    b, d, length = u.shape
+    pieces, entering = [], []
+    state = u.new_zeros(b, d, A.shape[1])
+    for sl, pad in _blocks(length, block, chunk):
+        entering.append(state)
+        y, state = _scan_block(*(_padded(t, sl, pad) for t in (u, delta)), A, *(_padded(t, sl, pad) for t in (B, C)),
+                               state, chunk)
+        pieces.append(y[:, :, : sl.stop - sl.start])
+    return (torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]), entering
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """The blocked scan with a hand-written backward.
+
+    Autograd through the step loops would record every step's slice and add each gradient back
+    into a full-size zero tensor; this backward instead recomputes one block's states from the
+    saved state entering it and runs the adjoint through the same chunked scheme as the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, chunk: int, block: int):
+        y, entering = _scan(u, delta, A, B, C, chunk, block)
+        ctx.save_for_backward(u, delta, A, B, C, *entering)
+        ctx.sizes = chunk, block
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        u, delta, A, B, C, *entering = ctx.saved_tensors
+        chunk, block = ctx.sizes
+        gy = gy.float()
+        grads: list[list[torch.Tensor]] = [[], [], [], []]  # u, delta, B, C, last block first
+        gA = torch.zeros_like(A)
+        g_state = torch.zeros_like(entering[0])
+        for (sl, pad), h0 in reversed(list(zip(_blocks(u.shape[-1], block, chunk), entering, strict=True))):
+            gu, gdt, gA_block, gB, gC, g_state = _scan_block_backward(
+                _padded(gy, sl, pad), _padded(u, sl, pad), _padded(delta, sl, pad), A,
+                _padded(B, sl, pad), _padded(C, sl, pad), h0, g_state, chunk,
+            )
+            gA += gA_block
+            n = sl.stop - sl.start
+            for acc, g in zip(grads, (gu, gdt, gB, gC), strict=True):
+                acc.append(g[:, :, :n])
+        gu, gdt, gB, gC = (torch.cat(acc[::-1], dim=-1) for acc in grads)
+        return gu, gdt, gA, gB, gC, None, None
