@@ -1,5 +1,6 @@
 """Training through the selective scan: forward + backward of the Triton kernels against the chunked
-PyTorch path, side by side on one device, with the largest relative difference of the gradients.
+PyTorch path (its hand-written backward), side by side on one device, with the largest relative
+difference of the gradients.
 
 Shapes are those of a training step of the embedded model at its first level (batch 16, 128x128
 patches: L=16384, D=32, N=16). Run: python benchmarks/scan_backward.py [--device cuda]
@@ -60,7 +61,7 @@ def main() -> None:
     rel = max(((a - c).abs().max() / c.abs().max().clamp_min(1e-12)).item() for a, c in zip(g_tri, g_chk))
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"device {name}, torch {torch.__version__}; scan forward+backward B={b} D={d} N={n} L={L} fp32")
-    print(f"  chunked (PyTorch autograd) {t_chk * 1e3:9.1f} ms")
+    print(f"  chunked (PyTorch)          {t_chk * 1e3:9.1f} ms")
     print(f"  triton (fused backward)    {t_tri * 1e3:9.1f} ms   {t_chk / t_tri:7.1f}x faster")
     print(f"  largest relative difference of the 8 gradients: {rel:.1e}")
 
