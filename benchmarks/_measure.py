@@ -53,3 +53,21 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def scan_training_inputs(b: int, d: int, n: int, length: int):
+    """Seeded selective-scan inputs (u, delta, A, B, C, D, z, delta_bias) and output weights for a loss."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    inputs = [
+        torch.randn(b, d, length, generator=g),
+        torch.randn(b, d, length, generator=g) - 2.0,
+        -torch.exp(torch.rand(d, n, generator=g) * 3),
+        torch.randn(b, n, length, generator=g),
+        torch.randn(b, n, length, generator=g),
+        torch.randn(d, generator=g),
+        torch.randn(b, d, length, generator=g),
+        torch.randn(d, generator=g) * 0.5,
+    ]
+    return inputs, torch.randn(b, d, length, generator=g)

@@ -9,11 +9,16 @@ patches: L=16384, D=32, N=16). Run: python benchmarks/scan_backward.py [--device
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from algnet_cli.ops import selective_scan
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import scan_training_inputs  # noqa: E402
+
+from algnet_cli.ops import selective_scan  # noqa: E402
 
 
 def main() -> None:
@@ -25,20 +30,10 @@ def main() -> None:
     ap.add_argument("--state", type=int, default=16)
     args = ap.parse_args()
     dev = torch.device(args.device)
-    g = torch.Generator().manual_seed(0)
     b, d, n, L = args.batch, args.dim, args.state, args.length
-    base = [
-        torch.randn(b, d, L, generator=g),
-        torch.randn(b, d, L, generator=g) - 2.0,
-        -torch.exp(torch.rand(d, n, generator=g) * 3),
-        torch.randn(b, n, L, generator=g),
-        torch.randn(b, n, L, generator=g),
-        torch.randn(d, generator=g),
-        torch.randn(b, d, L, generator=g),
-        torch.randn(d, generator=g) * 0.5,
-    ]
+    base, weights = scan_training_inputs(b, d, n, L)
     base = [t.to(dev) for t in base]
-    weights = torch.randn(b, d, L, generator=g).to(dev)
+    weights = weights.to(dev)
 
     def step(backend):
         leaves = [t.clone().requires_grad_(True) for t in base]

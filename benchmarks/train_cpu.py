@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine  # noqa: E402
+from _measure import machine, scan_training_inputs  # noqa: E402
 
 import algnet_cli  # noqa: E402
 from algnet_cli.model.checkpoint import load_checkpoint  # noqa: E402
@@ -98,17 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     g = torch.Generator().manual_seed(0)
     b, d, n, L = args.batch, 32, 16, args.patch * args.patch
-    base = [
-        torch.randn(b, d, L, generator=g),
-        torch.randn(b, d, L, generator=g) - 2.0,
-        -torch.exp(torch.rand(d, n, generator=g) * 3),
-        torch.randn(b, n, L, generator=g),
-        torch.randn(b, n, L, generator=g),
-        torch.randn(d, generator=g),
-        torch.randn(b, d, L, generator=g),
-        torch.randn(d, generator=g) * 0.5,
-    ]
-    weights = torch.randn(b, d, L, generator=g)
+    base, weights = scan_training_inputs(b, d, n, L)
 
     def scan_step():
         leaves = [t.clone().requires_grad_(True) for t in base]
