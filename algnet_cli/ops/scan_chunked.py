@@ -15,6 +15,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .scan_ref import needs_grad
+
 #: values of (batch x dim x state) per step times block length that one block holds: about 2 MiB of
 #: float32, which keeps a block's working tensors in cache (measured best on a 2-core Xeon)
 BLOCK_ELEMENTS = 1 << 19
@@ -186,12 +188,14 @@ def selective_scan_chunked(
     B = B.float()
     C = C.float()
     b, d, length = u.shape
-    auto_chunk, auto_block = default_sizes(u.shape[0], u.shape[1], A.shape[1], u.device.type)
+    auto_chunk, auto_block = default_sizes(b, d, A.shape[1], u.device.type)
     chunk = max(1, min(chunk or auto_chunk, length))
     block = block or auto_block
     block = max(chunk, block - block % chunk)
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C))
-    out = _ChunkedScan.apply(u, delta, A, B, C, chunk, block) if grad else _scan(u, delta, A, B, C, chunk, block)[0]
+    if needs_grad(u, delta, A, B, C):  # D, z and delta_bias get theirs from autograd, outside the scan
+        out = _ChunkedScan.apply(u, delta, A, B, C, chunk, block)
+    else:
+        out = _scan(u, delta, A, B, C, chunk, block)[0]
     if D is not None:
         out = out + D.float()[None, :, None] * u
     if z is not None:
