@@ -21,6 +21,18 @@ def _softplus(x):
 
 
 @triton.jit
+def _tile_states(dt, u, A, Bt, h0):
+    """States after every step of one tile, from the state h0 entering it; also each step's input.
+
+    dt, u: (BLOCK,); A, h0: (BLOCK_N,); Bt: (BLOCK, BLOCK_N). Returns hs and x, both (BLOCK, BLOCK_N).
+    """
+    a = tl.exp(dt[:, None] * A[None, :])
+    x = (dt * u)[:, None] * Bt
+    a_cum, x_cum = tl.associative_scan((a, x), 0, _first_order)
+    return a_cum * h0[None, :] + x_cum, x
+
+
+@triton.jit
 def scan_kernel(
     u_ptr,
     dt_ptr,
@@ -85,10 +97,7 @@ def scan_kernel(
         mask2 = mask_l[:, None] & mask_n[None, :]
         Bt = tl.load(B_ptr + b * s_Bb + offs_n[None, :] * s_Bn + offs_l[:, None], mask=mask2, other=0.0).to(tl.float32)
         Ct = tl.load(C_ptr + b * s_Cb + offs_n[None, :] * s_Cn + offs_l[:, None], mask=mask2, other=0.0).to(tl.float32)
-        a = tl.exp(dt[:, None] * A[None, :])
-        x = (dt * u)[:, None] * Bt
-        a_cum, x_cum = tl.associative_scan((a, x), 0, _first_order)
-        hs = a_cum * h[None, :] + x_cum  # (BLOCK, BLOCK_N): the state after every step
+        hs, _ = _tile_states(dt, u, A, Bt, h)  # (BLOCK, BLOCK_N): the state after every step
         y = tl.sum(hs * Ct, axis=1)
         h = tl.sum(tl.where(last[:, None], hs, 0.0), axis=0)
         if HAS_D:
@@ -178,10 +187,7 @@ def scan_bwd_kernel(
         g = tl.load(g_ptr + row + offs_l, mask=mask_l, other=0.0)
         # recompute the forward states of this tile
         h0 = tl.load(states_ptr + ((b * dim + d) * n_tiles + tile) * BLOCK_N + offs_n)
-        a = tl.exp(dt[:, None] * A[None, :])
-        x = (dt * u)[:, None] * Bt
-        a_cum, x_cum = tl.associative_scan((a, x), 0, _first_order)
-        hs = a_cum * h0[None, :] + x_cum
+        hs, x = _tile_states(dt, u, A, Bt, h0)
         gy = g
         if HAS_Z:
             zz = tl.load(z_ptr + row + offs_l, mask=mask_l, other=0.0)
