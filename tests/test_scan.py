@@ -149,6 +149,21 @@ def test_dispatcher_logs_its_choice(caplog, monkeypatch):
     assert rel_err(out, naive_scan(*args, True)) < 1e-5
 
 
+def assert_gradients_match_reference(scan, args, softplus):
+    """Output and the gradients of every given input of ``scan(*inputs)`` against autograd through the
+    float64 reference loop, within a relative 1e-5 (None entries of ``args`` are absent inputs)."""
+    leaves = [a.clone().requires_grad_(True) if a is not None else None for a in args]
+    out = scan(*leaves)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    grads = torch.autograd.grad((out * weights).sum(), [x for x in leaves if x is not None])
+    ref_leaves = [a.double().clone().requires_grad_(True) if a is not None else None for a in args]
+    ref_out = selective_scan_reference(*ref_leaves, softplus)
+    ref_grads = torch.autograd.grad((ref_out * weights.double()).sum(), [x for x in ref_leaves if x is not None])
+    assert rel_err(out.detach(), ref_out.detach()) < 1e-5
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert rel_err(g, r) < 1e-5
+
+
 CHUNKED_GRAD_GRID = [
     # b, d, n, length, delta scale, chunk, block, extras: one step; several blocks with a padded
     # last one; chunks that do not divide the length; one long block; decays that underflow
@@ -164,16 +179,9 @@ CHUNKED_GRAD_GRID = [
 def test_chunked_gradients_equal_the_references(b, d, n, length, scale, chunk, block, extras):
     """The hand-written backward against autograd through the float64 reference loop."""
     args = list(make_inputs(b, d, n, length, delta_scale=scale, seed=11, extras=extras))
-    leaves = [a.clone().requires_grad_(True) if a is not None else None for a in args]
-    out = selective_scan_chunked(*leaves, True, chunk=chunk, block=block)
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    grads = torch.autograd.grad((out * weights).sum(), [x for x in leaves if x is not None])
-    ref_leaves = [a.double().clone().requires_grad_(True) if a is not None else None for a in args]
-    ref_out = selective_scan_reference(*ref_leaves, True)
-    ref_grads = torch.autograd.grad((ref_out * weights.double()).sum(), [x for x in ref_leaves if x is not None])
-    assert rel_err(out.detach(), ref_out.detach()) < 1e-5
-    for g, r in zip(grads, ref_grads, strict=True):
-        assert rel_err(g, r) < 1e-5
+    assert_gradients_match_reference(
+        lambda *leaves: selective_scan_chunked(*leaves, True, chunk=chunk, block=block), args, softplus=True
+    )
 
 
 def test_chunked_gradient_reaches_only_what_needs_it():
@@ -218,16 +226,7 @@ def test_triton_backward_matches_the_reference_gradients(b, d, n, length, extras
         args[1] = args[1].abs()
         if extras:
             args[7] = args[7].abs()
-    leaves = [a.clone().requires_grad_(True) if a is not None else None for a in args]
-    out = scan_triton.selective_scan_triton(*leaves, softplus)
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    grads = torch.autograd.grad((out * weights).sum(), [x for x in leaves if x is not None])
-    ref_leaves = [a.double().clone().requires_grad_(True) if a is not None else None for a in args]
-    ref_out = selective_scan_reference(*ref_leaves, softplus)
-    ref_grads = torch.autograd.grad((ref_out * weights.double()).sum(), [x for x in ref_leaves if x is not None])
-    assert rel_err(out, ref_out.detach()) < 1e-5
-    for g, r in zip(grads, ref_grads, strict=True):
-        assert rel_err(g, r) < 1e-5
+    assert_gradients_match_reference(lambda *leaves: scan_triton.selective_scan_triton(*leaves, softplus), args, softplus)
 
 
 def test_selective_scan_with_grad_keeps_gradients_when_triton_is_the_auto_choice(monkeypatch):
