@@ -27,16 +27,17 @@ def load_model(
     device: where the model goes.
     tlc: the test-time local converter; True for the official training size 256, an int for
     another size, False for plain global pooling. scan: the selective-scan backend ('auto',
-    'chunked', 'reference', 'triton', 'mamba').
+    'fused', 'chunked', 'reference', 'triton', 'mamba'); the fused CPU kernel is compiled here on
+    first use (once per machine, then cached).
     """
     import torch
 
     from .hub import resolve
     from .model.checkpoint import load_checkpoint
-    from .ops import resolve_backend
+    from .ops import prepare
 
     device = torch.device(device)
-    resolve_backend(scan, device.type)  # fail now, with a clear message, if it cannot run there
+    prepare(scan, device.type)  # fail now, with a clear message, if it cannot run there
     model = load_checkpoint(resolve(source, cache=cache_dir, offline=offline))
     model.set_scan_backend(None if scan == "auto" else scan)
     model.set_tlc((256 if tlc is True else int(tlc)) if tlc else None)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from .errors import DownloadError, IntegrityError, ModelNotFoundError, UsageError
 from .fileio import atomic_write_text, sha256_file
+from .paths import CACHE_ENV as CACHE_ENV  # re-exported: where the cache root is set
+from .paths import cache_root
 
-CACHE_ENV = "ALGNET_CACHE_DIR"
 CONFIG_ENV = "ALGNET_CONFIG_DIR"
 HF_PREFIX = "hf://"
 _HF_RX = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[^/]+))?/(?P<path>.+)$")
@@ -69,13 +70,7 @@ def parse_ref(ref: str) -> HubRef | None:
 
 
 def cache_dir(override: str | Path | None = None) -> Path:
-    if override:
-        return Path(override)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("algnet-cli"))
+    return cache_root(override)
 
 
 def config_dir() -> Path:

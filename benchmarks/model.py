@@ -1,12 +1,17 @@
-"""ALGNet forward on the CPU: time and peak memory.
+"""Whole-model forward on the CPU at 1280x720, per scan backend, side by side in one run.
 
-Prints the default (official) configuration on a 256x256 input, and a compact configuration
-(width 16, one block per stage) on a 1280x720 input, each in a fresh process.
-Run: python benchmarks/model.py
+- ``algnet-small``, the embedded default, loaded through ``load_model("default", scan=...)``;
+- the GoPro-size configuration (width 32, encoder blocks 2/2/4/8, middle 8, decoder 8/4/2/2),
+  seeded random weights (``--no-gopro`` skips it: it takes minutes with the chunked scan).
+
+Each measurement runs in a fresh process: best of ``--repeats`` after a warm-up call, with the
+fused kernels compiled (or loaded from the cache) before the timing.
+Run: python benchmarks/model.py [--repeats 2] [--no-gopro]
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from pathlib import Path
@@ -14,18 +19,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import machine, measure  # noqa: E402
 
-COMPACT = dict(width=16, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1))
+GOPRO = dict(width=32, middle_blk_num=8, enc_blk_nums=(2, 2, 4, 8), dec_blk_nums=(8, 4, 2, 2))
 
 
-def setup(config: dict, h: int, w: int, tlc: bool):
+def setup(which: str, scan: str, h: int, w: int):
     import torch
 
+    from algnet_cli import load_model
     from algnet_cli.model import ALGNet, ALGNetConfig
+    from algnet_cli.ops import prepare
 
     torch.manual_seed(0)
-    net = ALGNet(ALGNetConfig(**config)).eval()
-    if tlc:
-        net.set_tlc(256)
+    if which == "default":
+        net = load_model("default", scan=scan)
+    else:
+        prepare(scan, "cpu")
+        net = ALGNet(ALGNetConfig(**GOPRO)).eval().set_scan_backend(None if scan == "auto" else scan)
     return net, torch.rand(1, 3, h, w)
 
 
@@ -38,14 +47,23 @@ def run(state):
 
 
 def main() -> None:
-    print(f"ALGNet forward, float32, chunked scan, on {machine()}")
-    for label, config, (h, w), repeats in (
-        ("default (official) config", {}, (256, 256), 2),
-        ("compact config (width 16, 1 block/stage)", COMPACT, (720, 1280), 2),
-    ):
-        for tlc in (False, True):
-            t, mem = measure(functools.partial(setup, config, h, w, tlc), run, repeats)
-            print(f"  {label:<42} {w}x{h} tlc={'on ' if tlc else 'off'}  {t:7.2f} s   peak {mem:8.1f} MiB")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-gopro", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    print(f"ALGNet forward, float32, 1280x720, on {machine()}, torch {torch.__version__}")
+    models = [("default", "algnet-small (embedded)", args.repeats)]
+    if not args.no_gopro:
+        models.append(("gopro", "GoPro-size configuration", 1))
+    for which, label, repeats in models:
+        times = {}
+        for scan in ("chunked", "auto"):
+            t, mem = measure(functools.partial(setup, which, scan, 720, 1280), run, repeats)
+            times[scan] = t
+            print(f"  {label:<26} scan={scan:<8} {t:7.2f} s   peak {mem:8.1f} MiB")
+        print(f"  {label:<26} auto (fused) vs chunked: {times['chunked'] / times['auto']:.2f}x faster")
 
 
 if __name__ == "__main__":

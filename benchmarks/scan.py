@@ -1,7 +1,10 @@
-"""Selective scan on the CPU: the sequential reference against the blocked path, side by side.
+"""Selective scan on the CPU: the chunked and the fused backends side by side (and the reference).
 
 B=1, D=64, N=32, L=65536, float32, softplus on, D skip and z gate on (as ALGNet calls it).
-Run: python benchmarks/scan.py [--length L]
+Forward, then forward + backward (gradients of all eight inputs), each backend in a fresh process,
+best of ``--repeats``. The fused kernels are compiled (or loaded from the cache) before timing.
+
+Run: python benchmarks/scan.py [--length L] [--repeats 5] [--reference]
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import machine, measure  # noqa: E402
 
 
-def setup(length: int):
+def setup(length: int, grad: bool):
     import torch
 
+    from algnet_cli.ops import prepare
+
+    prepare("fused", "cpu")  # compile or load the kernels outside the timing
     torch.manual_seed(0)
     b, d, n = 1, 64, 32
-    return dict(
+    inputs = dict(
         u=torch.randn(b, d, length),
         delta=torch.randn(b, d, length),
         A=-torch.exp(torch.rand(d, n) * 3),
@@ -30,26 +36,40 @@ def setup(length: int):
         z=torch.randn(b, d, length),
         delta_bias=torch.randn(d) * 0.5,
     )
+    if grad:
+        for t in inputs.values():
+            t.requires_grad_(True)
+    return inputs
 
 
-def run(backend: str, s):
+def run(backend: str, grad: bool, s):
+    import torch
+
     from algnet_cli.ops import selective_scan
 
-    return selective_scan(**s, delta_softplus=True, backend=backend)
+    if not grad:
+        with torch.no_grad():
+            return selective_scan(**s, delta_softplus=True, backend=backend)
+    out = selective_scan(**s, delta_softplus=True, backend=backend)
+    return torch.autograd.grad(out.sum(), list(s.values()))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--length", type=int, default=65536)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--reference", action="store_true", help="also time the sequential reference (slow)")
     args = ap.parse_args()
     print(f"selective scan, B=1 D=64 N=32 L={args.length}, float32, on {machine()}")
-    results = {}
-    for backend, repeats in (("reference", 1), ("chunked", 3)):
-        t, mem = measure(functools.partial(setup, args.length), functools.partial(run, backend), repeats)
-        results[backend] = (t, mem)
-        print(f"  {backend:<10} {t:8.3f} s   peak {mem:8.1f} MiB")
-    (tr, mr), (tc, mc) = results["reference"], results["chunked"]
-    print(f"  chunked vs reference: {tr / tc:.1f}x faster, {mc / mr:.3f} of the peak memory (1/{mr / mc:.0f})")
+    for grad, label in ((False, "forward"), (True, "forward + backward")):
+        backends = (["reference"] if args.reference and not grad else []) + ["chunked", "fused"]
+        times = {}
+        for backend in backends:
+            repeats = 1 if backend == "reference" else args.repeats
+            t, mem = measure(functools.partial(setup, args.length, grad), functools.partial(run, backend, grad), repeats)
+            times[backend] = t
+            print(f"  {label:<18} {backend:<10} {t:8.3f} s   peak {mem:8.1f} MiB")
+        print(f"  {label:<18} fused vs chunked: {times['chunked'] / times['fused']:.1f}x faster")
 
 
 if __name__ == "__main__":

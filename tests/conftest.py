@@ -5,6 +5,11 @@ from pathlib import Path
 # Triton kernels run on the CPU through the interpreter; must be set before triton is imported.
 os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# compiled CPU kernels go to a temporary cache, shared by this session and the CLIs it runs
+if "ALGNET_KERNEL_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["ALGNET_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="algnet-test-kernels-")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
 

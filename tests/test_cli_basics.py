@@ -1,5 +1,6 @@
 """The command line starts instantly: --help and --version never import torch."""
 
+import os
 import subprocess
 import sys
 
@@ -23,11 +24,13 @@ def test_help_and_version_do_not_import_torch():
     assert f"algnet-cli {__version__}" in out
 
 
-def test_doctor_reports_backends():
+def test_doctor_reports_backends(tmp_path):
+    env = dict(os.environ, ALGNET_KERNEL_CACHE=str(tmp_path / "kernels"))
     out = subprocess.run(
-        [sys.executable, "-m", "algnet_cli", "doctor"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "algnet_cli", "doctor"], capture_output=True, text=True, check=True, env=env
     ).stdout
-    assert "scan on cpu  auto -> chunked" in out
+    assert "scan on cpu  auto -> fused" in out
+    assert f"not compiled yet, cache {tmp_path / 'kernels'}; the first CPU run compiles it" in out
     assert "torch" in out
     import av
 

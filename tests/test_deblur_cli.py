@@ -85,7 +85,7 @@ def test_mixed_folder(tmp_path, checkpoint):
     statuses = {os.path.basename(f["input"]): f["status"] for f in record["files"]}
     assert statuses["a8.png"] == "done" and statuses["g_empty.png"] == "failed"
     assert record["model"]["config"]["width"] == 8 and len(record["model"]["sha256"]) == 64
-    assert record["scan_backend"] == "chunked" and record["precision"] == "fp32"
+    assert record["scan_backend"] == "fused" and record["precision"] == "fp32"  # auto on the CPU
     # a second run resumes: everything good is skipped, the bad ones fail again
     r2 = _deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu", "--json")
     summary = json.loads(r2.stdout)

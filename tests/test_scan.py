@@ -116,6 +116,7 @@ def test_triton_kernel_under_interpreter(shape):
 def test_dispatcher_auto_choice(monkeypatch):
     monkeypatch.setattr(dispatch.scan_mamba, "available", lambda: False)
     monkeypatch.setattr(dispatch.scan_triton, "available", lambda device_type="cuda": False)
+    monkeypatch.setattr(dispatch.scan_fused, "available", lambda: False)
     assert dispatch.resolve_backend("auto", "cpu") == "chunked"
     assert dispatch.resolve_backend("auto", "cuda") == "chunked"
     monkeypatch.setattr(dispatch.scan_triton, "available", lambda device_type="cuda": device_type == "cuda")

@@ -9,7 +9,7 @@ from .errors import handle_errors
 
 @handle_errors
 def doctor() -> None:
-    """Show the torch build, devices, bf16 support, selective-scan backends and video codecs.
+    """Show the torch build, devices, bf16 support, selective-scan backends, the CPU kernel cache and video codecs.
 
     Example:
 
@@ -41,6 +41,7 @@ def doctor() -> None:
         avail = available_backends(dev)
         names = ", ".join(f"{k}{'' if v else ' (unavailable)'}" for k, v in avail.items())
         lines.append(f"scan on {dev:<4} auto -> {resolve_backend('auto', dev)}; {names}")
+    lines.append(f"cpu kernel   {_fused_kernel_state()}")
     try:
         from ..video import describe_backend
 
@@ -48,3 +49,17 @@ def doctor() -> None:
     except Exception as e:  # noqa: BLE001 - doctor reports, it does not fail
         lines.append(f"video        unavailable ({e})")
     typer.echo("\n".join(lines))
+
+
+def _fused_kernel_state() -> str:
+    """Whether the fused CPU scan is installed, compiled and cached (nothing is compiled here)."""
+    from ..ops import scan_fused
+    from ..paths import kernel_cache_dir
+
+    if not scan_fused.available():
+        return f"fused scan unavailable ({scan_fused.unavailable_reason()})"
+    import numba
+
+    state = scan_fused.cache_state()
+    note = "" if state == "compiled" else "; the first CPU run compiles it, once (~20 s)"
+    return f"fused scan (numba {numba.__version__}): {state}, cache {kernel_cache_dir()}{note}"

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..ops import selective_scan
+from ..ops import causal_conv1d_silu, selective_scan
 
 
 class Mamba(nn.Module):
@@ -49,22 +49,23 @@ class Mamba(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        length = hidden.shape[1]
-        xz = self.in_proj(hidden).transpose(1, 2)  # (b, 2*d_inner, l)
-        x, z = xz.chunk(2, dim=1)
-        x = F.silu(self.conv1d(x)[..., :length])
-        x_dbl = self.x_proj(x.transpose(1, 2))  # (b, l, dt_rank + 2*d_state)
+        """(batch, length, d_model) -> same. Every tensor stays in the (batch, length, x) layout the
+        projections produce; the scan reads transposed views of them in place."""
+        xz = self.in_proj(hidden)  # (b, l, 2*d_inner)
+        x, z = xz.chunk(2, dim=-1)
+        x = causal_conv1d_silu(x, self.conv1d.weight, self.conv1d.bias, backend=self.scan_backend)
+        x_dbl = self.x_proj(x)  # (b, l, dt_rank + 2*d_state)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # (b, d_inner, l), bias added in the scan
+        dt = F.linear(dt, self.dt_proj.weight)  # (b, l, d_inner), bias added in the scan
         A = -torch.exp(self.A_log.float())
         y = selective_scan(
-            x,
-            dt,
+            x.transpose(1, 2),
+            dt.transpose(1, 2),
             A,
             B.transpose(1, 2),
             C.transpose(1, 2),
             self.D.float(),
-            z,
+            z.transpose(1, 2),
             delta_bias=self.dt_proj.bias.float(),
             delta_softplus=True,
             backend=self.scan_backend,

@@ -1,9 +1,11 @@
 """One entry point for the selective scan; picks a backend per call.
 
 Backends (same signature): ``reference`` (sequential, the oracle), ``chunked`` (blocked pure
-PyTorch, any device), ``triton`` (fused GPU kernel), ``mamba`` (mamba-ssm's CUDA kernel).
-``auto`` takes, for CUDA tensors, mamba if importable, else triton if importable, else chunked;
-for everything else, chunked. The environment variable ``ALGNET_SCAN`` sets the default.
+PyTorch, any device), ``fused`` (numba CPU kernels), ``triton`` (fused GPU kernel), ``mamba``
+(mamba-ssm's CUDA kernel). ``auto`` takes, for CUDA tensors, mamba if importable, else triton if
+importable, else chunked; on the CPU, fused when numba imports, else chunked; and chunked when the
+fused kernel cannot be prepared (a note says why). The environment variable ``ALGNET_SCAN`` sets
+the default.
 
 Every backend is differentiable (triton through its own backward kernel). A backend listed in
 ``FORWARD_ONLY`` would be skipped by ``auto`` when autograd needs the scan's gradients, and asking
@@ -16,13 +18,14 @@ import logging
 import os
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ScanBackendError
-from . import scan_mamba, scan_triton
+from . import scan_fused, scan_mamba, scan_triton
 from .scan_chunked import selective_scan_chunked
 from .scan_ref import needs_grad, selective_scan_reference
 
-BACKENDS = ("auto", "reference", "chunked", "triton", "mamba")
+BACKENDS = ("auto", "reference", "chunked", "fused", "triton", "mamba")
 ENV_VAR = "ALGNET_SCAN"
 
 _log = logging.getLogger("algnet_cli.scan")
@@ -43,6 +46,7 @@ def available_backends(device_type: str) -> dict[str, bool]:
     return {
         "reference": True,
         "chunked": True,
+        "fused": device_type == "cpu" and scan_fused.available(),
         "triton": cuda and scan_triton.available(),
         "mamba": cuda and scan_mamba.available(),
     }
@@ -61,7 +65,7 @@ def resolve_backend(name: str | None, device_type: str, needs_grad: bool = False
         raise ScanBackendError(f"unknown scan backend {name!r}; choose one of {', '.join(BACKENDS)}")
     avail = available_backends(device_type)
     if name == "auto":
-        for candidate in ("mamba", "triton", "chunked"):
+        for candidate in ("mamba", "triton", "fused", "chunked"):
             if avail[candidate] and not (needs_grad and candidate in FORWARD_ONLY):
                 return candidate
     if needs_grad and name in FORWARD_ONLY:
@@ -74,13 +78,51 @@ def resolve_backend(name: str | None, device_type: str, needs_grad: bool = False
             raise ScanBackendError(
                 scan_mamba.INSTALL_HINT if device_type == "cuda" else "the 'mamba' scan needs a CUDA device"
             )
+        if name == "fused":
+            raise ScanBackendError(
+                scan_fused.unavailable_reason()
+                if device_type == "cpu"
+                else f"the 'fused' scan runs on the CPU, not on {device_type}"
+            )
         raise ScanBackendError(scan_triton.unavailable_reason(device_type))
     return name
+
+
+def prepare(name: str | None, device_type: str) -> str:
+    """Resolve a backend for a run and make it ready; returns the backend that will run.
+
+    For the fused CPU scan this compiles (or loads from the cache) its kernels now. Asked for by
+    name, a kernel that cannot be prepared is an error; under ``auto`` it falls back to chunked.
+    """
+    requested = (name or default_backend()).lower()
+    concrete = resolve_backend(requested, device_type)
+    if concrete == "fused":
+        if requested == "auto":
+            return "fused" if prepare_fused() else "chunked"
+        scan_fused.kernels()
+    return concrete
+
+
+def prepare_fused() -> bool:
+    """Compile or load the fused CPU kernels now; False, with a note, when they cannot be prepared.
+
+    Callers that pick ``auto`` call this before a long run, so the one-time compile is announced
+    before any progress display, and a failure falls back to the chunked scan instead of stopping.
+    """
+    try:
+        scan_fused.kernels()
+    except ScanBackendError as e:
+        if ("fallback", "cpu") not in _announced:
+            _announced.add(("fallback", "cpu"))
+            _log.warning("%s; using the chunked scan instead", e)
+        return False
+    return True
 
 
 _FUNCS = {
     "reference": selective_scan_reference,
     "chunked": selective_scan_chunked,
+    "fused": scan_fused.selective_scan_fused,
     "triton": scan_triton.selective_scan_triton,
     "mamba": scan_mamba.selective_scan_mamba,
 }
@@ -100,9 +142,35 @@ def selective_scan(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Selective scan with the chosen backend (shapes: see ``selective_scan_reference``)."""
-    name = resolve_backend(backend, u.device.type, needs_grad(u, delta, A, B, C, D, z, delta_bias))
+    requested = (backend or default_backend()).lower()
+    name = resolve_backend(requested, u.device.type, needs_grad(u, delta, A, B, C, D, z, delta_bias))
+    if name == "fused" and requested == "auto" and not prepare_fused():
+        name = "chunked"
     key = (name, u.device.type)
     if key not in _announced:
         _announced.add(key)
         _log.info("selective scan backend: %s on %s", name, u.device.type)
     return _FUNCS[name](u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+def causal_conv1d_silu(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, backend: str | None = None
+) -> torch.Tensor:
+    """silu of the Mamba block's depthwise causal conv1d, channels last.
+
+    x: (batch, length, dim), any strides (a column slice of the input projection is read in
+    place by the fused kernel); weight: (dim, 1, k); bias: (dim,). Returns (batch, length, dim)
+    in x's dtype. With the fused scan, and no gradients wanted, a numba kernel computes it; else
+    ``F.conv1d`` with padding k - 1, cut to the length (mamba-ssm's definition).
+    """
+    requested = (backend or default_backend()).lower()
+    if (
+        x.device.type == "cpu"
+        and not needs_grad(x, weight, bias)
+        and resolve_backend(requested, "cpu") == "fused"
+        and (requested != "auto" or prepare_fused())
+    ):
+        return scan_fused.causal_conv1d_silu_fused(x, weight, bias).to(x.dtype)
+    length, dim = x.shape[1], x.shape[2]
+    y = F.conv1d(x.transpose(1, 2), weight, bias, padding=weight.shape[-1] - 1, groups=dim)[..., :length]
+    return F.silu(y).transpose(1, 2)

@@ -1,0 +1,576 @@
+"""The fused CPU selective-scan kernels, compiled by numba (LLVM, no C compiler needed).
+
+Imported only by :mod:`.scan_fused`, after numba's cache folder has been set: the kernels are
+compiled eagerly, for one signature each, when this module is first imported.
+
+A task is one (batch, group of ``LANES`` channels). Channels sit in the vector lanes, so the
+read-out ``y = <C, h>`` needs no horizontal sum. Each task walks the sequence in tiles of
+``TILE`` steps: the tile's inputs are gathered into small contiguous buffers, the elementwise
+parts (bias, softplus, the 1e-20 cut, the D skip, the silu gate) run vectorised over the tile,
+and the recurrence runs step by step with (state x lanes) independent chains.
+
+Sequence inputs are read where they lie. Each comes as a C-contiguous float32 array ``X``, a
+channel offset ``off`` and a flag ``cf``: element (batch b, step t, channel c) is
+``X[b, off + c, t]`` when ``cf`` (channels first, (batch, channels, length)) and
+``X[b, t, off + c]`` otherwise (channels last, (batch, length, width)): a column slice of a
+projection's (B, L, width) output needs no copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import float32, int64, njit, void
+
+LANES = 16
+TILE = 256
+
+#: decays exp(dt * A) and steps dt below this are exact zeros (as in the chunked scan)
+NEGLIGIBLE = 1e-20
+LOG2E = np.float32(1.4426950408889634)
+_LN2 = np.float32(0.6931471805599453)
+_LOG2_NEGLIGIBLE = np.float32(np.log2(NEGLIGIBLE))
+
+_FLAGS = {"reassoc", "contract", "nsz", "arcp"}
+_JIT = dict(nogil=True, cache=True, fastmath=_FLAGS, error_model="numpy", boundscheck=False)
+
+_X = float32[:, :, ::1]  # a sequence input (see the module docstring)
+_S = float32[:, ::1]  # a task's scratch buffer
+_V = float32[::1]
+_F2 = float32[:, :]
+_F1 = float32[:]
+
+# 2**f on [-1/2, 1/2]: a degree-6 Chebyshev fit, under 1e-7 relative in float32
+_P0, _P1, _P2, _P3 = (
+    np.float32(1.0),
+    np.float32(0.6931471824645996),
+    np.float32(0.24022650718688965),
+    np.float32(0.05550327152013779),
+)
+_P4, _P5, _P6 = np.float32(0.00961802527308464), np.float32(0.001340043731033802), np.float32(0.00015469736536033452)
+
+
+@njit(float32(float32), inline="always", **_JIT)
+def _exp2(x):
+    """2**x in float32 for any x (clamped to [-126, 127]), in plain arithmetic that vectorises.
+
+    ``math.exp`` is a libm call that LLVM cannot vectorise; this is range reduction to
+    x = k + f with |f| <= 1/2, a polynomial for 2**f and k written into the exponent bits.
+    """
+    x = min(max(x, np.float32(-126.0)), np.float32(127.0))
+    kf = np.rint(x)
+    f = x - kf
+    k = np.int32(kf)
+    p = _P6 * f + _P5
+    p = p * f + _P4
+    p = p * f + _P3
+    p = p * f + _P2
+    p = p * f + _P1
+    p = p * f + _P0
+    return p * np.int32((k + np.int32(127)) << np.int32(23)).view(np.float32)
+
+
+@njit(float32(float32), inline="always", **_JIT)
+def _exp(x):
+    return _exp2(x * LOG2E)
+
+
+@njit(float32(float32), inline="always", **_JIT)
+def _decay(x2):
+    """2**x2 for x2 = dt * A * log2(e), exactly 0 where it would fall below 1e-20.
+
+    :func:`_exp2` without its lower clamp: below 2**-66 the select discards whatever the
+    exponent bits made of x2.
+    """
+    x2c = min(x2, np.float32(127.0))
+    kf = np.rint(x2c)
+    f = x2c - kf
+    p = _P6 * f + _P5
+    p = p * f + _P4
+    p = p * f + _P3
+    p = p * f + _P2
+    p = p * f + _P1
+    p = p * f + _P0
+    e = p * np.int32((np.int32(kf) + np.int32(127)) << np.int32(23)).view(np.float32)
+    return e if x2 > _LOG2_NEGLIGIBLE else np.float32(0.0)
+
+
+@njit(float32(float32), inline="always", **_JIT)
+def _log1p_small(e):
+    """log(1 + e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) <= 1/3 (series to s**15)."""
+    s = e / (np.float32(2.0) + e)
+    s2 = s * s
+    p = np.float32(1.0 / 15.0)
+    p = p * s2 + np.float32(1.0 / 13.0)
+    p = p * s2 + np.float32(1.0 / 11.0)
+    p = p * s2 + np.float32(1.0 / 9.0)
+    p = p * s2 + np.float32(1.0 / 7.0)
+    p = p * s2 + np.float32(1.0 / 5.0)
+    p = p * s2 + np.float32(1.0 / 3.0)
+    p = p * s2 + np.float32(1.0)
+    return np.float32(2.0) * s * p
+
+
+@njit(float32(float32), inline="always", **_JIT)
+def _sigmoid(x):
+    return np.float32(1.0) / (np.float32(1.0) + _exp(-x))
+
+
+@njit(void(_X, int64, int64, int64, int64, int64, int64, int64, _S), inline="always", **_JIT)
+def _gather(X, off, cf, bi, t0, tl, c0, w, dst):
+    """dst[t, j] = element (bi, t0 + t, c0 + j) of a sequence input for j < w, 0 in the lanes past it."""
+    for t in range(tl):
+        for j in range(w, LANES):
+            dst[t, j] = np.float32(0.0)
+    if cf:
+        for j in range(w):
+            for t in range(tl):
+                dst[t, j] = X[bi, off + c0 + j, t0 + t]
+    elif w == LANES:  # a whole group: one vector per step
+        for t in range(tl):
+            for j in range(LANES):
+                dst[t, j] = X[bi, t0 + t, off + c0 + j]
+    else:
+        for t in range(tl):
+            for j in range(w):
+                dst[t, j] = X[bi, t0 + t, off + c0 + j]
+
+
+@njit(void(_S, _S, _S, int64, int64, int64), inline="always", **_JIT)
+def _step_sizes(dts, sig, gates, tl, softplus, has_z):
+    """In place over a tile: delta + bias -> dt (softplus or not; 0 below 1e-20), sig = d dt/d delta
+    (0 where dt was cut), z -> silu(z) (1 without z)."""
+    for t in range(tl):
+        for j in range(LANES):
+            x = dts[t, j]
+            if softplus:
+                e = _exp(-abs(x))
+                dt = max(x, np.float32(0.0)) + _log1p_small(e)
+                g = np.float32(1.0) / (np.float32(1.0) + e)
+                g = g if x >= np.float32(0.0) else e * g
+            else:
+                dt = x
+                g = np.float32(1.0)
+            keep = dt > np.float32(NEGLIGIBLE)
+            dts[t, j] = dt if keep else np.float32(0.0)
+            sig[t, j] = g if keep else np.float32(0.0)
+            zz = gates[t, j]
+            gates[t, j] = zz * _sigmoid(zz) if has_z else np.float32(1.0)
+
+
+@njit(
+    void(
+        int64,
+        int64,
+        int64,
+        int64,
+        _X,
+        int64,
+        int64,
+        _X,
+        int64,
+        int64,
+        _X,
+        int64,
+        int64,
+        _V,
+        int64,
+        int64,
+        _S,
+        _S,
+        _S,
+        _S,
+    ),
+    inline="always",
+    **_JIT,
+)
+def _load_tile(
+    bi, c0, t0, tl, u, u_off, u_cf, delta, d_off, d_cf, z, z_off, z_cf, biasl, softplus, has_z, us, dts, gates, sig
+):
+    """One tile's (steps, lanes) inputs: u, dt, silu(z) and d dt / d delta. Lanes past the last
+    channel hold zeros (dt = 0 leaves their state at zero)."""
+    w = min(LANES, (u.shape[1] - u_off if u_cf else u.shape[2] - u_off) - c0)
+    _gather(u, u_off, u_cf, bi, t0, tl, c0, w, us)
+    _gather(delta, d_off, d_cf, bi, t0, tl, c0, w, dts)
+    if has_z:
+        _gather(z, z_off, z_cf, bi, t0, tl, c0, w, gates)
+    for t in range(tl):
+        for j in range(LANES):
+            dts[t, j] += biasl[j]
+    _step_sizes(dts, sig, gates, tl, softplus, has_z)
+
+
+@njit(void(_X, int64, int64, int64, int64, int64, int64, _S), inline="always", **_JIT)
+def _load_rows(X, off, cf, bi, t0, tl, n, dst):
+    """dst[t, s] = B or C at (bi, t0 + t, s): one tile as contiguous rows."""
+    if cf:
+        for s in range(n):
+            for t in range(tl):
+                dst[t, s] = X[bi, off + s, t0 + t]
+    else:
+        for t in range(tl):
+            for s in range(n):
+                dst[t, s] = X[bi, t0 + t, off + s]
+
+
+@njit(void(int64, _S, _S, _S, _S, _S, _S, _V, _S), inline="always", **_JIT)
+def _tile_forward(tl, dts, dus, Bt, Ct, At2, h, acc, ys):
+    """Advance the state h (state, lanes) through one tile; ys[t] = <C_t, h_t> per lane.
+
+    dus: dt * u; At2: A * log2(e), laid out (state, lanes).
+    """
+    n = At2.shape[0]
+    for t in range(tl):
+        for j in range(LANES):
+            acc[j] = np.float32(0.0)
+        for s in range(n):
+            bs = Bt[t, s]
+            cs = Ct[t, s]
+            for j in range(LANES):
+                hv = _decay(dts[t, j] * At2[s, j]) * h[s, j] + dus[t, j] * bs
+                h[s, j] = hv
+                acc[j] += cs * hv
+        for j in range(LANES):
+            ys[t, j] = acc[j]
+
+
+@njit(void(_F2, _F1, _F1, int64, int64, _S, _V, _V), inline="always", **_JIT)
+def _task_constants(A, D, bias, c0, w, At2, Dl, biasl):
+    """A * log2(e) as (state, lanes), D and the delta bias as (lanes,) for the channels c0 .. c0 + w - 1
+    (0 past them)."""
+    At2[:, :] = np.float32(0.0)
+    Dl[:] = np.float32(0.0)
+    biasl[:] = np.float32(0.0)
+    for j in range(w):
+        Dl[j] = D[c0 + j]
+        biasl[j] = bias[c0 + j]
+        for s in range(A.shape[1]):
+            At2[s, j] = A[c0 + j, s] * LOG2E
+
+
+_SEQ = (_X, int64, int64)
+
+
+@njit(
+    void(
+        int64, int64, *_SEQ, *_SEQ, *_SEQ, *_SEQ, *_SEQ, _F2, _F1, _F1, int64, int64, _X, float32[:, :, :, ::1], int64
+    ),
+    **_JIT,
+)
+def scan_forward(
+    lo,
+    hi,
+    u,
+    u_off,
+    u_cf,
+    delta,
+    d_off,
+    d_cf,
+    z,
+    z_off,
+    z_cf,
+    B,
+    b_off,
+    b_cf,
+    C,
+    c_off,
+    c_cf,
+    A,
+    D,
+    bias,
+    softplus,
+    has_z,
+    y,
+    states,
+    store,
+):
+    """Tasks lo..hi-1 of the forward scan.
+
+    Sequence inputs as in the module docstring; A: (dim, state); D, bias: (dim,). y (batch,
+    length, dim) gets (<C, h> + D u) * silu(z). With ``store``, states[b, k] (dim, state)
+    receives the state entering tile k, for the backward.
+    """
+    d, n = A.shape
+    length = y.shape[1]
+    groups = (d + LANES - 1) // LANES
+    us = np.zeros((TILE, LANES), np.float32)
+    dts = np.zeros((TILE, LANES), np.float32)
+    gates = np.zeros((TILE, LANES), np.float32)
+    sig = np.zeros((TILE, LANES), np.float32)
+    ys = np.zeros((TILE, LANES), np.float32)
+    dus = np.zeros((TILE, LANES), np.float32)
+    Bt = np.empty((TILE, n), np.float32)
+    Ct = np.empty((TILE, n), np.float32)
+    At2 = np.zeros((n, LANES), np.float32)
+    Dl = np.zeros(LANES, np.float32)
+    biasl = np.zeros(LANES, np.float32)
+    h = np.empty((n, LANES), np.float32)
+    acc = np.empty(LANES, np.float32)
+    for task in range(lo, hi):
+        bi = task // groups
+        c0 = (task % groups) * LANES
+        w = min(LANES, d - c0)
+        _task_constants(A, D, bias, c0, w, At2, Dl, biasl)
+        h[:, :] = np.float32(0.0)
+        for t0 in range(0, length, TILE):
+            tl = min(TILE, length - t0)
+            if store:
+                for j in range(w):
+                    for s in range(n):
+                        states[bi, t0 // TILE, c0 + j, s] = h[s, j]
+            _load_tile(
+                bi,
+                c0,
+                t0,
+                tl,
+                u,
+                u_off,
+                u_cf,
+                delta,
+                d_off,
+                d_cf,
+                z,
+                z_off,
+                z_cf,
+                biasl,
+                softplus,
+                has_z,
+                us,
+                dts,
+                gates,
+                sig,
+            )
+            _load_rows(B, b_off, b_cf, bi, t0, tl, n, Bt)
+            _load_rows(C, c_off, c_cf, bi, t0, tl, n, Ct)
+            for t in range(tl):
+                for j in range(LANES):
+                    dus[t, j] = dts[t, j] * us[t, j]
+            _tile_forward(tl, dts, dus, Bt, Ct, At2, h, acc, ys)
+            for t in range(tl):
+                for j in range(LANES):
+                    ys[t, j] = (ys[t, j] + Dl[j] * us[t, j]) * gates[t, j]
+                if w == LANES:
+                    for j in range(LANES):
+                        y[bi, t0 + t, c0 + j] = ys[t, j]
+                else:
+                    for j in range(w):
+                        y[bi, t0 + t, c0 + j] = ys[t, j]
+
+
+@njit(
+    void(
+        int64,
+        int64,
+        *_SEQ,
+        *_SEQ,
+        *_SEQ,
+        *_SEQ,
+        *_SEQ,
+        _F2,
+        _F1,
+        _F1,
+        int64,
+        int64,
+        float32[:, :, :, ::1],
+        _X,
+        _X,
+        _X,
+        _X,
+        float32[:, :, :, ::1],
+        float32[:, :, :, ::1],
+        _X,
+        float32[:, ::1],
+        float32[:, ::1],
+    ),
+    **_JIT,
+)
+def scan_backward(
+    lo,
+    hi,
+    u,
+    u_off,
+    u_cf,
+    delta,
+    d_off,
+    d_cf,
+    z,
+    z_off,
+    z_cf,
+    B,
+    b_off,
+    b_cf,
+    C,
+    c_off,
+    c_cf,
+    A,
+    D,
+    bias,
+    softplus,
+    has_z,
+    states,
+    gout,
+    gu,
+    gdelta,
+    gz,
+    gB,
+    gC,
+    gA,
+    gD,
+    gbias,
+):
+    """Tasks lo..hi-1 of the backward scan, tile by tile from the last.
+
+    Inputs as :func:`scan_forward`, plus states from its ``store`` run and gout (batch, length,
+    dim), the gradient of y. Each tile's states are recomputed from the saved state entering it;
+    the adjoint lam_t = gy_t C_t + a_{t+1} lam_{t+1} runs backwards across tiles. Writes, per
+    element, gu, gdelta (through softplus and the cut) and gz (batch, length, dim); and partial
+    sums that no other task touches: gB, gC (batch, group, length, state), gA (batch, dim, state),
+    gD and gbias (batch, dim). The caller adds the partials up.
+    """
+    d, n = A.shape
+    length = gout.shape[1]
+    groups = (d + LANES - 1) // LANES
+    us = np.zeros((TILE, LANES), np.float32)
+    dts = np.zeros((TILE, LANES), np.float32)
+    gates = np.zeros((TILE, LANES), np.float32)
+    sig = np.zeros((TILE, LANES), np.float32)
+    zs = np.zeros((TILE, LANES), np.float32)
+    gys = np.zeros((TILE, LANES), np.float32)
+    gzs = np.zeros((TILE, LANES), np.float32)
+    Bt = np.empty((TILE, n), np.float32)
+    Ct = np.empty((TILE, n), np.float32)
+    At2 = np.zeros((n, LANES), np.float32)
+    Dl = np.zeros(LANES, np.float32)
+    biasl = np.zeros(LANES, np.float32)
+    hs = np.zeros((TILE + 1, n, LANES), np.float32)  # hs[0]: entering the tile, hs[t + 1]: after step t
+    lam = np.empty((n, LANES), np.float32)  # a_{t+1} * lam_{t+1}, carried backwards
+    gAl = np.empty((n, LANES), np.float32)
+    gul = np.empty(LANES, np.float32)
+    gdtl = np.empty(LANES, np.float32)
+    gDl = np.empty(LANES, np.float32)
+    gbl = np.empty(LANES, np.float32)
+    for task in range(lo, hi):
+        bi = task // groups
+        g = task % groups
+        c0 = g * LANES
+        w = min(LANES, d - c0)
+        _task_constants(A, D, bias, c0, w, At2, Dl, biasl)
+        lam[:, :] = np.float32(0.0)
+        gAl[:, :] = np.float32(0.0)
+        gDl[:] = np.float32(0.0)
+        gbl[:] = np.float32(0.0)
+        last = (length - 1) // TILE * TILE
+        for t0 in range(last, -1, -TILE):
+            tl = min(TILE, length - t0)
+            if has_z:
+                _gather(z, z_off, z_cf, bi, t0, tl, c0, w, zs)
+            _load_tile(
+                bi,
+                c0,
+                t0,
+                tl,
+                u,
+                u_off,
+                u_cf,
+                delta,
+                d_off,
+                d_cf,
+                z,
+                z_off,
+                z_cf,
+                biasl,
+                softplus,
+                has_z,
+                us,
+                dts,
+                gates,
+                sig,
+            )
+            _load_rows(B, b_off, b_cf, bi, t0, tl, n, Bt)
+            _load_rows(C, c_off, c_cf, bi, t0, tl, n, Ct)
+            for j in range(w):
+                for s in range(n):
+                    hs[0, s, j] = states[bi, t0 // TILE, c0 + j, s]
+            # recompute the tile's states and y before the gate
+            for t in range(tl):
+                for j in range(LANES):
+                    gys[t, j] = Dl[j] * us[t, j]
+                for s in range(n):
+                    bs = Bt[t, s]
+                    cs = Ct[t, s]
+                    for j in range(LANES):
+                        hv = _decay(dts[t, j] * At2[s, j]) * hs[t, s, j] + dts[t, j] * us[t, j] * bs
+                        hs[t + 1, s, j] = hv
+                        gys[t, j] += cs * hv
+            # through the gate: gys becomes the gradient of y before it, gzs that of z
+            for t in range(tl):
+                for j in range(w):
+                    go = gout[bi, t0 + t, c0 + j]
+                    zz = zs[t, j]
+                    sz = _sigmoid(zz)
+                    gzs[t, j] = go * gys[t, j] * sz * (np.float32(1.0) + zz * (np.float32(1.0) - sz))
+                    gys[t, j] = go * gates[t, j]
+            for t in range(tl - 1, -1, -1):
+                for j in range(LANES):
+                    gul[j] = gys[t, j] * Dl[j]
+                    gdtl[j] = np.float32(0.0)
+                    gDl[j] += gys[t, j] * us[t, j]
+                for s in range(n):
+                    bs = Bt[t, s]
+                    cs = Ct[t, s]
+                    sum_b = np.float32(0.0)
+                    sum_c = np.float32(0.0)
+                    for j in range(LANES):
+                        lt = gys[t, j] * cs + lam[s, j]
+                        a = _decay(dts[t, j] * At2[s, j])
+                        gexp = lt * hs[t, s, j] * a  # gradient of dt * A
+                        gAl[s, j] += gexp * dts[t, j]
+                        gdtl[j] += gexp * At2[s, j] * _LN2 + lt * bs * us[t, j]
+                        gul[j] += lt * bs * dts[t, j]
+                        sum_b += lt * dts[t, j] * us[t, j]
+                        sum_c += gys[t, j] * hs[t + 1, s, j]
+                        lam[s, j] = a * lt
+                    gB[bi, g, t0 + t, s] = sum_b
+                    gC[bi, g, t0 + t, s] = sum_c
+                for j in range(w):
+                    gdt = gdtl[j] * sig[t, j]
+                    gbl[j] += gdt
+                    gu[bi, t0 + t, c0 + j] = gul[j]
+                    gdelta[bi, t0 + t, c0 + j] = gdt
+                    gz[bi, t0 + t, c0 + j] = gzs[t, j]
+        for j in range(w):
+            gD[bi, c0 + j] = gDl[j]
+            gbias[bi, c0 + j] = gbl[j]
+            for s in range(n):
+                gA[bi, c0 + j, s] = gAl[s, j]
+
+
+@njit(void(int64, int64, int64, _X, int64, float32[:, ::1], _F1, _X), **_JIT)
+def causal_conv1d_silu(lo, hi, steps, x, off, weight, bias, out):
+    """Tasks lo..hi-1 of silu(depthwise causal conv1d), channels last; a task is ``steps`` steps of one batch.
+
+    x: (batch, length, width) with the channels at off .. off + dim - 1; weight: (dim, k); bias:
+    (dim,); out: (batch, length, dim) gets silu(bias + sum_i weight[:, i] * x[t - k + 1 + i]), the
+    steps before the start counting as zeros (mamba-ssm's conv1d with padding k - 1, cut to length).
+    """
+    nb, length, d = out.shape
+    k = weight.shape[1]
+    chunks = (length + steps - 1) // steps
+    wt = np.empty((k, d), np.float32)
+    for c in range(d):
+        for i in range(k):
+            wt[i, c] = weight[c, i]
+    for task in range(lo, hi):
+        bi = task // chunks
+        start = (task % chunks) * steps
+        for t in range(start, min(start + steps, length)):
+            if k == 4 and t >= 3:  # mamba's width, written out so the channels vectorise
+                for c in range(d):
+                    a = bias[c] + wt[0, c] * x[bi, t - 3, off + c] + wt[1, c] * x[bi, t - 2, off + c]
+                    a += wt[2, c] * x[bi, t - 1, off + c] + wt[3, c] * x[bi, t, off + c]
+                    out[bi, t, c] = a / (np.float32(1.0) + _exp(-a))
+            else:
+                for c in range(d):
+                    a = bias[c]
+                    for i in range(max(0, k - 1 - t), k):
+                        a += wt[i, c] * x[bi, t - k + 1 + i, off + c]
+                    out[bi, t, c] = a / (np.float32(1.0) + _exp(-a))

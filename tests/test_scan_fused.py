@@ -1,0 +1,182 @@
+"""The fused CPU scan (numba) against the float64 loop, its gradients, layouts, the dispatcher and its cache."""
+
+import logging
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_scan import GRID, assert_gradients_match_reference, make_inputs, naive_scan, rel_err
+
+from algnet_cli.errors import ScanBackendError
+from algnet_cli.ops import dispatch, scan_fused
+
+pytest.importorskip("numba")
+
+FUSED_GRID = GRID + [
+    # b, d, n, length, delta scale: d not a multiple of the 16 lanes, n of 1, 16 and 32, one step,
+    # several tiles of 256 steps with a ragged last one
+    (2, 20, 16, 600, 1.0),
+    (1, 33, 1, 513, 1.0),
+    (1, 17, 32, 300, 1.0),
+    (3, 16, 16, 1, 1.0),
+    (1, 5, 7, 1100, 1.0),
+]
+
+
+@pytest.mark.parametrize("shape", FUSED_GRID)
+@pytest.mark.parametrize("softplus", [True, False])
+def test_fused_forward_matches_naive_loop(shape, softplus):
+    b, d, n, length, scale = shape
+    args = make_inputs(b, d, n, length, scale, seed=length + d)
+    if not softplus:
+        u, delta, A, B, C, D, z, bias = args
+        args = (u, delta.abs(), A, B, C, D, z, bias.abs())
+    got = scan_fused.selective_scan_fused(*args, softplus)
+    assert got.dtype == torch.float32 and got.shape == (b, d, length)
+    assert rel_err(got, naive_scan(*args, softplus)) < 1e-5
+
+
+@pytest.mark.parametrize("shift", [8.0, -30.0])
+def test_fused_forward_with_shifted_delta(shift):
+    """delta + 8: every decay is tiny and cut to 0; delta - 30: steps below 1e-20 are cut to 0."""
+    u, delta, A, B, C, D, z, bias = make_inputs(2, 20, 16, 400, seed=3)
+    args = (u, delta + shift, A, B, C, D, z, bias)
+    got = scan_fused.selective_scan_fused(*args, True)
+    assert torch.isfinite(got).all()
+    assert rel_err(got, naive_scan(*args, True)) < 1e-5
+
+
+@pytest.mark.parametrize("extras", [True, False])
+def test_fused_without_optional_inputs_and_in_bf16(extras):
+    args = make_inputs(2, 4, 8, 100, extras=extras)
+    expected = naive_scan(*args, True)
+    assert rel_err(scan_fused.selective_scan_fused(*args, True), expected) < 1e-5
+    half = scan_fused.selective_scan_fused(args[0].bfloat16(), *args[1:], True)
+    assert half.dtype == torch.bfloat16
+    assert rel_err(half.float(), expected) < 2e-2
+
+
+def test_fused_reads_projection_layouts_in_place():
+    """Transposed views and column slices of (batch, length, width) buffers, as the Mamba block passes them."""
+    b, d, n, length = 2, 20, 8, 300
+    g = torch.Generator().manual_seed(4)
+    xz = torch.randn(b, length, 2 * d, generator=g)
+    x_dbl = torch.randn(b, length, 3 + 2 * n, generator=g)
+    delta = torch.randn(b, length, d, generator=g)
+    A = -torch.exp(torch.rand(d, n, generator=g) * 3)
+    D, bias = torch.randn(d, generator=g), torch.randn(d, generator=g)
+    views = dict(
+        u=xz[..., :d].transpose(1, 2),
+        delta=delta.transpose(1, 2),
+        B=x_dbl[..., 3 : 3 + n].transpose(1, 2),
+        C=x_dbl[..., 3 + n :].transpose(1, 2),
+        z=xz[..., d:].transpose(1, 2),
+    )
+    assert scan_fused._seq(views["z"])[1:] == (d, 0)  # read in place at column offset d, channels last
+    got = scan_fused.selective_scan_fused(views["u"], views["delta"], A, views["B"], views["C"], D, views["z"], bias, True)
+    dense = {k: v.contiguous() for k, v in views.items()}
+    expected = naive_scan(dense["u"], dense["delta"], A, dense["B"], dense["C"], D, dense["z"], bias, True)
+    assert rel_err(got, expected) < 1e-5
+
+
+FUSED_GRAD_GRID = [
+    # b, d, n, length, delta scale, extras: one step; ragged channel groups; several tiles; underflow
+    (1, 1, 1, 1, 1.0, True),
+    (2, 3, 4, 75, 1.0, True),
+    (1, 20, 5, 300, 1.0, False),
+    (2, 17, 16, 530, 1.0, True),
+    (1, 3, 4, 90, 30.0, True),
+]
+
+
+@pytest.mark.parametrize("b,d,n,length,scale,extras", FUSED_GRAD_GRID)
+def test_fused_gradients_equal_the_reference(b, d, n, length, scale, extras):
+    args = list(make_inputs(b, d, n, length, delta_scale=scale, seed=13, extras=extras))
+    assert_gradients_match_reference(lambda *leaves: scan_fused.selective_scan_fused(*leaves, True), args, True)
+
+
+def test_fused_gradients_without_softplus():
+    args = list(make_inputs(1, 18, 6, 280, seed=2))
+    args[1], args[7] = args[1].abs(), args[7].abs()
+    assert_gradients_match_reference(lambda *leaves: scan_fused.selective_scan_fused(*leaves, False), args, False)
+
+
+def test_fused_causal_conv_matches_torch():
+    g = torch.Generator().manual_seed(0)
+    xz = torch.randn(2, 5000, 40, generator=g)
+    for width in (4, 3):
+        w, bias = torch.randn(20, 1, width, generator=g), torch.randn(20, generator=g)
+        got = scan_fused.causal_conv1d_silu_fused(xz[..., 20:], w, bias)
+        ref = F.silu(F.conv1d(xz[..., 20:].transpose(1, 2), w, bias, padding=width - 1, groups=20)[..., :5000])
+        assert (got - ref.transpose(1, 2)).abs().max() < 1e-5
+
+
+def test_mamba_block_is_the_same_with_fused_and_chunked():
+    from algnet_cli.model.mamba import Mamba
+
+    torch.manual_seed(0)
+    block = Mamba(24, d_state=16).eval()
+    x = torch.randn(2, 700, 24)
+    with torch.inference_mode():
+        block.scan_backend = "chunked"
+        expected = block(x)
+        block.scan_backend = "fused"
+        got = block(x)
+    assert (got - expected).abs().max() / expected.abs().max() < 1e-5
+
+
+def test_auto_picks_fused_on_the_cpu_and_chunked_without_numba(monkeypatch):
+    assert dispatch.resolve_backend("auto", "cpu") == "fused"
+    assert dispatch.resolve_backend("auto", "cpu", needs_grad=True) == "fused"
+    assert dispatch.resolve_backend("chunked", "cpu") == "chunked"  # still selectable
+    monkeypatch.setattr(scan_fused.importlib.util, "find_spec", lambda name: None)  # numba absent
+    assert not scan_fused.available()
+    assert dispatch.resolve_backend("auto", "cpu") == "chunked"
+    with pytest.raises(ScanBackendError, match="numba"):
+        dispatch.resolve_backend("fused", "cpu")
+    with pytest.raises(ScanBackendError, match="CPU"):
+        dispatch.resolve_backend("fused", "cuda")
+
+
+def test_a_kernel_that_cannot_be_built_falls_back_with_a_note(monkeypatch, caplog, tmp_path):
+    monkeypatch.setattr(scan_fused, "_kernels", None)
+    monkeypatch.setattr(scan_fused, "_failure", None)
+    monkeypatch.setattr(dispatch, "_announced", set())
+    monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(tmp_path))
+
+    def broken(folder):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(scan_fused, "_compile", broken)
+    args = make_inputs(1, 3, 4, 50, seed=1)
+    with caplog.at_level(logging.WARNING, logger="algnet_cli.scan"):
+        out = dispatch.selective_scan(*args, delta_softplus=True, backend="auto")
+    assert rel_err(out, naive_scan(*args, True)) < 1e-5  # the chunked scan ran
+    assert "could not be prepared" in caplog.text and "chunked" in caplog.text
+    assert dispatch.resolve_backend("auto", "cpu") == "chunked"
+    with pytest.raises(ScanBackendError, match="could not be prepared"):
+        dispatch.prepare("fused", "cpu")
+
+
+@pytest.mark.slow
+def test_a_corrupt_kernel_cache_is_rebuilt(monkeypatch, tmp_path, caplog):
+    """Index files full of junk: the cache is cleared, the kernels compiled afresh, the scan right."""
+    monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(scan_fused, "_kernels", None)
+    scan_fused.kernels()
+    assert scan_fused.cache_state() == "compiled"
+    for index in tmp_path.rglob("*.nbi"):
+        index.write_bytes(b"\x80\x04not a pickle at all")
+    monkeypatch.setattr(scan_fused, "_kernels", None)
+    monkeypatch.delitem(sys.modules, scan_fused._MODULE, raising=False)
+    with caplog.at_level(logging.WARNING, logger="algnet_cli.scan"):
+        scan_fused.kernels()
+    assert scan_fused.cache_state() == "compiled"
+    args = make_inputs(1, 3, 4, 50, seed=2)
+    assert rel_err(scan_fused.selective_scan_fused(*args, True), naive_scan(*args, True)) < 1e-5
+
+
+def test_an_empty_cache_says_it_must_compile(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(tmp_path / "none"))
+    assert scan_fused.cache_state() == "not compiled yet"
