@@ -38,7 +38,7 @@ def deblur(
         bool, typer.Option("--tlc/--no-tlc", help="Test-time local converter, as in the official evaluation.")
     ] = True,
     scan: Annotated[
-        str, typer.Option(help="Selective-scan backend: auto, chunked, triton, mamba, reference.")
+        str, typer.Option(help="Selective-scan backend: auto, fused (CPU), chunked, triton, mamba, reference.")
     ] = "auto",
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, mirroring the tree.")
