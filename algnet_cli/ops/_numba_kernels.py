@@ -19,7 +19,7 @@ projection's (B, L, width) output needs no copy.
 from __future__ import annotations
 
 import numpy as np
-from numba import float32, int64, njit, void
+from numba import float32, int64, njit, types, void
 
 LANES = 16
 TILE = 256
@@ -35,9 +35,19 @@ _JIT = dict(nogil=True, cache=True, fastmath=_FLAGS, error_model="numpy", bounds
 
 _X = float32[:, :, ::1]  # a sequence input (see the module docstring)
 _S = float32[:, ::1]  # a task's scratch buffer
+_T = float32[:, :, ::1]  # a task's (rows, TILE, LANES) tile buffer, or its states
 _V = float32[::1]
+_F4 = float32[:, :, :, ::1]
 _F2 = float32[:, :]
 _F1 = float32[:]
+
+#: the five sequence inputs u, delta, z, B, C, each as (array, offset, cf): see the module docstring
+_SEQS = types.Tuple((_X, int64, int64) * 5)
+
+#: rows of a task's (rows, TILE, LANES) tile buffer
+_U, _DT, _DU, _Z, _GATE, _SIG, _Y = range(7)
+_ROWS = 7
+
 
 # 2**f on [-1/2, 1/2]: a degree-6 Chebyshev fit, under 1e-7 relative in float32
 _P0, _P1, _P2, _P3 = (
@@ -135,10 +145,11 @@ def _gather(X, off, cf, bi, t0, tl, c0, w, dst):
                 dst[t, j] = X[bi, t0 + t, off + c0 + j]
 
 
-@njit(void(_S, _S, _S, int64, int64, int64), inline="always", **_JIT)
-def _step_sizes(dts, sig, gates, tl, softplus, has_z):
-    """In place over a tile: delta + bias -> dt (softplus or not; 0 below 1e-20), sig = d dt/d delta
-    (0 where dt was cut), z -> silu(z) (1 without z)."""
+@njit(void(_T, int64, int64, int64), inline="always", **_JIT)
+def _step_sizes(tile, tl, softplus, has_z):
+    """Over one tile's buffer: delta + bias -> dt (softplus or not; 0 below 1e-20), its derivative
+    (0 where dt was cut), dt * u, and silu(z) (1 without z)."""
+    dts, sig, dus, us, zs, gates = tile[_DT], tile[_SIG], tile[_DU], tile[_U], tile[_Z], tile[_GATE]
     for t in range(tl):
         for j in range(LANES):
             x = dts[t, j]
@@ -151,52 +162,12 @@ def _step_sizes(dts, sig, gates, tl, softplus, has_z):
                 dt = x
                 g = np.float32(1.0)
             keep = dt > np.float32(NEGLIGIBLE)
-            dts[t, j] = dt if keep else np.float32(0.0)
+            dt = dt if keep else np.float32(0.0)
+            dts[t, j] = dt
             sig[t, j] = g if keep else np.float32(0.0)
-            zz = gates[t, j]
+            dus[t, j] = dt * us[t, j]
+            zz = zs[t, j]
             gates[t, j] = zz * _sigmoid(zz) if has_z else np.float32(1.0)
-
-
-@njit(
-    void(
-        int64,
-        int64,
-        int64,
-        int64,
-        _X,
-        int64,
-        int64,
-        _X,
-        int64,
-        int64,
-        _X,
-        int64,
-        int64,
-        _V,
-        int64,
-        int64,
-        _S,
-        _S,
-        _S,
-        _S,
-    ),
-    inline="always",
-    **_JIT,
-)
-def _load_tile(
-    bi, c0, t0, tl, u, u_off, u_cf, delta, d_off, d_cf, z, z_off, z_cf, biasl, softplus, has_z, us, dts, gates, sig
-):
-    """One tile's (steps, lanes) inputs: u, dt, silu(z) and d dt / d delta. Lanes past the last
-    channel hold zeros (dt = 0 leaves their state at zero)."""
-    w = min(LANES, (u.shape[1] - u_off if u_cf else u.shape[2] - u_off) - c0)
-    _gather(u, u_off, u_cf, bi, t0, tl, c0, w, us)
-    _gather(delta, d_off, d_cf, bi, t0, tl, c0, w, dts)
-    if has_z:
-        _gather(z, z_off, z_cf, bi, t0, tl, c0, w, gates)
-    for t in range(tl):
-        for j in range(LANES):
-            dts[t, j] += biasl[j]
-    _step_sizes(dts, sig, gates, tl, softplus, has_z)
 
 
 @njit(void(_X, int64, int64, int64, int64, int64, int64, _S), inline="always", **_JIT)
@@ -212,25 +183,46 @@ def _load_rows(X, off, cf, bi, t0, tl, n, dst):
                 dst[t, s] = X[bi, t0 + t, off + s]
 
 
-@njit(void(int64, _S, _S, _S, _S, _S, _S, _V, _S), inline="always", **_JIT)
-def _tile_forward(tl, dts, dus, Bt, Ct, At2, h, acc, ys):
-    """Advance the state h (state, lanes) through one tile; ys[t] = <C_t, h_t> per lane.
+@njit(void(_SEQS, int64, int64, int64, int64, int64, _V, int64, int64, _T, _S, _S), inline="always", **_JIT)
+def _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile, Bt, Ct):
+    """Gather one tile of every input into the task's buffers.
 
-    dus: dt * u; At2: A * log2(e), laid out (state, lanes).
+    tile rows (steps, lanes): u; dt = softplus(delta + bias) (or delta + bias), 0 below 1e-20;
+    dt * u; z; silu(z) (1 without z); d dt / d delta (0 where dt was cut). Lanes past the last
+    channel hold zeros (u = 0 keeps their state at zero). Bt, Ct (steps, state): B and C as rows.
     """
-    n = At2.shape[0]
+    u, u_off, u_cf, delta, d_off, d_cf, z, z_off, z_cf, B, b_off, b_cf, C, c_off, c_cf = seqs
+    _gather(u, u_off, u_cf, bi, t0, tl, c0, w, tile[_U])
+    _gather(delta, d_off, d_cf, bi, t0, tl, c0, w, tile[_DT])
+    if has_z:
+        _gather(z, z_off, z_cf, bi, t0, tl, c0, w, tile[_Z])
+    dts = tile[_DT]
     for t in range(tl):
         for j in range(LANES):
-            acc[j] = np.float32(0.0)
+            dts[t, j] += biasl[j]
+    _step_sizes(tile, tl, softplus, has_z)
+    _load_rows(B, b_off, b_cf, bi, t0, tl, Bt.shape[1], Bt)
+    _load_rows(C, c_off, c_cf, bi, t0, tl, Ct.shape[1], Ct)
+
+
+@njit(void(int64, _T, _S, _S, _S, _T), inline="always", **_JIT)
+def _tile_states(tl, tile, Bt, Ct, At2, hs):
+    """Run the recurrence through one tile: hs[0] (state, lanes) enters it, hs[t + 1] follows step t,
+    and tile row _Y gets <C_t, h_t> per lane. At2: A * log2(e), laid out (state, lanes)."""
+    n = At2.shape[0]
+    dts = tile[_DT]
+    dus = tile[_DU]
+    ys = tile[_Y]
+    for t in range(tl):
+        for j in range(LANES):
+            ys[t, j] = np.float32(0.0)
         for s in range(n):
             bs = Bt[t, s]
             cs = Ct[t, s]
             for j in range(LANES):
-                hv = _decay(dts[t, j] * At2[s, j]) * h[s, j] + dus[t, j] * bs
-                h[s, j] = hv
-                acc[j] += cs * hv
-        for j in range(LANES):
-            ys[t, j] = acc[j]
+                hv = _decay(dts[t, j] * At2[s, j]) * hs[t, s, j] + dus[t, j] * bs
+                hs[t + 1, s, j] = hv
+                ys[t, j] += cs * hv
 
 
 @njit(void(_F2, _F1, _F1, int64, int64, _S, _V, _V), inline="always", **_JIT)
@@ -247,104 +239,40 @@ def _task_constants(A, D, bias, c0, w, At2, Dl, biasl):
             At2[s, j] = A[c0 + j, s] * LOG2E
 
 
-_SEQ = (_X, int64, int64)
-
-
-@njit(
-    void(
-        int64, int64, *_SEQ, *_SEQ, *_SEQ, *_SEQ, *_SEQ, _F2, _F1, _F1, int64, int64, _X, float32[:, :, :, ::1], int64
-    ),
-    **_JIT,
-)
-def scan_forward(
-    lo,
-    hi,
-    u,
-    u_off,
-    u_cf,
-    delta,
-    d_off,
-    d_cf,
-    z,
-    z_off,
-    z_cf,
-    B,
-    b_off,
-    b_cf,
-    C,
-    c_off,
-    c_cf,
-    A,
-    D,
-    bias,
-    softplus,
-    has_z,
-    y,
-    states,
-    store,
-):
+@njit(void(int64, int64, _SEQS, _F2, _F1, _F1, int64, int64, _X, _F4, int64), **_JIT)
+def scan_forward(lo, hi, seqs, A, D, bias, softplus, has_z, y, states, store):
     """Tasks lo..hi-1 of the forward scan.
 
-    Sequence inputs as in the module docstring; A: (dim, state); D, bias: (dim,). y (batch,
-    length, dim) gets (<C, h> + D u) * silu(z). With ``store``, states[b, k] (dim, state)
-    receives the state entering tile k, for the backward.
+    seqs: u, delta, z, B, C as in the module docstring; A: (dim, state); D, bias: (dim,). y (batch,
+    length, dim) gets (<C, h> + D u) * silu(z). With ``store``, states[b, k] (dim, state) receives
+    the state entering tile k, for the backward.
     """
     d, n = A.shape
     length = y.shape[1]
     groups = (d + LANES - 1) // LANES
-    us = np.zeros((TILE, LANES), np.float32)
-    dts = np.zeros((TILE, LANES), np.float32)
-    gates = np.zeros((TILE, LANES), np.float32)
-    sig = np.zeros((TILE, LANES), np.float32)
-    ys = np.zeros((TILE, LANES), np.float32)
-    dus = np.zeros((TILE, LANES), np.float32)
+    tile = np.zeros((_ROWS, TILE, LANES), np.float32)
     Bt = np.empty((TILE, n), np.float32)
     Ct = np.empty((TILE, n), np.float32)
     At2 = np.zeros((n, LANES), np.float32)
     Dl = np.zeros(LANES, np.float32)
     biasl = np.zeros(LANES, np.float32)
-    h = np.empty((n, LANES), np.float32)
-    acc = np.empty(LANES, np.float32)
+    hs = np.zeros((TILE + 1, n, LANES), np.float32)
+    us, gates, ys = tile[_U], tile[_GATE], tile[_Y]
     for task in range(lo, hi):
         bi = task // groups
         c0 = (task % groups) * LANES
         w = min(LANES, d - c0)
         _task_constants(A, D, bias, c0, w, At2, Dl, biasl)
-        h[:, :] = np.float32(0.0)
+        hs[0, :, :] = np.float32(0.0)
         for t0 in range(0, length, TILE):
             tl = min(TILE, length - t0)
             if store:
                 for j in range(w):
                     for s in range(n):
-                        states[bi, t0 // TILE, c0 + j, s] = h[s, j]
-            _load_tile(
-                bi,
-                c0,
-                t0,
-                tl,
-                u,
-                u_off,
-                u_cf,
-                delta,
-                d_off,
-                d_cf,
-                z,
-                z_off,
-                z_cf,
-                biasl,
-                softplus,
-                has_z,
-                us,
-                dts,
-                gates,
-                sig,
-            )
-            _load_rows(B, b_off, b_cf, bi, t0, tl, n, Bt)
-            _load_rows(C, c_off, c_cf, bi, t0, tl, n, Ct)
-            for t in range(tl):
-                for j in range(LANES):
-                    dus[t, j] = dts[t, j] * us[t, j]
-            _tile_forward(tl, dts, dus, Bt, Ct, At2, h, acc, ys)
+                        states[bi, t0 // TILE, c0 + j, s] = hs[0, s, j]
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile, Bt, Ct)
+            _tile_states(tl, tile, Bt, Ct, At2, hs)
+            hs[0, :, :] = hs[tl]
             for t in range(tl):
                 for j in range(LANES):
                     ys[t, j] = (ys[t, j] + Dl[j] * us[t, j]) * gates[t, j]
@@ -357,66 +285,10 @@ def scan_forward(
 
 
 @njit(
-    void(
-        int64,
-        int64,
-        *_SEQ,
-        *_SEQ,
-        *_SEQ,
-        *_SEQ,
-        *_SEQ,
-        _F2,
-        _F1,
-        _F1,
-        int64,
-        int64,
-        float32[:, :, :, ::1],
-        _X,
-        _X,
-        _X,
-        _X,
-        float32[:, :, :, ::1],
-        float32[:, :, :, ::1],
-        _X,
-        float32[:, ::1],
-        float32[:, ::1],
-    ),
+    void(int64, int64, _SEQS, _F2, _F1, _F1, int64, int64, _F4, _X, _X, _X, _X, _F4, _F4, _X, _S, _S),
     **_JIT,
 )
-def scan_backward(
-    lo,
-    hi,
-    u,
-    u_off,
-    u_cf,
-    delta,
-    d_off,
-    d_cf,
-    z,
-    z_off,
-    z_cf,
-    B,
-    b_off,
-    b_cf,
-    C,
-    c_off,
-    c_cf,
-    A,
-    D,
-    bias,
-    softplus,
-    has_z,
-    states,
-    gout,
-    gu,
-    gdelta,
-    gz,
-    gB,
-    gC,
-    gA,
-    gD,
-    gbias,
-):
+def scan_backward(lo, hi, seqs, A, D, bias, softplus, has_z, states, gout, gu, gdelta, gz, gB, gC, gA, gD, gbias):
     """Tasks lo..hi-1 of the backward scan, tile by tile from the last.
 
     Inputs as :func:`scan_forward`, plus states from its ``store`` run and gout (batch, length,
@@ -429,25 +301,21 @@ def scan_backward(
     d, n = A.shape
     length = gout.shape[1]
     groups = (d + LANES - 1) // LANES
-    us = np.zeros((TILE, LANES), np.float32)
-    dts = np.zeros((TILE, LANES), np.float32)
-    gates = np.zeros((TILE, LANES), np.float32)
-    sig = np.zeros((TILE, LANES), np.float32)
-    zs = np.zeros((TILE, LANES), np.float32)
-    gys = np.zeros((TILE, LANES), np.float32)
-    gzs = np.zeros((TILE, LANES), np.float32)
+    tile = np.zeros((_ROWS, TILE, LANES), np.float32)
     Bt = np.empty((TILE, n), np.float32)
     Ct = np.empty((TILE, n), np.float32)
     At2 = np.zeros((n, LANES), np.float32)
     Dl = np.zeros(LANES, np.float32)
     biasl = np.zeros(LANES, np.float32)
-    hs = np.zeros((TILE + 1, n, LANES), np.float32)  # hs[0]: entering the tile, hs[t + 1]: after step t
+    hs = np.zeros((TILE + 1, n, LANES), np.float32)
+    gzs = np.zeros((TILE, LANES), np.float32)
     lam = np.empty((n, LANES), np.float32)  # a_{t+1} * lam_{t+1}, carried backwards
     gAl = np.empty((n, LANES), np.float32)
     gul = np.empty(LANES, np.float32)
     gdtl = np.empty(LANES, np.float32)
     gDl = np.empty(LANES, np.float32)
     gbl = np.empty(LANES, np.float32)
+    us, dts, zs, gates, sig, gys = tile[_U], tile[_DT], tile[_Z], tile[_GATE], tile[_SIG], tile[_Y]
     for task in range(lo, hi):
         bi = task // groups
         g = task % groups
@@ -461,53 +329,19 @@ def scan_backward(
         last = (length - 1) // TILE * TILE
         for t0 in range(last, -1, -TILE):
             tl = min(TILE, length - t0)
-            if has_z:
-                _gather(z, z_off, z_cf, bi, t0, tl, c0, w, zs)
-            _load_tile(
-                bi,
-                c0,
-                t0,
-                tl,
-                u,
-                u_off,
-                u_cf,
-                delta,
-                d_off,
-                d_cf,
-                z,
-                z_off,
-                z_cf,
-                biasl,
-                softplus,
-                has_z,
-                us,
-                dts,
-                gates,
-                sig,
-            )
-            _load_rows(B, b_off, b_cf, bi, t0, tl, n, Bt)
-            _load_rows(C, c_off, c_cf, bi, t0, tl, n, Ct)
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile, Bt, Ct)
             for j in range(w):
                 for s in range(n):
                     hs[0, s, j] = states[bi, t0 // TILE, c0 + j, s]
-            # recompute the tile's states and y before the gate
-            for t in range(tl):
-                for j in range(LANES):
-                    gys[t, j] = Dl[j] * us[t, j]
-                for s in range(n):
-                    bs = Bt[t, s]
-                    cs = Ct[t, s]
-                    for j in range(LANES):
-                        hv = _decay(dts[t, j] * At2[s, j]) * hs[t, s, j] + dts[t, j] * us[t, j] * bs
-                        hs[t + 1, s, j] = hv
-                        gys[t, j] += cs * hv
-            # through the gate: gys becomes the gradient of y before it, gzs that of z
+            _tile_states(tl, tile, Bt, Ct, At2, hs)
+            # through the gate: gys, <C, h>, becomes the gradient of y before the gate; gzs that of z
             for t in range(tl):
                 for j in range(w):
                     go = gout[bi, t0 + t, c0 + j]
                     zz = zs[t, j]
                     sz = _sigmoid(zz)
-                    gzs[t, j] = go * gys[t, j] * sz * (np.float32(1.0) + zz * (np.float32(1.0) - sz))
+                    y_pre = gys[t, j] + Dl[j] * us[t, j]
+                    gzs[t, j] = go * y_pre * sz * (np.float32(1.0) + zz * (np.float32(1.0) - sz))
                     gys[t, j] = go * gates[t, j]
             for t in range(tl - 1, -1, -1):
                 for j in range(LANES):

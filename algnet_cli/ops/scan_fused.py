@@ -164,7 +164,7 @@ def _extras(u, D, z, delta_bias):
 def _inputs(u, delta, A, B, C, D, z, delta_bias, softplus: bool) -> tuple:
     """The kernels' arguments from ``u`` to ``has_z`` (see _numba_kernels.scan_forward)."""
     D_, z_, bias, has_z = _extras(u, D, z, delta_bias)
-    return (*_seq(u), *_seq(delta), *z_, *_seq(B), *_seq(C), _vec(A), D_, bias, int(softplus), has_z)
+    return ((*_seq(u), *_seq(delta), *z_, *_seq(B), *_seq(C)), _vec(A), D_, bias, int(softplus), has_z)
 
 
 def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store: bool):
