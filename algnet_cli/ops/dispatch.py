@@ -88,35 +88,28 @@ def resolve_backend(name: str | None, device_type: str, needs_grad: bool = False
     return name
 
 
-def prepare(name: str | None, device_type: str) -> str:
-    """Resolve a backend for a run and make it ready; returns the backend that will run.
+def prepare(name: str | None, device_type: str, needs_grad: bool = False) -> str:
+    """Resolve a backend and make it ready; returns the backend that will run.
 
-    For the fused CPU scan this compiles (or loads from the cache) its kernels now. Asked for by
-    name, a kernel that cannot be prepared is an error; under ``auto`` it falls back to chunked.
+    For the fused CPU scan this compiles (or loads from the cache) its kernels, once. Asked for by
+    name, a kernel that cannot be prepared is an error; under ``auto`` it falls back to chunked, with
+    a note the first time. Loading a model calls this, so the one-time compile is announced before
+    any progress display; every scan call calls it too, which costs nothing once the kernels are in.
     """
     requested = (name or default_backend()).lower()
-    concrete = resolve_backend(requested, device_type)
-    if concrete == "fused":
-        if requested == "auto":
-            return "fused" if prepare_fused() else "chunked"
-        scan_fused.kernels()
-    return concrete
-
-
-def prepare_fused() -> bool:
-    """Compile or load the fused CPU kernels now; False, with a note, when they cannot be prepared.
-
-    Callers that pick ``auto`` call this before a long run, so the one-time compile is announced
-    before any progress display, and a failure falls back to the chunked scan instead of stopping.
-    """
+    concrete = resolve_backend(requested, device_type, needs_grad)
+    if concrete != "fused":
+        return concrete
     try:
         scan_fused.kernels()
     except ScanBackendError as e:
+        if requested != "auto":
+            raise
         if ("fallback", "cpu") not in _announced:
             _announced.add(("fallback", "cpu"))
             _log.warning("%s; using the chunked scan instead", e)
-        return False
-    return True
+        return "chunked"
+    return "fused"
 
 
 _FUNCS = {
@@ -142,10 +135,7 @@ def selective_scan(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Selective scan with the chosen backend (shapes: see ``selective_scan_reference``)."""
-    requested = (backend or default_backend()).lower()
-    name = resolve_backend(requested, u.device.type, needs_grad(u, delta, A, B, C, D, z, delta_bias))
-    if name == "fused" and requested == "auto" and not prepare_fused():
-        name = "chunked"
+    name = prepare(backend, u.device.type, needs_grad(u, delta, A, B, C, D, z, delta_bias))
     key = (name, u.device.type)
     if key not in _announced:
         _announced.add(key)
@@ -163,13 +153,7 @@ def causal_conv1d_silu(
     in x's dtype. With the fused scan, and no gradients wanted, a numba kernel computes it; else
     ``F.conv1d`` with padding k - 1, cut to the length (mamba-ssm's definition).
     """
-    requested = (backend or default_backend()).lower()
-    if (
-        x.device.type == "cpu"
-        and not needs_grad(x, weight, bias)
-        and resolve_backend(requested, "cpu") == "fused"
-        and (requested != "auto" or prepare_fused())
-    ):
+    if x.device.type == "cpu" and not needs_grad(x, weight, bias) and prepare(backend, "cpu") == "fused":
         return scan_fused.causal_conv1d_silu_fused(x, weight, bias).to(x.dtype)
     length, dim = x.shape[1], x.shape[2]
     y = F.conv1d(x.transpose(1, 2), weight, bias, padding=weight.shape[-1] - 1, groups=dim)[..., :length]
