@@ -4,11 +4,102 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
+import stat
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 TEMP_PREFIX = ".algnet-tmp-"
+#: temporaries of unknown owner (an older naming) count as stale after this long
+LEGACY_TEMP_AGE_S = 24 * 3600
+_OWNER_RX = re.compile(r"^" + re.escape(TEMP_PREFIX) + r"(?P<host>[A-Za-z0-9_.-]+)~(?P<pid>\d+)~")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+
+
+def temp_prefix() -> str:
+    """The prefix of this process's temporary files: the host and PID of their owner are in the name,
+    so a later run can tell a dead run's leftovers from a live run's work in progress."""
+    return f"{TEMP_PREFIX}{_host()}~{os.getpid()}~"
+
+
+def make_temp(dst: Path) -> Path:
+    """An empty temporary file next to ``dst`` (same folder, same suffix), named for its owner."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=dst.suffix, dir=dst.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _owner_alive(host: str, pid: int) -> bool:
+    if host != _host():
+        return True  # another machine's (a shared folder): never ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
+
+
+def stale_temps(folders: Iterable[Path]) -> list[Path]:
+    """Temporary files in ``folders`` left by processes that are gone.
+
+    A temporary whose owner still runs (another ``algnet`` writing to the same folder) is not
+    stale; one of unknown owner is stale once it is older than ``LEGACY_TEMP_AGE_S``.
+    """
+    stale = []
+    now = time.time()
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for t in folder.glob(TEMP_PREFIX + "*"):
+            m = _OWNER_RX.match(t.name)
+            if m:
+                if not _owner_alive(m["host"], int(m["pid"])):
+                    stale.append(t)
+            else:
+                try:
+                    if now - t.lstat().st_mtime > LEGACY_TEMP_AGE_S:
+                        stale.append(t)
+                except OSError:
+                    continue
+    return stale
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None when it is a regular file.
+
+    Broken and looping symbolic links, folders, FIFOs, sockets and devices are named as such, so
+    that nothing blocks on them (a FIFO opened for reading waits for a writer forever).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"broken symbolic link (points to {os.readlink(path)})"
+        return "no such file"
+    except OSError as e:
+        if e.errno == 40:  # ELOOP
+            return "symbolic link loop"
+        return e.strerror or str(e)
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+    }
+    kind = next((name for test, name in kinds.items() if test(st.st_mode)), "a special file")
+    return f"not a regular file ({kind})"
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -17,10 +108,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     On any error (or interrupt) the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = make_temp(path)
     try:
         write(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions

@@ -19,7 +19,6 @@ import functools
 import os
 import queue
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AlgnetError, UsageError
-from .fileio import TEMP_PREFIX, _umask
+from .fileio import _umask, make_temp, unreadable_reason
+from .interrupts import shielded
 
 VIDEO_SUFFIXES = (
     ".mp4",
@@ -234,13 +234,6 @@ class _Pipe:
                     return _END
 
 
-def _temp_path(dst: Path) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=dst.suffix, dir=dst.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def partial_path(dst: Path) -> Path:
     return dst.with_name(dst.stem + ".partial" + dst.suffix)
 
@@ -252,6 +245,9 @@ class _Source:
         av = _av()
         self.path = path
         self.report = report
+        reason = unreadable_reason(path)
+        if reason is not None:
+            raise VideoError(path, reason)
         try:
             self.container = av.open(str(path), "r")
         except (av.FFmpegError, OSError) as e:
@@ -647,7 +643,7 @@ class _VideoWriter:
 
     def __init__(self, dst: Path, make_sink: Callable[[Path], _Sink]):
         self.dst = dst
-        self.tmp = _temp_path(dst)
+        self.tmp = make_temp(dst)
         try:
             self.sink = make_sink(self.tmp)
         except BaseException:
@@ -783,22 +779,24 @@ def _run(source, writer, restore, report: VideoReport, on_frame, restore_many=No
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
-        inbox.stop.set()
-        outbox.stop.set()
-        wthread.join()
-        reader.join(timeout=5)
-        writer.abandon()
+        with shielded():
+            inbox.stop.set()
+            outbox.stop.set()
+            wthread.join()
+            reader.join(timeout=5)
+            writer.abandon()
         raise
     finally:
         inbox.stop.set()
-    outbox.put(_END)
-    outbox.stop.set()
-    wthread.join()
-    reader.join(timeout=5)
-    if outbox.error is not None:
-        writer.abandon()
-        raise VideoError(report.output, f"writing failed ({_reason(outbox.error)})")
-    writer.finish(report, interrupted)
+    with shielded():  # a second Ctrl-C must not cut the file being finalised in half
+        outbox.put(_END)
+        outbox.stop.set()
+        wthread.join()
+        reader.join(timeout=5)
+        if outbox.error is not None:
+            writer.abandon()
+            raise VideoError(report.output, f"writing failed ({_reason(outbox.error)})")
+        writer.finish(report, interrupted)
     if interrupted:
         report.status = "partial"
         report.problems.append(f"interrupted after {report.frames} frames")
@@ -838,6 +836,9 @@ def describe_backend() -> str:
 
 def probe_header(path: str | Path) -> dict:
     """Size, rate and frame count from the container's header, without decoding."""
+    reason = unreadable_reason(Path(path))
+    if reason is not None:
+        raise VideoError(path, reason)
     av = _av()
     with av.open(str(path)) as c:
         v = _main_video_stream(c)

@@ -3,6 +3,7 @@
 import importlib.metadata
 import json
 import signal
+import time
 from fractions import Fraction
 
 import av
@@ -327,3 +328,26 @@ def test_cover_pictures_and_other_streams_are_named_not_processed(tmp_path):
     report = process_video(path, tmp_path / "out.mp4", lambda a: a)
     assert report.frames == 5 and report.size == (32, 24)
     assert any("mjpeg" in s and "not carried over" in s for s in report.streams)
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT,) * 3, (signal.SIGTERM,)])
+def test_rapid_interrupts_and_sigterm_still_leave_a_valid_partial_video(tmp_path, checkpoint, signals):
+    """Three SIGINTs 10 ms apart (or one SIGTERM) while frames flow: finalising is shielded, so the
+    partial video decodes, no temporary is left, no traceback; SIGTERM exits with 143."""
+    src = tmp_path / "long.mp4"
+    make_video(src, 96, 64, [i * 40 for i in range(400)], audio="aac")
+    out = tmp_path / "o" / "long.mp4"
+    proc = start_deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu")
+    for line in proc.stderr:
+        if line.startswith("[5/"):
+            break
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(0.01)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 128 + signals[0]
+    assert "Traceback" not in rest and "Exception ignored" not in rest
+    partial = partial_path(out)
+    assert partial.exists() and not out.exists()
+    assert 5 <= probe(partial)["frames"] < 400
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]

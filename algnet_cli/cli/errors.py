@@ -43,8 +43,11 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
+            from .. import interrupts
+
+            interrupts.ignore_further()  # a late Ctrl-C must not print a traceback during shutdown
             print("algnet: interrupted", file=sys.stderr)
-            raise SystemExit(EXIT_INTERRUPTED) from None
+            raise SystemExit(interrupts.exit_code()) from None
         except SystemExit:
             raise
         except Exception as exc:  # every error reaches the user as one line
