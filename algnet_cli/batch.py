@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AlgnetError, UsageError
-from .fileio import TEMP_PREFIX, atomic_write_text
+from .fileio import atomic_write_text, make_temp, stale_temps
 from .images import FORMATS, is_image_path
 from .video import is_video_path
 
@@ -36,6 +36,7 @@ class FileResult:
     seconds: float = 0.0
     error: str | None = None
     tiles: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -48,32 +49,40 @@ class BatchOutcome:
         return [r for r in self.results if r.status == "failed"]
 
 
-def discover(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+def discover(
+    inputs: list[str], recursive: bool, exclude: Path | None = None
+) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Expand files, folders and globs into (source, relative output path); also the skipped non-images.
 
     Folders contribute image and video files in natural order (``f2`` before ``f10``; all levels
     with ``recursive``, mirroring the tree); files named explicitly are taken whatever their
-    suffix, so a bad one is reported rather than ignored.
+    suffix, so a bad one is reported rather than ignored. Entries with an image or video suffix
+    that are not readable regular files (broken links, FIFOs, ...) are kept too, so that the run
+    names them. ``exclude`` (the output folder) is never descended into, so that a run writing
+    inside its input tree does not read its own outputs back. A path named twice counts once.
     """
     from natsort import natsorted
 
     found: list[tuple[Path, Path]] = []
     skipped: list[str] = []
+    skip_dir = exclude.resolve() if exclude is not None else None
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             walker = os.walk(p) if recursive else [(str(p), [], os.listdir(p))]
             for dirpath, dirnames, filenames in walker:
-                dirnames[:] = natsorted(d for d in dirnames if not d.startswith("."))
+                dirnames[:] = natsorted(
+                    d for d in dirnames if not d.startswith(".") and (Path(dirpath) / d).resolve() != skip_dir
+                )
                 for name in natsorted(filenames):
                     f = Path(dirpath) / name
-                    if name.startswith(".") or not f.is_file():
+                    if name.startswith(".") or f.is_dir():
                         continue
                     if is_image_path(f) or is_video_path(f):
                         found.append((f, f.relative_to(p)))
-                    else:
+                    elif f.is_file():
                         skipped.append(str(f))
-        elif p.exists():
+        elif os.path.lexists(p):  # broken links too: reading them says why they fail
             found.append((p, Path(p.name)))
         else:
             matches = natsorted(glob.glob(item, recursive=recursive))
@@ -81,14 +90,42 @@ def discover(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]
                 raise UsageError(f"{item}: no such file, folder or matching glob")
             for m in matches:
                 mp = Path(m)
-                if mp.is_file():
+                if not mp.is_dir():
                     found.append((mp, Path(mp.name)))
-    return found, skipped
+    return _unique(found), skipped
 
 
-def plan_jobs(found: list[tuple[Path, Path]], output: Path, fmt: str = "keep", suffix: str = "") -> list[Job]:
-    """Map inputs to outputs; refuse collisions and outputs that would overwrite an input, before any work."""
-    single_file_out = len(found) == 1 and is_image_path(output) and not output.is_dir()
+def _unique(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """The first of each source named more than once (as itself, through a link, or by two globs)."""
+    seen: set[Path] = set()
+    out = []
+    for src, rel in found:
+        key = _identity(src)
+        if key not in seen:
+            seen.add(key)
+            out.append((src, rel))
+    return out
+
+
+def _identity(path: Path) -> Path:
+    """The resolved path, or the absolute one for a link loop (which reading then reports)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def plan_jobs(
+    found: list[tuple[Path, Path]], output: Path, fmt: str = "keep", suffix: str = "", *, folder: bool = False
+) -> list[Job]:
+    """Map inputs to outputs; refuse collisions and outputs that would overwrite an input, before any work.
+
+    ``output`` is a file name for a single input with an image suffix, unless ``folder`` (the user
+    wrote it with a trailing slash) or it is an existing folder.
+    """
+    single_file_out = len(found) == 1 and not folder and is_image_path(output) and not output.is_dir()
+    if not single_file_out and output.exists() and not output.is_dir():
+        raise UsageError(f"{output}: is a file; with several inputs -o names a folder")
     jobs = []
     for src, rel in found:
         if single_file_out:
@@ -97,7 +134,7 @@ def plan_jobs(found: list[tuple[Path, Path]], output: Path, fmt: str = "keep", s
             ext = rel.suffix if fmt == "keep" else FORMATS[fmt]
             dst = output / rel.with_name(rel.stem + suffix + ext)
         jobs.append(Job(src, dst))
-    inputs = {j.src.resolve() for j in jobs}
+    inputs = {_identity(j.src) for j in jobs}
     seen: dict[Path, Path] = {}
     for j in jobs:
         key = j.dst.resolve()
@@ -111,15 +148,25 @@ def plan_jobs(found: list[tuple[Path, Path]], output: Path, fmt: str = "keep", s
     return jobs
 
 
+def check_writable(folders) -> None:
+    """Create each output folder and a temporary file in it once, before any model work: a folder
+    that cannot be written fails the run at once, in one line, instead of every file after its
+    model pass."""
+    from .errors import ImageWriteError
+
+    for folder in sorted(set(folders)):
+        try:
+            make_temp(folder / "probe").unlink()
+        except OSError as e:
+            raise ImageWriteError(f"{folder}: cannot write output files here ({e.strerror or e})") from None
+
+
 def clean_stale_temps(jobs: list[Job]) -> int:
-    """Remove temporary files left by an interrupted earlier run in the output folders."""
-    removed = 0
-    for folder in {j.dst.parent for j in jobs}:
-        if folder.is_dir():
-            for t in folder.glob(TEMP_PREFIX + "*"):
-                t.unlink(missing_ok=True)
-                removed += 1
-    return removed
+    """Remove temporary files that dead runs left in the output folders (never a live run's)."""
+    stale = stale_temps({j.dst.parent for j in jobs})
+    for t in stale:
+        t.unlink(missing_ok=True)
+    return len(stale)
 
 
 def run_batch(
@@ -157,8 +204,8 @@ def run_batch(
             res, fut = writing.popleft()
             try:
                 fut.result()
-            except (AlgnetError, OSError, ValueError) as e:
-                res.status, res.error = "failed", f"{res.input}: could not write {res.output}: {e}"
+            except Exception as e:  # noqa: BLE001 - one file's failure, whatever its kind, is that file's
+                res.status, res.error = "failed", f"{res.input}: could not write {res.output}: {describe_error(e)}"
             outcome.results.append(res)
             on_result and on_result(res)
 
@@ -178,9 +225,11 @@ def run_batch(
             try:
                 decoded = fut.result()
                 res.size = (decoded.pixels.shape[1], decoded.pixels.shape[0])
+                res.notes = list(decoded.meta.get("notes", []))
                 out, res.tiles = process(decoded, job)
-            except (AlgnetError, OSError, ValueError, TypeError) as e:
-                res.status, res.error = "failed", str(e) if str(job.src) in str(e) else f"{job.src}: {e}"
+            except Exception as e:  # noqa: BLE001 - one file's failure, whatever its kind, is that file's
+                reason = describe_error(e)
+                res.status, res.error = "failed", reason if str(job.src) in reason else f"{job.src}: {reason}"
                 outcome.results.append(res)
                 on_result and on_result(res)
                 continue
@@ -199,6 +248,21 @@ def run_batch(
     return outcome
 
 
+def describe_error(e: BaseException) -> str:
+    """One line for a failure: the message of our own errors, the kind and first line of others."""
+    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+        return f"out of memory ({_first_line(e) or 'the allocation failed'}); try a smaller --tile or --max-pixels"
+    if isinstance(e, AlgnetError):
+        return str(e)  # ours: one line already (a file name may hold a newline; the CLI escapes it)
+    text = _first_line(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
 def write_run_record(folder: Path, info: dict, outcome: BatchOutcome, videos: list | None = None) -> Path:
     from . import __version__
 
@@ -213,6 +277,7 @@ def write_run_record(folder: Path, info: dict, outcome: BatchOutcome, videos: li
             "seconds": round(r.seconds, 4),
             "tiles": r.tiles,
             **({"error": r.error} if r.error else {}),
+            **({"notes": r.notes} if r.notes else {}),
         }
         for r in outcome.results
     ]
@@ -230,13 +295,24 @@ class Decoded:
     meta: dict
 
 
-def image_pipeline(deblurrer, quality: int = 95):
-    """(load, process, save) for :func:`run_batch` over still images with a :class:`~algnet_cli.api.Deblurrer`."""
+def image_pipeline(deblurrer, quality: int = 95, max_pixels: int | None = None):
+    """(load, process, save) for :func:`run_batch` over still images with a :class:`~algnet_cli.api.Deblurrer`.
+
+    ``max_pixels``: the decoding limit (see :func:`~algnet_cli.images.read_image`).
+    """
     from .api import array_to_tensor, tensor_to_array
-    from .images import read_image, read_metadata, write_image
+    from .images import WRITABLE, read_image, read_metadata, write_image
 
     def load(job: Job) -> Decoded:
-        return Decoded(read_image(job.src), read_metadata(job.src))
+        if job.dst.suffix.lower() not in WRITABLE:  # before decoding and the model, not after
+            raise UsageError(
+                f"{job.dst}: cannot write {job.dst.suffix or 'a file without a suffix'} images; use --format"
+            )
+        notes: list[str] = []
+        pixels = read_image(job.src, max_pixels=max_pixels, notes=notes)
+        meta = read_metadata(job.src)
+        meta["notes"] = notes
+        return Decoded(pixels, meta)
 
     def process(decoded: Decoded, job: Job):
         x, alpha, scale, grey = array_to_tensor(decoded.pixels)

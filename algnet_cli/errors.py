@@ -69,3 +69,7 @@ class DownloadError(AlgnetError, OSError):
 
 class IntegrityError(AlgnetError, ValueError):
     """A downloaded file's sha256 does not match the expected one."""
+
+
+class NonFiniteOutputError(AlgnetError, ArithmeticError):
+    """The model produced NaN or Inf, even in fp32 (a damaged model, or input it cannot handle)."""

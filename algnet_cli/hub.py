@@ -173,6 +173,8 @@ def resolve(
         path = Path(ref).expanduser()
         if path.is_file():
             return path
+        if path.is_dir():
+            raise ModelNotFoundError(f"{ref}: is a directory; give a checkpoint file (.safetensors or .pth)")
         names = ", ".join(e.name for e in registry()) or "none"
         raise ModelNotFoundError(f"{ref}: no such file and no registered model of that name (registered: {names})")
     source = entry.source if entry else ref

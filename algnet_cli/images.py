@@ -1,23 +1,127 @@
 """Reading and writing images: bit depth, channels, alpha, EXIF orientation.
 
-Pixels are decoded by OpenCV (PNG, JPEG, WebP, BMP) or tifffile (TIFF); Pillow reads only the
-EXIF orientation. Arrays are H x W (grey) or H x W x C with C in 1..4, RGB(A) order, dtype
-uint8 or uint16 (float TIFFs come back as float32).
+Pixels are decoded by OpenCV (PNG, JPEG, WebP, BMP) or tifffile (TIFF, every common compression
+through imagecodecs); Pillow reads headers and the EXIF orientation. Arrays are H x W (grey) or
+H x W x C with C in 1..4, RGB(A) order, dtype uint8 or uint16 (float TIFFs come back as float32).
+
+Before any pixel is decoded, the header is read: files that are not regular files, multi-page or
+animated files, and images whose claimed size is over the decoding limit are refused with the
+reason. The limit is taken from the memory available (see :func:`default_max_pixels`); this module
+enforces it, so OpenCV's and Pillow's own fixed limits are lifted.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageReadError
+from .errors import ImageReadError, ImageWriteError
+from .fileio import unreadable_reason
+
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 40))  # read before cv2 is first imported
+
+#: what one decoded pixel costs on its way through a run: the decoded array (up to 4 x 16 bit),
+#: the float32 input and output tensors and the output array, with room for one copy of each
+BYTES_PER_DECODED_PIXEL = 64
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def default_max_pixels() -> int:
+    """The decoding limit: half the memory available now, at BYTES_PER_DECODED_PIXEL a pixel."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 8 << 30
+    return int(available * 0.5 / BYTES_PER_DECODED_PIXEL)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file claims about itself, read without decoding its pixels."""
+
+    width: int
+    height: int
+    frames: int = 1  # pages of a TIFF (reduced-resolution ones not counted), frames of a WebP/GIF
+    grey_alpha: bool = False  # a PNG of grey + alpha (OpenCV decodes those as RGBA)
+
+
+def probe_image(path: str | Path) -> ImageHeader | None:
+    """The header of an image file; None when no header can be parsed (the decoder then says why).
+
+    Raises ImageReadError for paths that are not readable regular files, and for empty files.
+    """
+    path = Path(path)
+    reason = unreadable_reason(path)
+    if reason is not None:
+        raise ImageReadError(path, reason)
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            return _probe_tiff(path)
+        return _probe_pillow(path)
+    except Exception:  # noqa: BLE001 - an unparsable header is the decoder's to report
+        return None
+
+
+def _probe_tiff(path: Path) -> ImageHeader:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        page = tf.pages[0]
+        frames = sum(1 for p in tf.pages if not (int(getattr(p, "subfiletype", 0) or 0) & 1))
+        return ImageHeader(int(page.imagewidth), int(page.imagelength), max(1, frames))
+
+
+def _probe_pillow(path: Path) -> ImageHeader:
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the size is checked here, against the memory available
+    with Image.open(path) as im:
+        w, h = im.size
+        frames = int(getattr(im, "n_frames", 1) or 1)
+    with open(path, "rb") as f:
+        head = f.read(26)
+    grey_alpha = head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[25] == 4  # IHDR colour type
+    return ImageHeader(w, h, frames, grey_alpha)
+
+
+def check_header(path: Path, header: ImageHeader | None, max_pixels: int | None = None) -> None:
+    """Refuse, before decoding, multi-page files and images over the decoding limit (0: no limit)."""
+    if header is None:
+        return
+    if header.frames > 1:
+        kind = "pages" if path.suffix.lower() in (".tif", ".tiff") else "frames"
+        raise ImageReadError(
+            path,
+            f"has {header.frames} {kind}; only single images are deblurred (split it into one file per {kind[:-1]})",
+        )
+    limit = default_max_pixels() if max_pixels is None else max_pixels
+    pixels = header.width * header.height
+    if limit and pixels > limit:
+        raise ImageReadError(
+            path,
+            f"claims {header.width}x{header.height} pixels ({pixels / 1e6:.0f} MP), over the decoding limit of "
+            f"{limit / 1e6:.0f} MP (half the memory available); raise it with --max-megapixels",
+        )
 
 
 def _orientation(path: Path) -> int:
@@ -44,44 +148,70 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](img)) if orientation in ops else img
 
 
-def read_image(path: str | Path, *, orient: bool = True) -> np.ndarray:
+def read_image(
+    path: str | Path, *, orient: bool = True, max_pixels: int | None = None, notes: list[str] | None = None
+) -> np.ndarray:
     """Decode an image file into an upright RGB(A) or grey array (see the module docstring).
 
-    Raises ImageReadError, naming the file, for missing, empty, truncated or non-image files.
+    Raises ImageReadError, naming the file, for missing, empty, truncated, non-regular,
+    multi-page or over-limit files and for non-images. ``max_pixels``: the decoding limit (None:
+    :func:`default_max_pixels`, 0: none). ``notes`` receives what was changed on the way (CMYK
+    made RGB, float values outside [0, 1]).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "no such file")
-    if path.stat().st_size == 0:
-        raise ImageReadError(path, "empty file")
+    header = probe_image(path)
+    check_header(path, header, max_pixels)
+    notes = [] if notes is None else notes
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
-        img = _read_tiff(path)
+        img = _read_tiff(path, notes)
     else:
         img = _read_cv2(path)
+        if header is not None and header.grey_alpha and img.ndim == 3 and img.shape[2] == 4:
+            img = np.ascontiguousarray(img[..., [0, 3]])  # grey + alpha, as stored
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if orient:
         img = apply_orientation(img, _orientation(path))
+    if img.dtype == np.float32:
+        lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
+        if lo < 0.0 or hi > 1.0:
+            notes.append(f"float values span {lo:.3g} to {hi:.3g}; they are clipped to [0, 1]")
     return img
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(path: Path, notes: list[str]) -> np.ndarray:
     import tifffile
 
     try:
-        img = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            cmyk = page.photometric == tifffile.PHOTOMETRIC.SEPARATED and page.samplesperpixel >= 4
+            img = page.asarray()
     except Exception as e:  # tifffile reports damage with many exception types
         raise ImageReadError(
             path, f"not a readable TIFF ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
         ) from None
     if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
         img = np.moveaxis(img, 0, -1)  # planar configuration
+    if cmyk:
+        img = _cmyk_to_rgb(img)
+        notes.append("CMYK converted to RGB (naive, without a colour profile)")
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
         raise ImageReadError(path, f"unsupported TIFF layout {img.shape}")
     if img.dtype not in (np.uint8, np.uint16):
         img = img.astype(np.float32)
     return img
+
+
+def _cmyk_to_rgb(img: np.ndarray) -> np.ndarray:
+    """(H, W, 4+) CMYK ink (0 = no ink) -> (H, W, 3) RGB: each channel (1 - ink)(1 - K), as JPEG decoders do."""
+    white = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
+    ink = img[..., :4].astype(np.float32) / white
+    rgb = (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])
+    if np.issubdtype(img.dtype, np.integer):
+        return np.floor(rgb * white + 0.5).astype(img.dtype)
+    return rgb.astype(np.float32)
 
 
 def _read_cv2(path: Path) -> np.ndarray:
@@ -139,6 +269,7 @@ def read_metadata(path: str | Path) -> dict:
 
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp"}
+WRITABLE = IMAGE_SUFFIXES
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
 NO_ALPHA = (".jpg", ".jpeg", ".bmp")
 
@@ -163,8 +294,15 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95, meta: d
         img = to_8bit(img)
     if suffix in NO_ALPHA and img.ndim == 3 and img.shape[2] in (2, 4):
         img = img[..., :-1] if img.shape[2] == 4 else img[..., 0]
+    if suffix not in WRITABLE:
+        raise ImageWriteError(
+            f"{path}: cannot write {suffix or 'a file without a suffix'} images; write one of "
+            f"{', '.join(WRITABLE)} (--format)"
+        )
     if suffix in (".tif", ".tiff"):
         atomic_write(path, lambda p: _write_tiff(p, img, meta))
+    elif img.dtype == np.uint16 and img.ndim == 3 and img.shape[2] == 2:  # 16-bit grey + alpha: PNG only
+        atomic_write(path, lambda p: _write_png16_grey_alpha(p, img))
     elif img.dtype == np.uint16 or suffix == ".bmp":
         atomic_write(path, lambda p: _write_cv2(p, img))
     else:
@@ -181,6 +319,13 @@ def _write_cv2(p: Path, img: np.ndarray) -> None:
     if not ok:
         raise OSError(f"{p}: could not encode")
     p.write_bytes(buf.tobytes())
+
+
+def _write_png16_grey_alpha(p: Path, img: np.ndarray) -> None:
+    """OpenCV writes 1, 3 or 4 channels and Pillow 8-bit grey + alpha only: libpng through imagecodecs."""
+    import imagecodecs
+
+    p.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(img)))
 
 
 def _write_pillow(p: Path, img: np.ndarray, suffix: str, quality: int, meta: dict) -> None:

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field
 
 from .fileio import atomic_write_text
 
+#: identical pairs have infinite PSNR; means count them as this many dB (BasicSR's convention)
+PSNR_CAP_DB = 100.0
+
 
 @dataclass
 class ScoreRow:
@@ -41,7 +44,11 @@ class ScoreReport:
         return [r for r in self.rows if r.error is not None]
 
     def mean(self, attr: str) -> float | None:
+        """The mean over scored pairs; PSNR values are capped at PSNR_CAP_DB first, so that identical
+        pairs (infinite PSNR) count as PSNR_CAP_DB and the mean stays finite (as BasicSR does)."""
         vals = [getattr(r, attr) for r in self.scored if getattr(r, attr) is not None]
+        if "psnr" in attr:
+            vals = [min(v, PSNR_CAP_DB) for v in vals]
         return sum(vals) / len(vals) if vals else None
 
     def summary(self) -> dict:
@@ -50,6 +57,8 @@ class ScoreReport:
             "failed": len(self.failed),
             "psnr": self.mean("psnr"),
             "ssim": self.mean("ssim"),
+            "psnr_cap_db": PSNR_CAP_DB,
+            "identical_pairs": sum(r.psnr == math.inf for r in self.scored),
         }
         if any(r.input_psnr is not None for r in self.scored):
             out.update(input_psnr=self.mean("input_psnr"), input_ssim=self.mean("input_ssim"))
@@ -104,6 +113,11 @@ class ScoreReport:
         if gain:
             cells += [_fmt(s["input_psnr"]), _fmt(s["input_ssim"]), _fmt(s["delta_psnr"]), _fmt(s["delta_ssim"])]
         lines.append("| " + " | ".join(cells) + " |")
+        if s["identical_pairs"]:
+            lines += [
+                "",
+                f"{s['identical_pairs']} identical pairs (infinite PSNR) count as {PSNR_CAP_DB:g} dB in the mean.",
+            ]
         for label, items in (
             ("Unmatched predictions", self.unmatched_pred),
             ("Unmatched ground truths", self.unmatched_gt),

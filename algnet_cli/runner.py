@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import UsageError
+from .errors import NonFiniteOutputError, UsageError
 from .model import ALGNet
 from .tiling import tile_weight, tiles_2d
 
@@ -186,10 +186,13 @@ class Runner:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self._forward(x, self.dtype)
-        if self.dtype != torch.float32 and not torch.isfinite(out).all():
-            _log.warning("non-finite %s output; recomputed in fp32", self.precision_name)
-            self.fallbacks += 1
-            out = self._forward(x, torch.float32)
+        if not torch.isfinite(out).all():
+            if self.dtype != torch.float32:
+                _log.warning("non-finite %s output; recomputed in fp32", self.precision_name)
+                self.fallbacks += 1
+                out = self._forward(x, torch.float32)
+            if not torch.isfinite(out).all():
+                raise NonFiniteOutputError("the model's output holds NaN or Inf values, even in fp32")
         return out
 
 

@@ -35,7 +35,8 @@ def list_images(root: Path) -> list[Path]:
 def match_pairs(pred: Path, gt: Path) -> tuple[list[Pair], list[str], list[str]]:
     """Pair by relative path, then by relative path without suffix (``x.png`` matches ``x.jpg``).
 
-    Returns (pairs, unmatched predictions, unmatched ground truths); ambiguous stems stay unmatched.
+    Returns (pairs, unmatched predictions, unmatched ground truths). A prediction whose stem
+    matches several ground truths stays unmatched, listed as ``NAME (ambiguous: matches A, B)``.
     """
     if pred.is_file() and gt.is_file():
         return [Pair(pred.name, pred, gt)], [], []
@@ -53,6 +54,9 @@ def match_pairs(pred: Path, gt: Path) -> tuple[list[Pair], list[str], list[str]]
         else:
             candidates = [c for c in by_stem.get(_stem(rel), []) if c not in preds]
             target = candidates[0] if len(candidates) == 1 else None
+            if len(candidates) > 1:
+                unmatched.append(f"{rel} (ambiguous: matches {', '.join(candidates)})")
+                continue
         if target is None or target in used:
             unmatched.append(rel)
             continue

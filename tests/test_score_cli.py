@@ -89,3 +89,29 @@ def test_two_files_and_usage_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     none = _run(tmp_path / "empty", tmp_path / "empty")
     assert none.returncode == 1 and "no pair was scored" in none.stderr
+
+
+def test_ambiguous_stems_and_identical_pairs(tmp_path):
+    """A prediction matching two ground truths by stem is named as ambiguous; an identical pair has
+    infinite PSNR, reported as such, and counts as 100 dB in a mean that stays finite."""
+    rng = np.random.default_rng(1)
+    gt_img = data.astronaut()[:64, :64]
+    noisy = np.clip(gt_img + rng.normal(0, 8, gt_img.shape), 0, 255).astype(np.uint8)
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    _write(gt / "x.png", gt_img)
+    _write(gt / "x.bmp", gt_img)
+    _write(pred / "x.jpg", gt_img)
+    _write(gt / "same.png", gt_img)
+    _write(pred / "same.png", gt_img)
+    _write(gt / "n.png", gt_img)
+    _write(pred / "n.png", noisy)
+    out = _run(pred, gt, "--json", tmp_path / "r.json")
+    assert "x.jpg (ambiguous: matches x.bmp, x.png)" in out.stderr
+    assert "1 identical pairs (infinite PSNR) count as 100 dB in the mean" in out.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    rows = {r["name"]: r for r in report["pairs"]}
+    assert rows["same.png"]["psnr"] == "inf"
+    summary = report["summary"]
+    expected = (100.0 + psnr(noisy, gt_img)) / 2
+    assert abs(summary["psnr"] - expected) < 1e-9
+    assert summary["psnr_cap_db"] == 100.0 and summary["identical_pairs"] == 1

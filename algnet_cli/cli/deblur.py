@@ -14,8 +14,13 @@ from .options import CacheDir, Offline, Quiet
 @handle_errors
 def deblur(
     inputs: Annotated[list[str], typer.Argument(help="Image or video files, folders or globs.", metavar="INPUT...")],
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Output folder (or a file name for a single input).")
+    output_arg: Annotated[
+        Optional[str],
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output folder (or a file name for a single input; a trailing / always means a folder).",
+        ),
     ] = None,
     model: Annotated[
         str, typer.Option(help="A registry name, hf://owner/repo[@rev]/file, or a .safetensors/.pth path.")
@@ -32,6 +37,13 @@ def deblur(
         Optional[float],
         typer.Option(
             help="Memory budget per image in GiB for --tile auto (default: 3 on CPU, leaving room for image buffers under 4, and 80% of free GPU memory)."
+        ),
+    ] = None,
+    max_megapixels: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Refuse images whose header claims more megapixels than this, before decoding them (default: half the memory available; 0: no limit).",
+            min=0,
         ),
     ] = None,
     tlc: Annotated[
@@ -124,9 +136,19 @@ def deblur(
       algnet deblur frames/ --to-video sharp.mp4 --fps 30        (f2 before f10)
     """
     import json
-    import signal
+    import os
 
-    from ..batch import clean_stale_temps, discover, image_pipeline, plan_jobs, run_batch, write_run_record
+    from .. import interrupts
+    from ..batch import (
+        RUN_RECORD,
+        check_writable,
+        clean_stale_temps,
+        discover,
+        image_pipeline,
+        plan_jobs,
+        run_batch,
+        write_run_record,
+    )
     from ..errors import UsageError
     from ..images import FORMATS
     from ..progress import Progress
@@ -137,7 +159,10 @@ def deblur(
     if video_format is not None and "." + video_format.lower().lstrip(".") not in VIDEO_FORMATS:
         raise UsageError(f"unknown --video-format {video_format!r}; use {', '.join(v[1:] for v in VIDEO_FORMATS)}")
     tile_size = _parse_tile(tile)
-    found, not_images = discover(inputs, recursive)
+    output = Path(output_arg) if output_arg else None
+    folder_out = output_arg is not None and output_arg.endswith(("/", os.sep))
+    found, not_images = discover(inputs, recursive, exclude=output)
+    max_pixels = None if max_megapixels is None else int(max_megapixels * 1e6)
     if not found:
         raise UsageError("no input images or videos found")
     video_found = [(src, rel) for src, rel in found if is_video_path(src)]
@@ -152,8 +177,10 @@ def deblur(
         raise UsageError("--fps only applies with --to-video")
     if output is None and ((found and to_video is None) or (video_found and frames_out is None)):
         raise UsageError("missing -o/--output (an output folder, or a file name for a single input)")
-    jobs = plan_jobs(found, output, fmt, suffix) if found and to_video is None else []
-    video_jobs = _plan_videos(video_found, output, frames_out, video_format, suffix, [j.src for j in jobs])
+    jobs = plan_jobs(found, output, fmt, suffix, folder=folder_out) if found and to_video is None else []
+    video_jobs = _plan_videos(
+        video_found, output, frames_out, video_format, suffix, [j.src for j in jobs], folder=folder_out
+    )
 
     from ..api import Deblurrer
     from ..hub import resolve
@@ -171,22 +198,27 @@ def deblur(
     )
     runner = deblurrer.runner
     if dry_run:
-        _print_plan(jobs, runner)
+        _print_plan(jobs, runner, max_pixels)
         _print_video_plan(video_jobs, found if to_video is not None else [], to_video)
         raise typer.Exit(EXIT_OK)
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupts.install()
+    check_writable([j.dst.parent for j in jobs] + [j.dst if j.frames else j.dst.parent for j in video_jobs])
     clean_stale_temps(jobs + [j for j in video_jobs if not j.frames])
     if to_video is not None:
         _frames_to_video(found, to_video, deblurrer, encode, skip_existing, quiet, json_out)
-    load, process, save = image_pipeline(deblurrer, quality)
+    load, process, save = image_pipeline(deblurrer, quality, max_pixels)
     failures = []
 
     def on_result(r):
         if r.status == "failed":
             failures.append(r)
-            typer.echo(f"algnet: failed: {r.error}", err=True)
-        bar.advance(Path(r.input).name, (r.size[0] * r.size[1] / 1e6) if r.size and r.status == "done" else 0.0)
+            typer.echo(f"algnet: failed: {printable(r.error)}", err=True)
+        for note in r.notes:
+            typer.echo(f"algnet: note: {printable(r.input)}: {note}", err=True)
+        bar.advance(
+            printable(Path(r.input).name), (r.size[0] * r.size[1] / 1e6) if r.size and r.status == "done" else 0.0
+        )
 
     for path in not_images:
         if not quiet:
@@ -198,12 +230,16 @@ def deblur(
     single = len(jobs) + len(video_jobs) == 1 and (jobs or video_jobs)[0].dst == output
     record_dir = output if output is not None and not single else (output.parent if output else frames_out)
     info = _run_info(model, model_path, deblurrer, tile_size, tile_overlap)
-    record = write_run_record(record_dir, info, outcome, videos)
     scores = _score_against(gt, jobs, outcome, quiet or json_out) if gt is not None else None
     if scores is not None:
         info["scores"] = scores.summary()
         info["scores"]["protocol"] = scores.protocol
+    record_failed = False
+    try:
         record = write_run_record(record_dir, info, outcome, videos)
+    except OSError as e:  # a full disk: the summary below still tells what happened
+        record, record_failed = record_dir / RUN_RECORD, True
+        typer.echo(f"algnet: could not write the run record {record}: {e.strerror or e}", err=True)
     done = sum(r.status == "done" for r in outcome.results)
     skipped = sum(r.status == "skipped" for r in outcome.results)
     bad_videos = [v for v in videos if v.status in ("failed", "partial")]
@@ -213,7 +249,7 @@ def deblur(
         "failed": len(outcome.failed),
         "not_images": len(not_images),
         "failures": [r.error for r in outcome.failed],
-        "record": str(record),
+        "record": None if record_failed else str(record),
     }
     if videos:
         summary["videos"] = [v.to_dict() for v in videos]
@@ -226,12 +262,13 @@ def deblur(
         if videos:
             vdone = sum(v.status == "done" for v in videos)
             vid = f"; videos: {vdone} done, {sum(v.status == 'skipped' for v in videos)} already there, {len(bad_videos)} with problems"
+        where = "not written" if record_failed else str(record)
         typer.echo(
-            f"{done} deblurred, {skipped} already there, {len(outcome.failed)} failed{vid}; record: {record}", err=True
+            f"{done} deblurred, {skipped} already there, {len(outcome.failed)} failed{vid}; record: {where}", err=True
         )
         for r in outcome.failed:
-            typer.echo(f"  failed: {r.error}", err=True)
-    raise typer.Exit(EXIT_FAILED if outcome.failed or bad_videos else EXIT_OK)
+            typer.echo(f"  failed: {printable(r.error)}", err=True)
+    raise typer.Exit(EXIT_FAILED if outcome.failed or bad_videos or record_failed else EXIT_OK)
 
 
 VIDEO_FORMATS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
@@ -242,12 +279,19 @@ class _VideoJob:
         self.src, self.dst, self.frames = src, dst, frames
 
 
-def _plan_videos(found, output, frames_out, video_format, suffix, image_srcs) -> list:
+def _plan_videos(found, output, frames_out, video_format, suffix, image_srcs, folder: bool = False) -> list:
     from ..errors import UsageError
     from ..video import is_video_path
 
     jobs = []
-    single = len(found) == 1 and not image_srcs and output is not None and is_video_path(output) and not output.is_dir()
+    single = (
+        len(found) == 1
+        and not image_srcs
+        and output is not None
+        and not folder
+        and is_video_path(output)
+        and not output.is_dir()
+    )
     for src, rel in found:
         if frames_out is not None:
             jobs.append(_VideoJob(src, frames_out / rel.with_suffix(""), True))
@@ -421,10 +465,6 @@ def _match_truth(src: Path, truths: dict[str, Path]) -> Path | None:
     return same[0] if len(same) == 1 else None
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _parse_tile(tile: str) -> int | None:
     from ..errors import UsageError
 
@@ -439,22 +479,36 @@ def _parse_tile(tile: str) -> int | None:
     return value
 
 
-def _print_plan(jobs, runner) -> None:
-    from PIL import Image
+def _print_plan(jobs, runner, max_pixels) -> None:
+    from ..errors import ImageReadError
+    from ..images import check_header, probe_image
 
     for job in jobs:
+        name = f"{printable(job.src)} -> {printable(job.dst)}"
         try:
-            with Image.open(job.src) as im:
-                w, h = im.size
-        except Exception:  # the real run reports the reason
-            typer.echo(f"{job.src} -> {job.dst}: unreadable")
+            header = probe_image(job.src)
+            check_header(job.src, header, max_pixels)
+        except ImageReadError as e:
+            typer.echo(f"{name}: would fail: {e.reason}")
             continue
+        if header is None:
+            typer.echo(f"{name}: size unknown until decoded (the header could not be parsed)")
+            continue
+        w, h = header.width, header.height
         tile = runner.plan_tile(h, w)
         how = "whole image" if not tile or tile >= max(h, w) else f"tiles of {tile}px"
         est = runner.estimate_bytes(*(min(h, tile), min(w, tile)) if tile else (h, w)) / 2**30
         exists = " (exists, skipped)" if job.dst.exists() else ""
-        typer.echo(f"{job.src} -> {job.dst}: {w}x{h}, {how}, ~{est:.1f} GiB{exists}")
+        typer.echo(f"{name}: {w}x{h}, {how}, ~{est:.1f} GiB{exists}")
     typer.echo(f"device {runner.device}, precision {runner.precision_name}")
+
+
+def printable(text: object) -> str:
+    """Text for one line of output: control characters (a newline in a file name) shown escaped."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _run_info(model_source, model_path, deblurrer, tile, overlap) -> dict:

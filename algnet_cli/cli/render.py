@@ -40,3 +40,7 @@ def score_table(report, console=None) -> None:
         cells += [_f(s["input_psnr"]), _f(s["input_ssim"], 4), _f(s["delta_psnr"]), _f(s["delta_ssim"], 4)]
     t.add_row(*cells, style="bold")
     console.print(t)
+    if s["identical_pairs"]:
+        console.print(
+            f"{s['identical_pairs']} identical pairs (infinite PSNR) count as {s['psnr_cap_db']:g} dB in the mean"
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +26,8 @@ PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file and return its bare state dict (wrappers and ``module.`` removed)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file (.safetensors or .pth)")
     if not path.is_file():
         raise CheckpointNotFoundError(f"{path}: no such checkpoint file")
     if path.stat().st_size == 0:
@@ -40,12 +43,16 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
     elif suffix in PICKLE_SUFFIXES:
         try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about what it refuses; the error below says it
+                warnings.simplefilter("ignore")
+                obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             if "weights only load failed" in str(e).lower() or "global" in str(e).lower():
+                found = re.search(r"GLOBAL ([\w.]+)", str(e))
+                what = f" ({found.group(1)})" if found else ""
                 raise CheckpointError(
-                    f"{path}: refused to load: the file holds objects other than tensors, which could run code "
-                    f"({_first_line(e)})"
+                    f"{path}: refused to load: the file holds objects other than tensors{what}, which could run "
+                    "code; only checkpoints of plain tensors are read"
                 ) from None
             raise CheckpointError(
                 f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({_first_line(e)})"
@@ -147,6 +154,12 @@ def build_from_state_dict(sd: Mapping[str, torch.Tensor], source: str = "checkpo
     ]
     if missing or unexpected or mismatched:
         raise StateDictMismatchError(missing, unexpected, mismatched)
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(
+            f"{source}: {len(bad)} tensors hold NaN or Inf values ({shown}); the checkpoint is damaged"
+        )
     model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     return model.eval()
 
