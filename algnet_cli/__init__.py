@@ -38,6 +38,10 @@ def load_model(
 
     device = torch.device(device)
     prepare(scan, device.type)  # fail now, with a clear message, if it cannot run there
+    if device.type == "cpu":
+        from .cpu import keep_freed_memory
+
+        keep_freed_memory()
     model = load_checkpoint(resolve(source, cache=cache_dir, offline=offline))
     model.set_scan_backend(None if scan == "auto" else scan)
     model.set_tlc((256 if tlc is True else int(tlc)) if tlc else None)

@@ -33,7 +33,10 @@ def setup(which: str, scan: str, h: int, w: int):
     if which == "default":
         net = load_model("default", scan=scan)
     else:
+        from algnet_cli.cpu import keep_freed_memory
+
         prepare(scan, "cpu")
+        keep_freed_memory()  # as load_model does on the CPU
         net = ALGNet(ALGNetConfig(**GOPRO)).eval().set_scan_backend(None if scan == "auto" else scan)
     return net, torch.rand(1, 3, h, w)
 

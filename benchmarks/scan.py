@@ -2,7 +2,8 @@
 
 B=1, D=64, N=32, L=65536, float32, softplus on, D skip and z gate on (as ALGNet calls it).
 Forward, then forward + backward (gradients of all eight inputs), each backend in a fresh process,
-best of ``--repeats``. The fused kernels are compiled (or loaded from the cache) before timing.
+best of ``--repeats``. The fused kernels are compiled (or loaded from the cache) before timing, and
+both backends run with the allocator setting ``load_model`` makes on the CPU (``algnet_cli.cpu``).
 
 Run: python benchmarks/scan.py [--length L] [--repeats 5] [--reference]
 """
@@ -21,9 +22,11 @@ from _measure import machine, measure  # noqa: E402
 def setup(length: int, grad: bool):
     import torch
 
+    from algnet_cli.cpu import keep_freed_memory
     from algnet_cli.ops import prepare
 
     prepare("fused", "cpu")  # compile or load the kernels outside the timing
+    keep_freed_memory()  # the process setting load_model makes on the CPU, for both backends
     torch.manual_seed(0)
     b, d, n = 1, 64, 32
     inputs = dict(

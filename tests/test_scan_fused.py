@@ -180,3 +180,14 @@ def test_a_corrupt_kernel_cache_is_rebuilt(monkeypatch, tmp_path, caplog):
 def test_an_empty_cache_says_it_must_compile(monkeypatch, tmp_path):
     monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(tmp_path / "none"))
     assert scan_fused.cache_state() == "not compiled yet"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator only")
+def test_cpu_allocator_setting_is_made_once_and_can_be_turned_off():
+    import subprocess
+
+    code = "from algnet_cli.cpu import keep_freed_memory as k; print(k(), k())"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    env = dict(__import__("os").environ, ALGNET_MALLOC_TUNING="0")
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert on == ["True", "True"] and off.stdout.split() == ["False", "False"]
