@@ -67,13 +67,22 @@ class Deblurrer:
         tile: int | None = None,
         tile_overlap: int = 32,
         max_memory_gb: float | None = None,
+        cache_dir: str | Path | None = None,
+        offline: bool | None = None,
     ):
         from . import load_model
+        from .runner import pick_device
 
-        self.model = load_model(model, tlc=tlc, scan=scan) if not isinstance(model, torch.nn.Module) else model
-        self.runner = Runner(
-            self.model, RunOptions(device, precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb)
-        )
+        options = RunOptions(device, precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb)
+        if isinstance(model, torch.nn.Module):
+            self.model = model
+        else:  # the scan backend is checked against the device the model will run on, chosen once here
+            target = pick_device(device)
+            self.model = load_model(model, device=target, tlc=tlc, scan=scan, cache_dir=cache_dir, offline=offline)
+            options = RunOptions(
+                str(target), precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb
+            )
+        self.runner = Runner(self.model, options)
 
     def deblur(self, img: np.ndarray) -> np.ndarray:
         x, alpha, scale, grey = array_to_tensor(img)

@@ -317,7 +317,7 @@ def image_pipeline(deblurrer, quality: int = 95, max_pixels: int | None = None):
     def process(decoded: Decoded, job: Job):
         x, alpha, scale, grey = array_to_tensor(decoded.pixels)
         y = deblurrer.runner.restore(x)
-        return tensor_to_array(y, alpha, scale, grey, decoded.pixels.dtype), deblurrer.runner.tile_count(*x.shape[-2:])
+        return tensor_to_array(y, alpha, scale, grey, decoded.pixels.dtype), deblurrer.runner.last_tiles
 
     def save(job: Job, out, decoded: Decoded) -> None:
         write_image(job.dst, out, quality=quality, meta=decoded.meta)

@@ -88,6 +88,7 @@ class Runner:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.fallbacks = 0
+        self.last_tiles = 0  # tiles the last restore() ran (0: the whole image), out-of-memory splits included
 
     @property
     def precision_name(self) -> str:
@@ -145,6 +146,7 @@ class Runner:
         """Whole or tiled as planned; (B, C, H, W) in [0, 1] -> (B, C, H, W) float32 on the CPU, unclamped."""
         h, w = images.shape[-2:]
         tile = self.plan_tile(h, w)
+        self.last_tiles = 0
         if tile and (tile < h or tile < w):
             return self._tiled(images, tile)
         try:
@@ -164,6 +166,7 @@ class Runner:
             part = images[..., top : top + th, left : left + tw]
             try:
                 y = self(part).cpu()
+                self.last_tiles += 1
             except _OOM_ERRORS as e:
                 if not _is_oom(e) or tile <= MIN_TILE:
                     raise

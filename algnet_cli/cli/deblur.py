@@ -141,6 +141,7 @@ def deblur(
     from .. import interrupts
     from ..batch import (
         RUN_RECORD,
+        BatchOutcome,
         check_writable,
         clean_stale_temps,
         discover,
@@ -173,6 +174,8 @@ def deblur(
             raise UsageError(f"--to-video takes image frames, not videos ({video_found[0][0]})")
         if not is_video_path(to_video):
             raise UsageError(f"--to-video {to_video}: not a video file name (use .mp4, .mkv, .mov, .webm, ...)")
+        if gt is not None:
+            raise UsageError("--gt scores image outputs; it cannot score the frames of a --to-video video")
     elif fps is not None:
         raise UsageError("--fps only applies with --to-video")
     if output is None and ((found and to_video is None) or (video_found and frames_out is None)):
@@ -206,7 +209,14 @@ def deblur(
     check_writable([j.dst.parent for j in jobs] + [j.dst if j.frames else j.dst.parent for j in video_jobs])
     clean_stale_temps(jobs + [j for j in video_jobs if not j.frames])
     if to_video is not None:
-        _frames_to_video(found, to_video, deblurrer, encode, skip_existing, quiet, json_out)
+        report = _frames_to_video(found, to_video, deblurrer, encode, skip_existing, quiet, json_out)
+        info = _run_info(model, model_path, deblurrer, tile_size, tile_overlap)
+        try:
+            write_run_record(to_video.parent, info, BatchOutcome(), [report])
+        except OSError as e:
+            typer.echo(f"algnet: could not write the run record in {to_video.parent}: {e.strerror or e}", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
+        raise typer.Exit(EXIT_FAILED if report.status not in ("done", "skipped") else EXIT_OK)
     load, process, save = image_pipeline(deblurrer, quality, max_pixels)
     failures = []
 
@@ -387,15 +397,16 @@ def _echo_video(report, quiet) -> None:
         )
 
 
-def _frames_to_video(found, to_video, deblurrer, encode, skip_existing, quiet, json_out) -> None:
+def _frames_to_video(found, to_video, deblurrer, encode, skip_existing, quiet, json_out):
+    """Deblur numbered frames into one video; returns its report (status skipped when it exists)."""
     import json
 
     from ..progress import Progress
-    from ..video import process_sequence
+    from ..video import VideoReport, process_sequence
 
     if skip_existing and to_video.exists():
         typer.echo(f"algnet: {to_video} exists; use --overwrite to replace it", err=True)
-        raise typer.Exit(EXIT_OK)
+        return VideoReport(str(found[0][0].parent), str(to_video), status="skipped")
     frames = [src for src, _ in found]
     with Progress(len(frames), to_video.name, quiet=quiet or json_out, unit="frames") as bar:
         report = process_sequence(
@@ -404,7 +415,7 @@ def _frames_to_video(found, to_video, deblurrer, encode, skip_existing, quiet, j
     _echo_video(report, quiet or json_out)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
-    raise typer.Exit(EXIT_FAILED if report.status != "done" else EXIT_OK)
+    return report
 
 
 def _print_video_plan(video_jobs, frames, to_video) -> None:
