@@ -183,13 +183,13 @@ def _load_rows(X, off, cf, bi, t0, tl, n, dst):
                 dst[t, s] = X[bi, t0 + t, off + s]
 
 
-@njit(void(_SEQS, int64, int64, int64, int64, int64, _V, int64, int64, _T, _S, _S), inline="always", **_JIT)
-def _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile, Bt, Ct):
+@njit(void(_SEQS, int64, int64, int64, int64, int64, _V, int64, int64, _T), inline="always", **_JIT)
+def _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile):
     """Gather one tile of every input into the task's buffers.
 
     tile rows (steps, lanes): u; dt = softplus(delta + bias) (or delta + bias), 0 below 1e-20;
     dt * u; z; silu(z) (1 without z); d dt / d delta (0 where dt was cut). Lanes past the last
-    channel hold zeros (u = 0 keeps their state at zero). Bt, Ct (steps, state): B and C as rows.
+    channel hold zeros (u = 0 keeps their state at zero).
     """
     u, u_off, u_cf, delta, d_off, d_cf, z, z_off, z_cf, B, b_off, b_cf, C, c_off, c_cf = seqs
     _gather(u, u_off, u_cf, bi, t0, tl, c0, w, tile[_U])
@@ -201,14 +201,14 @@ def _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile, Bt, Ct):
         for j in range(LANES):
             dts[t, j] += biasl[j]
     _step_sizes(tile, tl, softplus, has_z)
-    _load_rows(B, b_off, b_cf, bi, t0, tl, Bt.shape[1], Bt)
-    _load_rows(C, c_off, c_cf, bi, t0, tl, Ct.shape[1], Ct)
 
 
-@njit(void(int64, _T, _S, _S, _S, _T), inline="always", **_JIT)
-def _tile_states(tl, tile, Bt, Ct, At2, hs):
+@njit(void(_SEQS, int64, int64, int64, _T, _S, _T), inline="always", **_JIT)
+def _tile_states(seqs, bi, t0, tl, tile, At2, hs):
     """Run the recurrence through one tile: hs[0] (state, lanes) enters it, hs[t + 1] follows step t,
-    and tile row _Y gets <C_t, h_t> per lane. At2: A * log2(e), laid out (state, lanes)."""
+    and tile row _Y gets <C_t, h_t> per lane. At2: A * log2(e), laid out (state, lanes). B and C are
+    read where they lie (one scalar per step and state), not copied."""
+    B, b_off, b_cf, C, c_off, c_cf = seqs[9], seqs[10], seqs[11], seqs[12], seqs[13], seqs[14]
     n = At2.shape[0]
     dts = tile[_DT]
     dus = tile[_DU]
@@ -217,8 +217,8 @@ def _tile_states(tl, tile, Bt, Ct, At2, hs):
         for j in range(LANES):
             ys[t, j] = np.float32(0.0)
         for s in range(n):
-            bs = Bt[t, s]
-            cs = Ct[t, s]
+            bs = B[bi, b_off + s, t0 + t] if b_cf else B[bi, t0 + t, b_off + s]
+            cs = C[bi, c_off + s, t0 + t] if c_cf else C[bi, t0 + t, c_off + s]
             for j in range(LANES):
                 hv = _decay(dts[t, j] * At2[s, j]) * hs[t, s, j] + dus[t, j] * bs
                 hs[t + 1, s, j] = hv
@@ -251,8 +251,6 @@ def scan_forward(lo, hi, seqs, A, D, bias, softplus, has_z, y, states, store):
     length = y.shape[1]
     groups = (d + LANES - 1) // LANES
     tile = np.zeros((_ROWS, TILE, LANES), np.float32)
-    Bt = np.empty((TILE, n), np.float32)
-    Ct = np.empty((TILE, n), np.float32)
     At2 = np.zeros((n, LANES), np.float32)
     Dl = np.zeros(LANES, np.float32)
     biasl = np.zeros(LANES, np.float32)
@@ -270,8 +268,8 @@ def scan_forward(lo, hi, seqs, A, D, bias, softplus, has_z, y, states, store):
                 for j in range(w):
                     for s in range(n):
                         states[bi, t0 // TILE, c0 + j, s] = hs[0, s, j]
-            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile, Bt, Ct)
-            _tile_states(tl, tile, Bt, Ct, At2, hs)
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile)
+            _tile_states(seqs, bi, t0, tl, tile, At2, hs)
             hs[0, :, :] = hs[tl]
             for t in range(tl):
                 for j in range(LANES):
@@ -329,11 +327,13 @@ def scan_backward(lo, hi, seqs, A, D, bias, softplus, has_z, states, gout, gu, g
         last = (length - 1) // TILE * TILE
         for t0 in range(last, -1, -TILE):
             tl = min(TILE, length - t0)
-            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile, Bt, Ct)
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile)
+            _load_rows(seqs[9], seqs[10], seqs[11], bi, t0, tl, n, Bt)
+            _load_rows(seqs[12], seqs[13], seqs[14], bi, t0, tl, n, Ct)
             for j in range(w):
                 for s in range(n):
                     hs[0, s, j] = states[bi, t0 // TILE, c0 + j, s]
-            _tile_states(tl, tile, Bt, Ct, At2, hs)
+            _tile_states(seqs, bi, t0, tl, tile, At2, hs)
             # through the gate: gys, <C, h>, becomes the gradient of y before the gate; gzs that of z
             for t in range(tl):
                 for j in range(w):
