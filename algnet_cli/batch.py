@@ -301,7 +301,7 @@ def image_pipeline(deblurrer, quality: int = 95, max_pixels: int | None = None):
     ``max_pixels``: the decoding limit (see :func:`~algnet_cli.images.read_image`).
     """
     from .api import array_to_tensor, tensor_to_array
-    from .images import WRITABLE, read_image, read_metadata, write_image
+    from .images import WRITABLE, probe_image, read_frames, read_image, read_metadata, write_frames, write_image
 
     def load(job: Job) -> Decoded:
         if job.dst.suffix.lower() not in WRITABLE:  # before decoding and the model, not after
@@ -309,17 +309,31 @@ def image_pipeline(deblurrer, quality: int = 95, max_pixels: int | None = None):
                 f"{job.dst}: cannot write {job.dst.suffix or 'a file without a suffix'} images; use --format"
             )
         notes: list[str] = []
-        pixels = read_image(job.src, max_pixels=max_pixels, notes=notes)
-        meta = read_metadata(job.src)
-        meta["notes"] = notes
-        return Decoded(pixels, meta)
+        header = probe_image(job.src)
+        if header is not None and header.frames > 1:  # multi-page TIFF, animated WebP/GIF: every frame
+            frames, how = read_frames(job.src, max_pixels=max_pixels, notes=notes)
+            notes.append(f"{len(frames)} {how.kind}, each deblurred and written back")
+            extra = {"frames": frames, "how": how}
+        else:
+            frames, extra = [read_image(job.src, max_pixels=max_pixels, notes=notes)], {}
+        # metadata only once the size is known to be sane: Pillow decodes a PNG to find EXIF after IDAT
+        return Decoded(frames[0], {**read_metadata(job.src), "notes": notes, **extra})
+
+    def run_one(pixels):
+        x, alpha, scale, grey = array_to_tensor(pixels)
+        y = deblurrer.runner.restore(x)
+        return tensor_to_array(y, alpha, scale, grey, pixels.dtype), deblurrer.runner.last_tiles
 
     def process(decoded: Decoded, job: Job):
-        x, alpha, scale, grey = array_to_tensor(decoded.pixels)
-        y = deblurrer.runner.restore(x)
-        return tensor_to_array(y, alpha, scale, grey, decoded.pixels.dtype), deblurrer.runner.last_tiles
+        if "frames" not in decoded.meta:
+            return run_one(decoded.pixels)
+        outs = [run_one(f) for f in decoded.meta["frames"]]
+        return [o for o, _ in outs], sum(t for _, t in outs)
 
     def save(job: Job, out, decoded: Decoded) -> None:
-        write_image(job.dst, out, quality=quality, meta=decoded.meta)
+        if "frames" in decoded.meta:
+            write_frames(job.dst, out, decoded.meta["how"], quality=quality)
+        else:
+            write_image(job.dst, out, quality=quality, meta=decoded.meta)
 
     return load, process, save

@@ -27,7 +27,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 40))  # read before
 #: the float32 input and output tensors and the output array, with room for one copy of each
 BYTES_PER_DECODED_PIXEL = 64
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 
 
 def is_image_path(path: Path) -> bool:
@@ -104,22 +104,23 @@ def _probe_pillow(path: Path) -> ImageHeader:
     return ImageHeader(w, h, frames, grey_alpha)
 
 
-def check_header(path: Path, header: ImageHeader | None, max_pixels: int | None = None) -> None:
-    """Refuse, before decoding, multi-page files and images over the decoding limit (0: no limit)."""
+def check_header(
+    path: Path, header: ImageHeader | None, max_pixels: int | None = None, *, frames: bool = False
+) -> None:
+    """Refuse, before decoding, images over the decoding limit (0: no limit), counting every frame;
+    and, unless ``frames`` (the caller reads them all), multi-page or animated files."""
     if header is None:
         return
-    if header.frames > 1:
+    if header.frames > 1 and not frames:
         kind = "pages" if path.suffix.lower() in (".tif", ".tiff") else "frames"
-        raise ImageReadError(
-            path,
-            f"has {header.frames} {kind}; only single images are deblurred (split it into one file per {kind[:-1]})",
-        )
+        raise ImageReadError(path, f"has {header.frames} {kind}; read_image reads one image (read_frames reads all)")
     limit = default_max_pixels() if max_pixels is None else max_pixels
-    pixels = header.width * header.height
+    pixels = header.width * header.height * header.frames
     if limit and pixels > limit:
+        count = f" in {header.frames} frames" if header.frames > 1 else ""
         raise ImageReadError(
             path,
-            f"claims {header.width}x{header.height} pixels ({pixels / 1e6:.0f} MP), over the decoding limit of "
+            f"claims {header.width}x{header.height} pixels{count} ({pixels / 1e6:.0f} MP), over the decoding limit of "
             f"{limit / 1e6:.0f} MP (half the memory available); raise it with --max-megapixels",
         )
 
@@ -181,27 +182,118 @@ def read_image(
 
 
 def _read_tiff(path: Path, notes: list[str]) -> np.ndarray:
+    return _read_tiff_pages(path, notes, first_only=True)[0]
+
+
+def _read_tiff_pages(path: Path, notes: list[str], first_only: bool = False) -> list[np.ndarray]:
+    """Full-resolution pages of a TIFF as arrays (reduced-resolution pages are thumbnails: skipped)."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tf:
-            page = tf.pages[0]
-            cmyk = page.photometric == tifffile.PHOTOMETRIC.SEPARATED and page.samplesperpixel >= 4
-            img = page.asarray()
+            pages = [p for p in tf.pages if not (int(getattr(p, "subfiletype", 0) or 0) & 1)] or [tf.pages[0]]
+            raw = [
+                (p.asarray(), p.photometric == tifffile.PHOTOMETRIC.SEPARATED and p.samplesperpixel >= 4)
+                for p in pages[: 1 if first_only else None]
+            ]
     except Exception as e:  # tifffile reports damage with many exception types
         raise ImageReadError(
             path, f"not a readable TIFF ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
         ) from None
-    if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
-        img = np.moveaxis(img, 0, -1)  # planar configuration
-    if cmyk:
-        img = _cmyk_to_rgb(img)
-        notes.append("CMYK converted to RGB (naive, without a colour profile)")
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
-        raise ImageReadError(path, f"unsupported TIFF layout {img.shape}")
-    if img.dtype not in (np.uint8, np.uint16):
-        img = img.astype(np.float32)
-    return img
+    out = []
+    for img, cmyk in raw:
+        if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
+            img = np.moveaxis(img, 0, -1)  # planar configuration
+        if cmyk:
+            img = _cmyk_to_rgb(img)
+            if not out:
+                notes.append("CMYK converted to RGB (naive, without a colour profile)")
+        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
+            raise ImageReadError(path, f"unsupported TIFF layout {img.shape}")
+        if img.dtype not in (np.uint8, np.uint16):
+            img = img.astype(np.float32)
+        out.append(img)
+    return out
+
+
+@dataclass(frozen=True)
+class Frames:
+    """How a multi-page or animated file holds its images, to write them back the same way."""
+
+    kind: str  # "pages" (TIFF) or "frames" (animated WebP/GIF)
+    durations: tuple[int, ...] = ()  # milliseconds a frame is shown
+    loop: int = 0  # 0: forever
+
+
+MULTI_FRAME = (".tif", ".tiff", ".webp", ".gif")
+
+
+def read_frames(
+    path: str | Path, *, max_pixels: int | None = None, notes: list[str] | None = None
+) -> tuple[list[np.ndarray], Frames]:
+    """Every page of a multi-page TIFF, or every frame of an animated WebP/GIF, and how to write them back.
+
+    The decoding limit applies to all frames together. Frames come upright as :func:`read_image`'s
+    arrays (animated frames as RGB, or RGBA when any pixel is transparent).
+    """
+    path = Path(path)
+    notes = [] if notes is None else notes
+    header = probe_image(path)
+    check_header(path, header, max_pixels, frames=True)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return _read_tiff_pages(path, notes), Frames("pages")
+    from PIL import Image, ImageSequence
+
+    frames, durations = [], []
+    try:
+        with Image.open(path) as im:
+            loop = int(im.info.get("loop", 0) or 0)
+            for frame in ImageSequence.Iterator(im):
+                rgba = np.asarray(frame.convert("RGBA"))
+                frames.append(rgba)
+                durations.append(int(frame.info.get("duration", im.info.get("duration", 100)) or 100))
+    except Exception as e:  # noqa: BLE001 - Pillow reports damage with many types
+        raise ImageReadError(path, f"not a readable animation ({type(e).__name__}: {e})") from None
+    if all(int(f[..., 3].min()) == 255 for f in frames):
+        frames = [np.ascontiguousarray(f[..., :3]) for f in frames]
+    return frames, Frames("frames", tuple(durations), loop)
+
+
+def write_frames(path: str | Path, frames: list[np.ndarray], how: Frames, *, quality: int = 95) -> None:
+    """Write frames as one multi-page TIFF or one animated WebP/GIF, atomically (durations and loop kept)."""
+    from .fileio import atomic_write
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MULTI_FRAME:
+        raise ImageWriteError(
+            f"{path}: {len(frames)} {how.kind} cannot go into one {suffix or 'suffix-less'} file; "
+            "keep the input's format or use --format tif or webp"
+        )
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        def write(p: Path) -> None:
+            with tifffile.TiffWriter(p) as tw:
+                for f in frames:
+                    photometric = "rgb" if f.ndim == 3 and f.shape[2] >= 3 else "minisblack"
+                    extra = {"extrasamples": ["unassalpha"]} if f.ndim == 3 and f.shape[2] in (2, 4) else {}
+                    tw.write(f, photometric=photometric, compression="zlib", **extra)
+
+        atomic_write(path, write)
+        return
+    from PIL import Image
+
+    images = [Image.fromarray(to_8bit(f)) for f in frames]
+    durations = list(how.durations) if how.durations else [100] * len(images)
+    kwargs = {"quality": quality} if suffix == ".webp" else {"disposal": 2}
+    fmt = "WEBP" if suffix == ".webp" else "GIF"
+    atomic_write(
+        path,
+        lambda p: images[0].save(
+            p, format=fmt, save_all=True, append_images=images[1:], duration=durations, loop=how.loop, **kwargs
+        ),
+    )
 
 
 def _cmyk_to_rgb(img: np.ndarray) -> np.ndarray:
@@ -270,7 +362,7 @@ def read_metadata(path: str | Path) -> dict:
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp"}
 WRITABLE = IMAGE_SUFFIXES
-EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
+EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 NO_ALPHA = (".jpg", ".jpeg", ".bmp")
 
 
@@ -335,7 +427,7 @@ def _write_pillow(p: Path, img: np.ndarray, suffix: str, quality: int, meta: dic
         im = Image.fromarray(img, mode="LA")
     else:
         im = Image.fromarray(img)
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[suffix]
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}[suffix]
     kwargs = {}
     if meta.get("icc"):
         kwargs["icc_profile"] = meta["icc"]

@@ -106,11 +106,8 @@ def make_hostile_folder(root):
     tifffile.imwrite(root / "x_bomb.tif", np.zeros((256, 256), np.uint8), tile=(256, 256))
     _patch_tiff_size(root / "x_bomb.tif", 60000)
     bad["x_bomb.tif"] = "60000x60000"
-    tifffile.imwrite(root / "y_pages.tif", np.stack([RGB, RGB]), photometric="rgb")
-    bad["y_pages.tif"] = "has 2 pages"
-    frames = [Image.fromarray(RGB), Image.fromarray(255 - RGB)]
-    frames[0].save(root / "y_anim.webp", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    bad["y_anim.webp"] = "has 2 frames"
+    _png_claiming(root / "y_pages_bomb.png", 50000)
+    bad["y_pages_bomb.png"] = "50000x50000"
     os.symlink(root / "nowhere.png", root / "z_broken.png")
     bad["z_broken.png"] = "broken symbolic link"
     os.symlink(root / "z_loop.png", root / "z_loop.png")
@@ -179,17 +176,46 @@ def test_the_decoding_limit_is_an_option(tmp_path):
 
 
 def test_an_unwritable_format_fails_before_the_model_and_the_batch_goes_on(tmp_path, checkpoint):
-    gif, png = tmp_path / "one.gif", tmp_path / "two.png"
-    Image.fromarray(RGB).save(gif)
+    odd, png = tmp_path / "one.pgm", tmp_path / "two.png"
+    cv2.imwrite(str(odd), RGB[..., 0])  # readable, but not a format the tool writes
     Image.fromarray(RGB).save(png)
     out = tmp_path / "out"
-    r = run_deblur(gif, png, "-o", out, "--model", checkpoint, "--device", "cpu", "-q")
+    r = run_deblur(odd, png, "-o", out, "--model", checkpoint, "--device", "cpu", "-q")
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "cannot write .gif images" in r.stderr and "one.gif" in r.stderr
+    assert "cannot write .pgm images" in r.stderr and "one.pgm" in r.stderr
     assert (out / "two.png").exists()
     assert json.loads((out / "algnet-run.json").read_text())["files"][0]["status"] == "failed"
-    with pytest.raises(ImageWriteError, match="cannot write .gif"):
-        write_image(tmp_path / "x.gif", RGB)
+    with pytest.raises(ImageWriteError, match="cannot write .pgm"):
+        write_image(tmp_path / "x.pgm", RGB)
+
+
+def test_multi_page_tiffs_and_animations_keep_every_frame(tmp_path, checkpoint):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    pages = np.stack([RGB, 255 - RGB, RGB // 2])
+    tifffile.imwrite(src / "pages.tif", pages, photometric="rgb")
+    frames = [Image.fromarray(RGB), Image.fromarray(255 - RGB)]
+    frames[0].save(src / "anim.webp", save_all=True, append_images=frames[1:], duration=[120, 250], loop=3)
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=[80, 160], loop=0)
+    r = run_deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu", "-q")
+    assert r.returncode == 0, r.stderr
+    with tifffile.TiffFile(out / "pages.tif") as tf:
+        assert len(tf.pages) == 3 and tf.pages[0].shape == (40, 56, 3)
+    for name, durations, loop in (("anim.webp", [120, 250], 3), ("anim.gif", [80, 160], 0)):
+        with Image.open(out / name) as im:
+            assert im.n_frames == 2 and im.size == (56, 40), name
+            assert int(im.info.get("loop", 0)) == loop, name
+            got = []
+            for i in range(im.n_frames):
+                im.seek(i)
+                im.load()  # WebP sets a frame's duration when it is decoded
+                got.append(im.info["duration"])
+            assert got == durations, name
+    record = json.loads((out / "algnet-run.json").read_text())
+    notes = {os.path.basename(f["input"]): f.get("notes", []) for f in record["files"]}
+    assert any("3 pages" in n for n in notes["pages.tif"]) and any("2 frames" in n for n in notes["anim.webp"])
+    r = run_deblur(src / "pages.tif", "-o", tmp_path / "flat.png", "--model", checkpoint, "-q")
+    assert r.returncode == 1 and "cannot go into one .png file" in r.stderr
 
 
 def test_any_per_file_error_is_that_files_failure(tmp_path, monkeypatch):

@@ -498,7 +498,7 @@ def _print_plan(jobs, runner, max_pixels) -> None:
         name = f"{printable(job.src)} -> {printable(job.dst)}"
         try:
             header = probe_image(job.src)
-            check_header(job.src, header, max_pixels)
+            check_header(job.src, header, max_pixels, frames=True)
         except ImageReadError as e:
             typer.echo(f"{name}: would fail: {e.reason}")
             continue
@@ -510,7 +510,8 @@ def _print_plan(jobs, runner, max_pixels) -> None:
         how = "whole image" if not tile or tile >= max(h, w) else f"tiles of {tile}px"
         est = runner.estimate_bytes(*(min(h, tile), min(w, tile)) if tile else (h, w)) / 2**30
         exists = " (exists, skipped)" if job.dst.exists() else ""
-        typer.echo(f"{name}: {w}x{h}, {how}, ~{est:.1f} GiB{exists}")
+        frames = f", {header.frames} frames" if header.frames > 1 else ""
+        typer.echo(f"{name}: {w}x{h}{frames}, {how}, ~{est:.1f} GiB{exists}")
     typer.echo(f"device {runner.device}, precision {runner.precision_name}")
 
 
