@@ -2,7 +2,8 @@
 
 SIGINT and SIGTERM both become KeyboardInterrupt (so every ``finally`` and ``except`` runs), and
 the signal that came is remembered, so that the exit code says which: 130 for SIGINT, 143 for
-SIGTERM. Work that must complete once started (closing a partial video) runs under
+SIGTERM. Only the first one raises: the run is already winding down, and a second one arriving
+within microseconds (before any shield is up) would otherwise cut its clean-up short. Work that must complete once started (closing a partial video) runs under
 :func:`shielded`: further signals are recorded there and delivered when it ends, so a burst of
 Ctrl-C cannot cut a file in half.
 """
@@ -18,7 +19,8 @@ _received: list[int] = []
 
 def _raise(signum, frame):
     _received.append(signum)
-    raise KeyboardInterrupt
+    if len(_received) == 1:  # the first interrupt stops the run; later ones (a burst of Ctrl-C, or
+        raise KeyboardInterrupt  # `timeout` passing on the one the terminal sent) must not cut its clean-up
 
 
 def install() -> None:

@@ -381,3 +381,14 @@ def test_an_unwritable_output_folder_fails_fast_in_one_line(tmp_path, checkpoint
     assert r.returncode == 1
     lines = [line for line in r.stderr.splitlines() if "algnet" in line and "preparing" not in line]
     assert len(lines) == 1 and "cannot write output files here" in lines[0], r.stderr
+
+
+def test_a_run_record_that_cannot_be_written_is_named_and_the_summary_still_printed(tmp_path, checkpoint):
+    Image.fromarray(RGB).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    (out / "algnet-run.json").mkdir(parents=True)  # writing the record fails, as on a full disk
+    r = run_deblur(tmp_path / "a.png", "-o", out, "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "could not write the run record" in r.stderr and "algnet-run.json" in r.stderr
+    assert "1 deblurred" in r.stderr and "record: not written" in r.stderr
+    assert (out / "a.png").is_file()

@@ -332,3 +332,33 @@ def test_interrupts_finalise_a_valid_partial_video(tmp_path, checkpoint, signals
     with av.open(str(partial)) as c:
         assert "partial" in c.metadata.get("comment", "")
     assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_ctrl_c_to_a_group_led_by_timeout_leaves_a_valid_partial_video(tmp_path, checkpoint):
+    """Ctrl-C in a terminal reaches `timeout` and the run at once, and `timeout` passes it on again:
+    two SIGINTs in quick succession, which finalising must survive."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("timeout") is None:
+        pytest.skip("coreutils timeout not installed")
+    src = tmp_path / "long.mp4"
+    make_video(src, 96, 64, [i * 40 for i in range(400)])
+    out = tmp_path / "o" / "long.mp4"
+    cmd = ["timeout", "300", sys.executable, "-m", "algnet_cli", "deblur", str(src), "-o", str(out),
+           "--model", str(checkpoint), "--device", "cpu"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=None,
+    )
+    for line in proc.stderr:
+        if line.startswith("[5/"):
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "Traceback" not in rest and "Exception ignored" not in rest
+    assert 5 <= probe(partial_path(out))["frames"] < 400
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
