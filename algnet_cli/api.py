@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .runner import Runner, RunOptions
+from .runner import Runner, RunOptions, RunReport, pick_device
 
 
 def array_to_tensor(img: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, float, bool]:
@@ -48,12 +48,14 @@ def tensor_to_array(y: torch.Tensor, alpha: np.ndarray | None, scale: float, gre
 
 
 class Deblurrer:
-    """Deblur images with an ALGNet.
+    """Deblur images with an ALGNet. The device is chosen once, here; the model is loaded for it.
 
     >>> d = Deblurrer("model.safetensors", device="cpu")          # doctest: +SKIP
     >>> sharp = d.deblur(blurry)      # uint8/uint16/float, H x W or H x W x C; same dtype and shape
 
-    Alpha channels pass through untouched; grey stays grey.
+    Alpha channels pass through untouched; grey stays grey. ``model`` is anything
+    :func:`~algnet_cli.load_model` takes (a registry name, hf:// reference or checkpoint path,
+    resolved with ``cache_dir``/``offline``), or an ALGNet module already built.
     """
 
     def __init__(
@@ -69,43 +71,67 @@ class Deblurrer:
         max_memory_gb: float | None = None,
         cache_dir: str | Path | None = None,
         offline: bool | None = None,
+        quiet: bool = False,
     ):
-        from . import load_model
-        from .runner import pick_device
+        from .model.load import describe, load
 
-        options = RunOptions(device, precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb)
+        target = pick_device(device)
         if isinstance(model, torch.nn.Module):
-            self.model = model
-        else:  # the scan backend is checked against the device the model will run on, chosen once here
-            target = pick_device(device)
-            self.model = load_model(model, device=target, tlc=tlc, scan=scan, cache_dir=cache_dir, offline=offline)
-            options = RunOptions(
-                str(target), precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb
+            self.model, self.descriptor = model, describe(model, target)
+        else:  # the scan backend is checked against the device the model will run on
+            self.model, self.descriptor = load(
+                model, device=target, tlc=tlc, scan=scan, cache_dir=cache_dir, offline=offline, quiet=quiet
             )
+        options = RunOptions(str(target), precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb)
         self.runner = Runner(self.model, options)
 
-    def deblur(self, img: np.ndarray) -> np.ndarray:
-        x, alpha, scale, grey = array_to_tensor(img)
-        return tensor_to_array(self.runner.restore(x), alpha, scale, grey, img.dtype)
-
-    def deblur_many(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
-        """Deblur same-size images in one batch (video frames on a GPU); same results as :meth:`deblur`."""
-        if len(imgs) == 1:
-            return [self.deblur(imgs[0])]
+    def run(self, imgs: list[np.ndarray]) -> tuple[list[np.ndarray], RunReport]:
+        """Deblur same-size images in one batch; the results and the runner's report of what it did."""
         parts = [array_to_tensor(img) for img in imgs]
-        y = self.runner.restore(torch.cat([p[0] for p in parts]))
-        return [
+        x = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
+        y, report = self.runner.run(x)
+        outs = [
             tensor_to_array(y[i : i + 1], alpha, scale, grey, img.dtype)
             for i, (img, (_, alpha, scale, grey)) in enumerate(zip(imgs, parts))
         ]
+        return outs, report
+
+    def deblur(self, img: np.ndarray) -> np.ndarray:
+        return self.run([img])[0][0]
+
+    def deblur_many(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
+        """Deblur same-size images in one batch (video frames on a GPU); same results as :meth:`deblur`."""
+        return self.run(imgs)[0]
 
     def frames_per_batch(self, height: int, width: int, limit: int = 8) -> int:
         """How many frames of this size to run at once: 1 on the CPU or when tiling; on a GPU as many
         as the memory budget holds, up to ``limit``."""
         return self.runner.batch_size(height, width, limit)
 
+    def describe_run(self) -> dict:
+        """The model as loaded and the runner's settings and totals, for a run record."""
+        o = self.runner.options
+        return {
+            "model": self.descriptor.to_dict(),
+            "device": str(self.runner.device),
+            "precision": self.runner.precision_name,
+            "scan_backend": self.descriptor.scan_backend,
+            "tiling": {"tile": "auto" if o.tile is None else o.tile, "overlap": o.tile_overlap},
+            **{k: v for k, v in self.runner.totals.to_dict().items() if k != "tiles"},
+            "fp32_fallbacks": self.runner.totals.fp32_fallbacks,
+            "versions": {"torch": torch.__version__},
+        }
+
     def deblur_file(self, src: str | Path, dst: str | Path, *, quality: int = 95) -> None:
         from .images import read_image, read_metadata, write_image
 
         img = read_image(src)
         write_image(dst, self.deblur(img), quality=quality, meta=read_metadata(src))
+
+
+def restore(model, image: torch.Tensor) -> torch.Tensor:
+    """Restore (B, C, H, W) images in [0, 1] with ``model``; returns the full-scale result at (H, W)."""
+    from .model import restore as _restore
+
+    with torch.inference_mode():
+        return _restore(model, image)

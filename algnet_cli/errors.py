@@ -73,3 +73,12 @@ class IntegrityError(AlgnetError, ValueError):
 
 class NonFiniteOutputError(AlgnetError, ArithmeticError):
     """The model produced NaN or Inf, even in fp32 (a damaged model, or input it cannot handle)."""
+
+
+class VideoError(AlgnetError):
+    """A video that cannot be opened, has no video stream, or cannot be written as asked."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")

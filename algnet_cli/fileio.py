@@ -111,11 +111,17 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp_path = make_temp(path)
     try:
         write(tmp_path)
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp_path, path)
+        commit_temp(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def commit_temp(tmp_path: Path, path: Path) -> None:
+    """Move a complete temporary file from :func:`make_temp` into place, with the usual permissions
+    (mkstemp makes 0600)."""
+    os.chmod(tmp_path, 0o666 & ~_umask())
+    os.replace(tmp_path, path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

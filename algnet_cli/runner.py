@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,6 +31,34 @@ class RunOptions:
     max_memory_gb: float | None = (
         None  # memory budget for one image; None: 80% of free GPU memory, 3 GiB on CPU (the forward pass; image buffers come on top)
     )
+
+
+@dataclass
+class RunReport:
+    """What the runner carried out for one call: the plan as run, not as predicted.
+
+    tile: the tile side planned (0: the whole image at once). tiles: tiles that ran (0: the whole
+    image), those of out-of-memory splits included. oom_splits: times a whole image or tile ran out
+    of memory and was split. fp32_fallbacks: half-precision results recomputed in fp32.
+    """
+
+    tile: int = 0
+    tiles: int = 0
+    oom_splits: int = 0
+    fp32_fallbacks: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, other: RunReport) -> RunReport:
+        self.tile = self.tile or other.tile
+        self.tiles += other.tiles
+        self.oom_splits += other.oom_splits
+        self.fp32_fallbacks += other.fp32_fallbacks
+        self.notes += [n for n in other.notes if n not in self.notes]
+        return self
+
+    def to_dict(self) -> dict:
+        d = {"tiles": self.tiles, "oom_splits": self.oom_splits, "fp32_fallbacks": self.fp32_fallbacks}
+        return {k: v for k, v in d.items() if v or k == "tiles"}
 
 
 #: peak bytes per input pixel per unit of width, measured (benchmarks/model.py, benchmarks/gpu.py): ~100-115
@@ -87,8 +115,7 @@ class Runner:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.fallbacks = 0
-        self.last_tiles = 0  # tiles the last restore() ran (0: the whole image), out-of-memory splits included
+        self.totals = RunReport()  # everything this runner has carried out
 
     @property
     def precision_name(self) -> str:
@@ -144,20 +171,28 @@ class Runner:
 
     def restore(self, images: torch.Tensor) -> torch.Tensor:
         """Whole or tiled as planned; (B, C, H, W) in [0, 1] -> (B, C, H, W) float32 on the CPU, unclamped."""
+        return self.run(images)[0]
+
+    def run(self, images: torch.Tensor) -> tuple[torch.Tensor, RunReport]:
+        """:meth:`restore`, with the report of what was carried out (tiles, splits, fallbacks)."""
         h, w = images.shape[-2:]
         tile = self.plan_tile(h, w)
-        self.last_tiles = 0
-        if tile and (tile < h or tile < w):
-            return self._tiled(images, tile)
-        try:
-            return self(images).cpu()
-        except _OOM_ERRORS as e:
-            if not _is_oom(e):
-                raise
-            self._free()
-            return self._tiled(images, max(MIN_TILE, (max(h, w) // 2) // 16 * 16))
+        report = RunReport(tile=tile if tile and (tile < h or tile < w) else 0)
+        if report.tile:
+            out = self._tiled(images, tile, report)
+        else:
+            try:
+                out = self._call(images, report).cpu()
+            except _OOM_ERRORS as e:
+                if not _is_oom(e):
+                    raise
+                self._free()
+                report.oom_splits += 1
+                out = self._tiled(images, max(MIN_TILE, (max(h, w) // 2) // 16 * 16), report)
+        self.totals.add(report)
+        return out, report
 
-    def _tiled(self, images: torch.Tensor, tile: int) -> torch.Tensor:
+    def _tiled(self, images: torch.Tensor, tile: int, report: RunReport) -> torch.Tensor:
         b, c, h, w = images.shape
         overlap = self._overlap(tile)
         out = torch.zeros(b, c, h, w)
@@ -165,14 +200,15 @@ class Runner:
         for top, left, th, tw in tiles_2d(h, w, tile, overlap):
             part = images[..., top : top + th, left : left + tw]
             try:
-                y = self(part).cpu()
-                self.last_tiles += 1
+                y = self._call(part, report).cpu()
+                report.tiles += 1
             except _OOM_ERRORS as e:
                 if not _is_oom(e) or tile <= MIN_TILE:
                     raise
                 self._free()
+                report.oom_splits += 1
                 _log.warning("out of memory on a %dx%d tile; splitting it", tw, th)
-                y = self._tiled(part, max(MIN_TILE, (tile // 2) // 16 * 16))
+                y = self._tiled(part, max(MIN_TILE, (tile // 2) // 16 * 16), report)
             wgt = torch.from_numpy(tile_weight(top, left, th, tw, h, w, overlap))
             out[..., top : top + th, left : left + tw] += y * wgt
             weight_sum[top : top + th, left : left + tw] += wgt
@@ -183,6 +219,10 @@ class Runner:
             torch.cuda.empty_cache()
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """One forward of the whole batch: (B, C, H, W) in [0, 1] -> float32 on the runner's device."""
+        return self._call(images, self.totals)
+
+    def _call(self, images: torch.Tensor, report: RunReport) -> torch.Tensor:
         if self.device.type == "cuda" and not images.is_cuda:
             images = images.float().pin_memory()  # page-locked, so the copy below is a fast DMA
         x = images.to(self.device, dtype=torch.float32, non_blocking=True)
@@ -192,7 +232,7 @@ class Runner:
         if not torch.isfinite(out).all():
             if self.dtype != torch.float32:
                 _log.warning("non-finite %s output; recomputed in fp32", self.precision_name)
-                self.fallbacks += 1
+                report.fp32_fallbacks += 1
                 out = self._forward(x, torch.float32)
             if not torch.isfinite(out).all():
                 raise NonFiniteOutputError("the model's output holds NaN or Inf values, even in fp32")

@@ -136,3 +136,14 @@ def score_folders(
     report = ScoreReport(protocol.describe(), unmatched_pred=unmatched_pred, unmatched_gt=unmatched_gt)
     report.rows = list(score_pairs(pairs, protocol, workers=workers, on_row=on_row))
     return report
+
+
+def match_truth(src: Path, truths: dict[str, Path]) -> Path | None:
+    """The ground truth for an input file: of ``truths`` (keyed by relative path without suffix), the
+    one whose key ends the input's path, the longest such match; else the only one with the same stem."""
+    src_key = "/" + src.with_suffix("").as_posix()
+    hits = [k for k in truths if src_key.endswith("/" + k)]
+    if hits:
+        return truths[max(hits, key=len)]
+    same = [p for k, p in truths.items() if k.rsplit("/", 1)[-1] == src.stem]
+    return same[0] if len(same) == 1 else None

@@ -1,6 +1,4 @@
 import os
-import sys
-from pathlib import Path
 
 # Triton kernels run on the CPU through the interpreter; must be set before triton is imported.
 os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -10,8 +8,6 @@ if "ALGNET_KERNEL_CACHE" not in os.environ:
     import tempfile
 
     os.environ["ALGNET_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="algnet-test-kernels-")
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
 
 import pytest  # noqa: E402
 

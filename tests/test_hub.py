@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from hubserver import FakeHub
-from seeded_weights import seeded_state_dict
+from helpers.hub import FakeHub
+from helpers.seeded_weights import seeded_state_dict
 from skimage import data
 
 from algnet_cli.images import read_image

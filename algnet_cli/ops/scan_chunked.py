@@ -223,8 +223,9 @@ def _scan(u, delta, A, B, C, chunk: int, block: int) -> tuple[torch.Tensor, list
     state = u.new_zeros(b, d, A.shape[1])
     for sl, pad in _blocks(length, block, chunk):
         entering.append(state)
-        y, state = _scan_block(*(_padded(t, sl, pad) for t in (u, delta)), A, *(_padded(t, sl, pad) for t in (B, C)),
-                               state, chunk)
+        y, state = _scan_block(
+            *(_padded(t, sl, pad) for t in (u, delta)), A, *(_padded(t, sl, pad) for t in (B, C)), state, chunk
+        )
         pieces.append(y[:, :, : sl.stop - sl.start])
     return (torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]), entering
 
@@ -254,8 +255,15 @@ class _ChunkedScan(torch.autograd.Function):
         g_state = torch.zeros_like(entering[0])
         for (sl, pad), h0 in reversed(list(zip(_blocks(u.shape[-1], block, chunk), entering, strict=True))):
             gu, gdt, gA_block, gB, gC, g_state = _scan_block_backward(
-                _padded(gy, sl, pad), _padded(u, sl, pad), _padded(delta, sl, pad), A,
-                _padded(B, sl, pad), _padded(C, sl, pad), h0, g_state, chunk,
+                _padded(gy, sl, pad),
+                _padded(u, sl, pad),
+                _padded(delta, sl, pad),
+                A,
+                _padded(B, sl, pad),
+                _padded(C, sl, pad),
+                h0,
+                g_state,
+                chunk,
             )
             gA += gA_block
             n = sl.stop - sl.start

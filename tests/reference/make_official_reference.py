@@ -1,6 +1,6 @@
 """Regenerate tests/data/official_reference.safetensors by running the official ALGNet code on the CPU.
 
-Usage: python tests/reference/make_official_reference.py PATH/TO/official/algnet.py
+Usage (from tests/): python -m reference.make_official_reference PATH/TO/official/algnet.py
 
 The official file (github.com/Tombs98/ALGNet, Apache-2.0) is not part of this repository: fetch
 it yourself. It imports ``utils.arch_utils`` and ``mamba_ssm`` and calls ``.cuda()``; this script
@@ -21,10 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from helpers.seeded_weights import seeded_image, seeded_state_dict  # noqa: E402
 from safetensors.torch import save_file
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seeded_weights import seeded_image, seeded_state_dict  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "official_reference.safetensors"
 

@@ -9,8 +9,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from clihelpers import run_deblur, start_deblur, write_tiny_checkpoint
-from videogen import decoded_frames, frame_pixels, make_video, stream_packets
+from helpers.cli import run_deblur, start_deblur, write_tiny_checkpoint
+from helpers.videos import decoded_frames, frame_pixels, make_video, stream_packets
 
 from algnet_cli.api import Deblurrer
 from algnet_cli.errors import UsageError
@@ -193,16 +193,20 @@ def test_batched_frames_equal_one_by_one_and_keep_the_stream_order(tmp_path, deb
     make_video(src, 40, 32, list(range(7)), codec="ffv1", pix_fmt="bgr0", time_base=Fraction(1, 25), audio="pcm_s16le")
     calls = []
 
-    def many(frames):
-        calls.append(len(frames))
-        return deblurrer.deblur_many(frames)
+    class ThreeAtOnce:
+        def deblur_many(self, frames):
+            calls.append(len(frames))
+            return deblurrer.deblur_many(frames)
+
+        def frames_per_batch(self, height, width):
+            return 3
 
     from algnet_cli.video import EncodeOptions
 
     opts = EncodeOptions(codec="ffv1")
     one = process_video(src, tmp_path / "one.mkv", deblurrer.deblur, opts)
-    three = process_video(src, tmp_path / "three.mkv", deblurrer.deblur, opts, restore_many=many, batch=3)
-    assert calls == [3, 3] and one.frames == three.frames == 7  # the last frame alone goes through restore
+    three = process_video(src, tmp_path / "three.mkv", ThreeAtOnce(), opts)
+    assert calls == [3, 3, 1] and one.frames == three.frames == 7
     for a, b in zip(decoded_frames(tmp_path / "one.mkv"), decoded_frames(tmp_path / "three.mkv"), strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert stream_packets(src) == stream_packets(tmp_path / "three.mkv")
@@ -265,21 +269,21 @@ def test_deep_frame_sequences_stay_deep(tmp_path, checkpoint):
 
 
 def test_a_failing_write_leaves_nothing_behind(tmp_path, monkeypatch):
-    from algnet_cli import video
     from algnet_cli.video import VideoError
+    from algnet_cli.video.encode import Sink
 
     src = tmp_path / "in.mp4"
     make_video(src, 32, 32, [i * 40 for i in range(12)], audio="aac")
-    real = video._Sink.frame
+    real = Sink.frame
     count = []
 
-    def full_disk(self, f, rgb):
+    def full_disk(self, f):
         count.append(1)
         if len(count) == 5:
             raise OSError(28, "No space left on device")
-        return real(self, f, rgb)
+        return real(self, f)
 
-    monkeypatch.setattr(video._Sink, "frame", full_disk)
+    monkeypatch.setattr(Sink, "frame", full_disk)
     with pytest.raises(VideoError, match="No space left on device"):
         process_video(src, tmp_path / "out" / "in.mp4", lambda f: f)
     assert list((tmp_path / "out").iterdir()) == []

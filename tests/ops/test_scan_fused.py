@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from test_scan import GRID, assert_gradients_match_reference, make_inputs, naive_scan, rel_err
+from helpers.scan import GRID, assert_gradients_match_reference, make_inputs, naive_scan, rel_err
 
 from algnet_cli.errors import ScanBackendError
 from algnet_cli.ops import dispatch, scan_fused

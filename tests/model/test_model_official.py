@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.seeded_weights import seeded_image, seeded_state_dict
 from safetensors import safe_open
-from seeded_weights import seeded_image, seeded_state_dict
 
 from algnet_cli.model import ALGNet, ALGNetConfig, restore
 
-REF = Path(__file__).parent / "data" / "official_reference.safetensors"
+REF = Path(__file__).parents[1] / "data" / "official_reference.safetensors"
 
 
 def _cases():

@@ -6,10 +6,9 @@ import signal
 import subprocess
 import sys
 
-from seeded_weights import seeded_state_dict
-
 from algnet_cli.model import ALGNet, ALGNetConfig
 from algnet_cli.model.checkpoint import save_safetensors
+from helpers.seeded_weights import seeded_state_dict
 
 TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
 

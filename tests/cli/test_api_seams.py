@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from clihelpers import TINY, run_deblur, write_tiny_checkpoint
+from helpers.cli import TINY, run_deblur, write_tiny_checkpoint
 from PIL import Image
 from skimage import data
 
-import algnet_cli
 from algnet_cli.api import Deblurrer
 from algnet_cli.model import ALGNet
 from algnet_cli.runner import Runner, RunOptions
@@ -22,18 +21,22 @@ def checkpoint(tmp_path_factory):
 
 def test_the_scan_backend_is_checked_against_the_device_the_model_runs_on(monkeypatch, checkpoint):
     """Deblurrer(device=X, scan=Y) checks Y on X (it was always checked on the CPU)."""
+    from algnet_cli.model import load as loading
+
     seen = []
-    real = algnet_cli.load_model
+    real = loading.load
 
     def spy(source, *, device="cpu", **kw):
         seen.append(torch.device(device).type)
         return real(source, device="cpu", **kw)
 
-    monkeypatch.setattr(algnet_cli, "load_model", spy)
+    monkeypatch.setattr(loading, "load", spy)
     # stand in for a GPU: "fake" picks the meta device (no data), where the model can be moved but not run
-    monkeypatch.setattr(
-        "algnet_cli.runner.pick_device", lambda name="auto": torch.device("meta" if name in ("fake", "meta") else name)
-    )
+    def fake_pick(name="auto"):
+        return torch.device("meta" if name in ("fake", "meta") else name)
+
+    monkeypatch.setattr("algnet_cli.runner.pick_device", fake_pick)
+    monkeypatch.setattr("algnet_cli.api.pick_device", fake_pick)
     d = Deblurrer(str(checkpoint), device="fake", scan="chunked")
     assert seen == ["meta"] and d.runner.device.type == "meta"
 
@@ -41,20 +44,21 @@ def test_the_scan_backend_is_checked_against_the_device_the_model_runs_on(monkey
 def test_the_record_counts_the_tiles_that_ran_after_an_out_of_memory_split(monkeypatch):
     torch.manual_seed(0)
     runner = Runner(ALGNet(TINY).eval(), RunOptions("cpu", tile=0))
-    real_call = Runner.__call__
+    real_call = Runner._call
 
-    def tight_memory(self, images):
+    def tight_memory(self, images, report):
         if max(images.shape[-2:]) > 64:
             raise MemoryError("simulated: out of memory")
-        return real_call(self, images)
+        return real_call(self, images, report)
 
-    monkeypatch.setattr(Runner, "__call__", tight_memory)
-    out = runner.restore(torch.rand(1, 3, 96, 128))
+    monkeypatch.setattr(Runner, "_call", tight_memory)
+    out, report = runner.run(torch.rand(1, 3, 96, 128))
     assert out.shape == (1, 3, 96, 128)
-    assert runner.last_tiles > 1
+    assert report.tiles > 1 and report.oom_splits == 1
     assert runner.tile_count(96, 128) == 0  # planning alone says "whole image": the record must not use it
-    runner.restore(torch.rand(1, 3, 48, 64))
-    assert runner.last_tiles == 0  # a whole image again
+    _, report = runner.run(torch.rand(1, 3, 48, 64))
+    assert report.tiles == 0 and report.oom_splits == 0  # a whole image again
+    assert runner.totals.oom_splits == 1
 
 
 def test_to_video_writes_a_run_record_and_refuses_gt(tmp_path, checkpoint):

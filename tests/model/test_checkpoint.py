@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from seeded_weights import seeded_state_dict
+from helpers.seeded_weights import seeded_state_dict
 
 from algnet_cli import load_model
 from algnet_cli.errors import CheckpointError, CheckpointNotFoundError, StateDictMismatchError
@@ -68,7 +68,7 @@ def test_config_inferred_from_tensors(config):
 def test_official_default_layout_is_inferred():
     from pathlib import Path
 
-    listing = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_state_dict_default.txt"
+    listing = Path(__file__).resolve().parents[3] / "shared" / "reference" / "official_state_dict_default.txt"
     if not listing.exists():
         pytest.skip("reference listing not present")
     from algnet_cli.model import DEFAULT

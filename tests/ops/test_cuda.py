@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from seeded_weights import seeded_image, seeded_state_dict
-from test_scan import make_inputs, naive_scan, rel_err
+from helpers.scan import make_inputs, naive_scan, rel_err
+from helpers.seeded_weights import seeded_image, seeded_state_dict
 
 from algnet_cli.model import ALGNet, ALGNetConfig
 from algnet_cli.ops import scan_triton

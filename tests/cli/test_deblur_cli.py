@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-from clihelpers import run_deblur, start_deblur, write_tiny_checkpoint
+from helpers.cli import run_deblur, start_deblur, write_tiny_checkpoint
 from PIL import Image
 from skimage import data
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-from clihelpers import run_deblur, write_tiny_checkpoint
+from helpers.cli import run_deblur, write_tiny_checkpoint
 from PIL import Image
 from skimage import data
 
@@ -220,26 +220,38 @@ def test_multi_page_tiffs_and_animations_keep_every_frame(tmp_path, checkpoint):
 
 def test_any_per_file_error_is_that_files_failure(tmp_path, monkeypatch):
     """An exception of an unexpected kind (KeyError, MemoryError) in one file names it; the rest run."""
-    from algnet_cli.batch import Decoded, FileResult, run_batch
+    from algnet_cli.batch import OutputOptions, run_images, stills
 
     jobs = [Job(tmp_path / f"{i}.png", tmp_path / "out" / f"{i}.png") for i in range(4)]
 
-    def load(job):
+    def load(job, max_pixels=None):
         if job.src.name == "1.png":
             raise MemoryError()
         if job.src.name == "2.png":
             raise KeyError("a decoder's own surprise")
-        return Decoded(np.zeros((2, 2, 3), np.uint8), {})
+        return stills.Decoded(np.zeros((2, 2, 3), np.uint8), {})
 
     written = []
 
-    def save(job, out, decoded):
+    def save(job, out, decoded, quality=95):
         if job.src.name == "3.png":
             raise KeyError(".gif")
         written.append(job.src.name)
 
-    results: list[FileResult] = run_batch(jobs, lambda d, j: (d.pixels, 0), load, save).results
+    class Identity:
+        def run(self, imgs):
+            from algnet_cli.runner import RunReport
+
+            return imgs, RunReport()
+
+        def frames_per_batch(self, h, w):
+            return 1
+
+    monkeypatch.setattr(stills, "load_image", load)
+    monkeypatch.setattr(stills, "save_image", save)
+    results = run_images(jobs, Identity(), OutputOptions(tmp_path / "out"))
     status = {os.path.basename(r.input): r for r in results}
+    assert [os.path.basename(r.input) for r in results] == ["0.png", "1.png", "2.png", "3.png"]
     assert written == ["0.png"]
     assert status["1.png"].status == "failed" and "out of memory" in status["1.png"].error
     assert "1.png" in status["1.png"].error
@@ -261,13 +273,12 @@ def test_a_second_run_keeps_a_live_runs_temporaries(tmp_path):
         os.utime(legacy_old, (time.time() - 3 * 86400,) * 2)
         legacy_new = out / ".algnet-tmp-def456.png"
         legacy_new.write_bytes(b"x")
-        jobs = [Job(tmp_path / "a.png", out / "a.png")]
-        assert clean_stale_temps(jobs) == 1  # the old one of unknown owner only
+        assert clean_stale_temps([out]) == 1  # the old one of unknown owner only
         assert live.exists() and legacy_new.exists() and not legacy_old.exists()
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait()
-    assert clean_stale_temps(jobs) == 1  # its owner is gone now
+    assert clean_stale_temps([out]) == 1  # its owner is gone now
     assert not live.exists()
 
 

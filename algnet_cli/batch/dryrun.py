@@ -1,0 +1,52 @@
+"""``--dry-run``: what a plan would do to each file, without running the model."""
+
+from __future__ import annotations
+
+from ..errors import ImageReadError
+from .plan import Plan
+
+
+def describe_plan(plan: Plan, runner) -> list[str]:
+    """One line per input (size, whole or tiles, memory, or why it would fail), then the device.
+
+    ``runner``: the :class:`~algnet_cli.runner.Runner` that would run; file names are raw (the
+    caller escapes them for display)."""
+    lines = [_image_line(job, runner, plan.request.output.max_pixels) for job in plan.images]
+    lines += [_video_line(job) for job in plan.videos]
+    if plan.sequence:
+        lines.append(f"{len(plan.sequence)} frames -> {plan.request.video.to_video}")
+    lines.append(f"device {runner.device}, precision {runner.precision_name}")
+    return lines
+
+
+def _image_line(job, runner, max_pixels) -> str:
+    from ..images import check_header, probe_image
+
+    name = f"{job.src} -> {job.dst}"
+    try:
+        header = probe_image(job.src)
+        check_header(job.src, header, max_pixels, frames=True)
+    except ImageReadError as e:
+        return f"{name}: would fail: {e.reason}"
+    if header is None:
+        return f"{name}: size unknown until decoded (the header could not be parsed)"
+    w, h = header.width, header.height
+    tile = runner.plan_tile(h, w)
+    how = "whole image" if not tile or tile >= max(h, w) else f"tiles of {tile}px"
+    est = runner.estimate_bytes(*(min(h, tile), min(w, tile)) if tile else (h, w)) / 2**30
+    exists = " (exists, skipped)" if job.dst.exists() else ""
+    frames = f", {header.frames} frames" if header.frames > 1 else ""
+    return f"{name}: {w}x{h}{frames}, {how}, ~{est:.1f} GiB{exists}"
+
+
+def _video_line(job) -> str:
+    from ..video import probe_header
+
+    try:
+        info = probe_header(job.src)
+        desc = f"{info['size'][0]}x{info['size'][1]}, {info['frames'] or '?'} frames at {info['fps']:.3f} fps"
+    except Exception as e:  # noqa: BLE001 - the real run reports the reason
+        desc = f"unreadable ({e})"
+    kind = "frames in " if job.kind == "frames" else ""
+    exists = " (exists, skipped)" if job.dst.exists() else ""
+    return f"{job.src} -> {kind}{job.dst}: {desc}{exists}"

@@ -1,0 +1,131 @@
+"""What a run did: per-file results, the outcome of a whole run, and the run record written beside the outputs."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import AlgnetError
+from ..fileio import atomic_write_text
+
+RUN_RECORD = "algnet-run.json"
+
+
+@dataclass
+class FileResult:
+    """One image file: done, skipped (its output exists) or failed (with the reason, one line).
+
+    size: (width, height) as decoded. seconds: model time. run: what the runner carried out for it
+    (tiles, out-of-memory splits, fp32 fallbacks). notes: what the user should know (CMYK converted,
+    frames of an animation).
+    """
+
+    input: str
+    output: str
+    status: str  # done | skipped | failed
+    size: tuple[int, int] | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    run: dict = field(default_factory=lambda: {"tiles": 0})
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tiles(self) -> int:
+        return self.run.get("tiles", 0)
+
+    def to_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "status": self.status,
+            "size": list(self.size) if self.size else None,
+            "seconds": round(self.seconds, 4),
+            **self.run,
+            **({"error": self.error} if self.error else {}),
+            **({"notes": self.notes} if self.notes else {}),
+        }
+
+
+@dataclass
+class Outcome:
+    """Everything one ``deblur`` run did; the run record and the command's summary are built from it.
+
+    results: image files, in input order. videos: one report per video (or frame sequence).
+    not_images: files found in folders whose type is not an image or video. scores: against the
+    ground truth, when one was given. record: where the run record went, or record_error: why it
+    could not be written.
+    """
+
+    results: list[FileResult] = field(default_factory=list)
+    videos: list = field(default_factory=list)
+    not_images: list[str] = field(default_factory=list)
+    scores: object | None = None  # a report.ScoreReport
+    record: Path | None = None
+    record_error: str | None = None
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def bad_videos(self) -> list:
+        return [v for v in self.videos if v.status in ("failed", "partial")]
+
+    @property
+    def ok(self) -> bool:
+        """Every file done or already there, and the record written."""
+        return not (self.failed or self.bad_videos or self.record_error)
+
+    def summary(self) -> dict:
+        """The machine-readable summary (``algnet deblur --json``)."""
+        out = {
+            "done": self.count("done"),
+            "skipped": self.count("skipped"),
+            "failed": len(self.failed),
+            "not_images": len(self.not_images),
+            "failures": [r.error for r in self.failed],
+            "record": None if self.record_error else str(self.record),
+        }
+        if self.videos:
+            out["videos"] = [v.to_dict() for v in self.videos]
+        if self.scores is not None:
+            out["scores"] = self.scores.summary()
+        return out
+
+
+def write_run_record(folder: Path, info: dict, outcome: Outcome) -> Path:
+    """``algnet-run.json`` in ``folder``, written atomically: ``info`` (the model and runner as they
+    ran), then every file's result and every video's report."""
+    from .. import __version__
+
+    record = dict(info)
+    record["versions"] = {"algnet-cli": __version__, "python": platform.python_version(), **record.get("versions", {})}
+    record["files"] = [r.to_dict() for r in outcome.results]
+    record["not_images"] = outcome.not_images
+    if outcome.videos:
+        record["videos"] = [v.to_dict() for v in outcome.videos]
+    if outcome.scores is not None:
+        record["scores"] = {**outcome.scores.summary(), "protocol": outcome.scores.protocol}
+    path = folder / RUN_RECORD
+    atomic_write_text(path, json.dumps(record, indent=2))
+    return path
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for a failure: the message of our own errors, the kind and first line of others."""
+    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+        return f"out of memory ({_first_line(e) or 'the allocation failed'}); try a smaller --tile or --max-memory"
+    if isinstance(e, AlgnetError):
+        return str(e)  # ours: one line already (a file name may hold a newline; the CLI escapes it)
+    text = _first_line(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else ""

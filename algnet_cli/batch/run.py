@@ -1,0 +1,81 @@
+"""Running a plan: images, videos, scores against a ground truth, and the run record; one outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import interrupts
+from .plan import Plan, check_writable, clean_stale_temps, output_folders
+from .record import RUN_RECORD, FileResult, Outcome, write_run_record
+from .stills import run_images
+from .videos import VideoEvents, run_sequence, run_videos
+
+
+class Events(VideoEvents):
+    """What a run tells its caller as it goes. The command line renders these; the defaults do nothing."""
+
+    def images_start(self, total: int) -> None: ...
+
+    def file_done(self, result: FileResult) -> None: ...
+
+    def images_end(self) -> None: ...
+
+
+def execute(plan: Plan, deblurrer, events: Events | None = None) -> Outcome:
+    """Carry out ``plan`` with ``deblurrer`` (a :class:`~algnet_cli.api.Deblurrer`) and write the run record.
+
+    Output folders are checked for writing, and temporaries that dead runs left in them removed,
+    before any model work. Interrupts (SIGINT, SIGTERM) raise KeyboardInterrupt once the output
+    being written is complete or finalised as a partial.
+    """
+    events = events or Events()
+    interrupts.install()
+    folders = output_folders(plan)
+    check_writable(folders)
+    clean_stale_temps([f for f in folders if f.is_dir()])
+    outcome = Outcome(not_images=plan.not_images)
+    if plan.sequence:
+        outcome.videos.append(run_sequence(plan, deblurrer, events))
+    else:
+        events.images_start(len(plan.images))
+        try:
+            outcome.results = run_images(plan.images, deblurrer, plan.request.output, events.file_done)
+        finally:
+            events.images_end()
+        outcome.videos = run_videos(plan, deblurrer, events)
+        if plan.request.gt is not None:
+            outcome.scores = score_outputs(plan, outcome)
+    _write_record(plan.record_dir, deblurrer, outcome)
+    return outcome
+
+
+def _write_record(folder: Path, deblurrer, outcome: Outcome) -> None:
+    try:
+        outcome.record = write_run_record(folder, deblurrer.describe_run(), outcome)
+    except OSError as e:  # a full disk: the summary still tells what happened
+        outcome.record, outcome.record_error = folder / RUN_RECORD, e.strerror or str(e)
+
+
+def score_outputs(plan: Plan, outcome: Outcome):
+    """Score every written output, and its input, against the ground truth matched by path or stem."""
+    from ..metrics import Protocol
+    from ..report import ScoreReport
+    from ..scoring import Pair, list_images, match_truth, score_pairs
+
+    gt = plan.request.gt
+    truths = {p.relative_to(gt).with_suffix("").as_posix(): p for p in list_images(gt)}
+    written = {r.output for r in outcome.results if r.status in ("done", "skipped")}
+    pairs, inputs, missing = [], {}, []
+    for job in plan.images:
+        if str(job.dst) not in written:
+            continue
+        target = match_truth(job.src, truths)
+        if target is None:
+            missing.append(str(job.src))
+            continue
+        pairs.append(Pair(str(job.dst), job.dst, target))
+        inputs[str(job.dst)] = job.src
+    protocol = Protocol()
+    report = ScoreReport(protocol.describe(), unmatched_pred=missing)
+    report.rows = list(score_pairs(pairs, protocol, inputs=inputs))
+    return report

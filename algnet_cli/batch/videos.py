@@ -1,0 +1,81 @@
+"""Video jobs: each video (or its frames) through the model, skip-existing and interrupts handled alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AlgnetError
+from ..video import VideoReport, partial_path, process_sequence, process_video
+from .plan import Job, Plan
+
+
+class VideoEvents:
+    """What the video runs tell the caller as they go (progress); every method may be left as is."""
+
+    def video_start(self, report: VideoReport) -> None: ...
+
+    def video_frame(self, report: VideoReport) -> None: ...
+
+    def video_done(self, report: VideoReport) -> None: ...
+
+    def video_interrupted(self, report: VideoReport | None, partial: Path | None) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+def run_videos(plan: Plan, deblurrer, events: VideoEvents) -> list[VideoReport]:
+    """Every video job of ``plan``, in order; a video that cannot be processed is a failed report."""
+    reports = []
+    skip = plan.request.output.skip_existing
+    for job in plan.videos:
+        if skip and job.output_exists():
+            report = VideoReport(str(job.src), str(job.dst), status="skipped")
+        else:
+            report = _run_one(job, plan, deblurrer, events)
+        events.video_done(report)
+        reports.append(report)
+    return reports
+
+
+def _run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:
+    vid = plan.request.video
+    frames = job.kind == "frames"
+    if not frames:
+        partial_path(job.dst).unlink(missing_ok=True)  # superseded by this run
+    try:
+        return process_video(
+            job.src,
+            None if frames else job.dst,
+            deblurrer,
+            vid.encode,
+            frames_out=job.dst if frames else None,
+            on_start=events.video_start,
+            on_frame=events.video_frame,
+        )
+    except KeyboardInterrupt:
+        partial = partial_path(job.dst)
+        events.video_interrupted(None, partial if not frames and partial.exists() else None)
+        raise
+    except AlgnetError as e:
+        return VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
+
+
+def run_sequence(plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:
+    """The --to-video frames into one video (skipped, with a message, when it exists and may not be replaced)."""
+    dst = plan.request.video.to_video
+    first = plan.sequence[0]
+    if plan.request.output.skip_existing and dst.exists():
+        events.message(f"{dst} exists; use --overwrite to replace it")
+        report = VideoReport(str(first.parent), str(dst), status="skipped")
+    else:
+        report = VideoReport(f"{first.parent} ({len(plan.sequence)} frames)", str(dst))
+        report.frames_expected = len(plan.sequence)
+        events.video_start(report)
+        try:
+            report = process_sequence(
+                plan.sequence, dst, deblurrer, plan.request.video.encode, on_frame=events.video_frame
+            )
+        except AlgnetError as e:
+            report.status, report.error = "failed", str(e)
+    events.video_done(report)
+    return report

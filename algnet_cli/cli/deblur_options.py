@@ -1,0 +1,90 @@
+"""The options of ``algnet deblur``, grouped: inputs and output, model and run, videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+InputsArgument = Annotated[
+    list[str], typer.Argument(help="Image or video files, folders or globs.", metavar="INPUT...")
+]
+OutputArgOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output folder (or a file name for a single input; a trailing / always means a folder).",
+    ),
+]
+ModelOption = Annotated[
+    str, typer.Option(help="A registry name, hf://owner/repo[@rev]/file, or a .safetensors/.pth path.")
+]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 on capable GPUs, else fp32), fp32, bf16 or fp16.")]
+TileOption = Annotated[
+    str, typer.Option(help="auto (whole image when it fits the memory budget), 0 (whole) or a tile side in pixels.")
+]
+TileOverlapOption = Annotated[int, typer.Option(help="Overlap between tiles, in pixels.", min=0)]
+MaxMemoryOption = Annotated[
+    Optional[float],
+    typer.Option(
+        help="Memory budget per image in GiB for --tile auto (default: 3 on CPU, leaving room for image buffers under 4, and 80% of free GPU memory)."
+    ),
+]
+MaxMegapixelsOption = Annotated[
+    Optional[float],
+    typer.Option(
+        help="Refuse images whose header claims more megapixels than this, before decoding them (default: half the memory available; 0: no limit).",
+        min=0,
+    ),
+]
+TlcOption = Annotated[
+    bool, typer.Option("--tlc/--no-tlc", help="Test-time local converter, as in the official evaluation.")
+]
+ScanOption = Annotated[
+    str, typer.Option(help="Selective-scan backend: auto, fused (CPU), chunked, triton, mamba, reference.")
+]
+RecursiveOption = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, mirroring the tree.")
+]
+FmtOption = Annotated[str, typer.Option("--format", help="keep, png, jpg, tif, webp or bmp.")]
+QualityOption = Annotated[int, typer.Option(help="JPEG/WebP quality.", min=1, max=100)]
+SuffixOption = Annotated[str, typer.Option(help="Added to each output file's stem, e.g. _sharp.")]
+SkipExistingOption = Annotated[
+    bool,
+    typer.Option("--skip-existing/--overwrite", help="Keep outputs that already exist (resume), or replace them."),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan (files, sizes, whole or tiles, memory) and stop.")
+]
+JsonOutOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
+GtOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--gt",
+        help="Ground-truth folder: score each output and its input against it (PSNR/SSIM, basicsr).",
+        exists=True,
+        file_okay=False,
+    ),
+]
+CodecOption = Annotated[
+    str, typer.Option(help="Video encoder: h264, h265, vp9, av1, ffv1 (lossless) or any FFmpeg encoder name.")
+]
+CrfOption = Annotated[int, typer.Option(help="Video quality for h264/h265/vp9/av1 (lower is better).", min=0, max=63)]
+PixFmtOption = Annotated[
+    Optional[str],
+    typer.Option(help="Video pixel format (default: the source's when the encoder takes it; yuv444p for odd sizes)."),
+]
+VideoFormatOption = Annotated[
+    Optional[str], typer.Option(help="Container of video outputs: mp4, mkv, mov, webm, avi (default: the input's).")
+]
+FramesOutOption = Annotated[
+    Optional[Path],
+    typer.Option(help="Write each video's deblurred frames as PNG (16-bit for sources above 8 bit) under DIR/NAME/."),
+]
+ToVideoOption = Annotated[
+    Optional[Path], typer.Option(help="Encode the input images, in natural order, as frames of this video.")
+]
+FpsOption = Annotated[Optional[float], typer.Option(help="Frame rate for --to-video (default 25).", min=0.001)]

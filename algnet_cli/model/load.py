@@ -1,0 +1,122 @@
+"""Loading a model for inference: resolve the source, build the network, and describe it as it will run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .algnet import ALGNet
+from .config import ALGNetConfig
+
+#: precisions the network runs in (convolutions under autocast; the scan and its norms stay in fp32)
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """What a loaded model is, as it will run: the facts a run record and a runner need.
+
+    source: what the user named (a registry name, an hf:// reference or a path); path and sha256:
+    the file it came from (None for a module built in memory). size_multiple: inputs are padded to
+    a multiple of this. tlc_size: the training crop the test-time local converter is set for, or
+    None. scan_backend: the selective-scan kernel that runs on ``device``.
+    """
+
+    config: ALGNetConfig
+    source: str
+    path: str | None
+    sha256: str | None
+    size_multiple: int
+    precisions: tuple[str, ...]
+    tlc_size: tuple[int, int] | None
+    scan_backend: str
+    device: str
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "path": self.path,
+            "sha256": self.sha256,
+            "config": self.config.to_dict(),
+            "size_multiple": self.size_multiple,
+            "precisions": list(self.precisions),
+            "tlc": list(self.tlc_size) if self.tlc_size else None,
+            "scan_backend": self.scan_backend,
+        }
+
+
+def describe(
+    model: ALGNet, device: torch.device, source: str = "module", path: str | Path | None = None
+) -> ModelDescriptor:
+    """The descriptor of ``model`` on ``device`` (its scan backend resolved for that device type)."""
+    from ..fileio import sha256_file
+    from ..ops import resolve_backend
+
+    backends = {m.scan_backend for m in model.modules() if hasattr(m, "scan_backend")}
+    requested = backends.pop() if len(backends) == 1 else None
+    return ModelDescriptor(
+        config=model.config,
+        source=str(source),
+        path=None if path is None else str(path),
+        sha256=None if path is None else sha256_file(path),
+        size_multiple=model.config.multiple,
+        precisions=PRECISIONS if device.type == "cuda" else ("fp32", "bf16"),
+        tlc_size=model.tlc_train_size,
+        scan_backend=resolve_backend(requested, device.type),
+        device=str(device),
+    )
+
+
+def load(
+    source,
+    *,
+    device: str | torch.device = "cpu",
+    tlc: bool | int = False,
+    scan: str = "auto",
+    cache_dir=None,
+    offline: bool | None = None,
+    quiet: bool = False,
+) -> tuple[ALGNet, ModelDescriptor]:
+    """Resolve ``source``, build the network on ``device`` in eval mode, and describe it.
+
+    The scan backend is checked (and the fused CPU kernel compiled, once per machine) against the
+    device the model will run on, before any weights are read. See :func:`load_model`.
+    """
+    from ..hub import resolve
+    from ..ops import prepare
+    from .checkpoint import load_checkpoint
+
+    device = torch.device(device)
+    prepare(scan, device.type)  # fail now, with a clear message, if it cannot run there
+    if device.type == "cpu":
+        from ..cpu import keep_freed_memory
+
+        keep_freed_memory()
+    path = resolve(source, cache=cache_dir, offline=offline, quiet=quiet)
+    model = load_checkpoint(path)
+    model.set_scan_backend(None if scan == "auto" else scan)
+    model.set_tlc((256 if tlc is True else int(tlc)) if tlc else None)
+    model = model.to(device).eval()
+    return model, describe(model, device, str(source), path)
+
+
+def load_model(
+    source, *, device="cpu", tlc: bool | int = False, scan: str = "auto", cache_dir=None, offline: bool | None = None
+) -> ALGNet:
+    """Load an ALGNet and return it in eval mode, its :class:`ModelDescriptor` as ``.descriptor``.
+
+    source: a registry name, ``hf://owner/repo[@revision]/file.safetensors`` (downloaded into the
+    cache, sha256-checked), or a path to a ``.safetensors`` or ``.pth`` checkpoint (official layouts
+    and trainer wrappers accepted; the configuration is read off the tensors). cache_dir/offline:
+    where Hub downloads live, and whether to use only the cache (default: ``HF_HUB_OFFLINE``).
+    device: where the model goes.
+    tlc: the test-time local converter; True for the official training size 256, an int for
+    another size, False for plain global pooling. scan: the selective-scan backend ('auto',
+    'fused', 'chunked', 'reference', 'triton', 'mamba'); the fused CPU kernel is compiled here on
+    first use (once per machine, then cached).
+    """
+    model, descriptor = load(source, device=device, tlc=tlc, scan=scan, cache_dir=cache_dir, offline=offline)
+    model.descriptor = descriptor
+    return model

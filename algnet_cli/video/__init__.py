@@ -1,0 +1,31 @@
+"""Video in, video (or frames) out, through PyAV's bundled FFmpeg.
+
+``decode``: the source file, its streams, rotation and timestamps. ``encode``: codec and
+pixel-format choice, the copy/re-encode policy for other streams, the sink. ``process``: a video
+through a restorer; ``sequence``: still frames into a video.
+"""
+
+from ..errors import VideoError
+from .decode import OUTPUT_CONTAINERS, VIDEO_SUFFIXES, VideoReport, is_video_path, probe, probe_header
+from .encode import EncodeOptions, choose_pix_fmt, describe_backend, encoder_name, partial_path
+from .process import FrameFunction, Restorer, process_video
+from .sequence import process_sequence
+
+__all__ = [
+    "EncodeOptions",
+    "FrameFunction",
+    "OUTPUT_CONTAINERS",
+    "Restorer",
+    "VIDEO_SUFFIXES",
+    "VideoError",
+    "VideoReport",
+    "choose_pix_fmt",
+    "describe_backend",
+    "encoder_name",
+    "is_video_path",
+    "partial_path",
+    "probe",
+    "probe_header",
+    "process_sequence",
+    "process_video",
+]

@@ -1,0 +1,276 @@
+"""Reading videos: the source file, its streams, rotation and timestamps, through PyAV's bundled FFmpeg.
+
+Frames are decoded as stored (the rotation is metadata, carried over by the encoder side). FFmpeg's
+error messages while reading (a truncated file, damaged packets) become the report's problems, so a
+damaged input gives the frames that decode.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError, VideoError
+from ..fileio import unreadable_reason
+
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".wmv",
+    ".flv",
+    ".ogv",
+)
+#: containers a video output may be written as (the --video-format choices), a subset of the above
+OUTPUT_CONTAINERS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
+
+
+def is_video_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@functools.lru_cache(maxsize=1)
+def pyav():
+    """PyAV, imported on first use, with FFmpeg's log level set once."""
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover - av is a dependency
+        raise UsageError("video support needs PyAV: pip install av") from e
+    av.logging.set_level(av.logging.ERROR)  # captured while reading and reported per file (see _Source.items)
+    return av
+
+
+@dataclass
+class VideoReport:
+    input: str
+    output: str
+    status: str = "done"  # done | partial (damaged input or interrupted) | failed | skipped
+    frames: int = 0
+    frames_expected: int | None = None
+    fps: float | None = None
+    size: tuple[int, int] | None = None
+    codec: str | None = None
+    pix_fmt: str | None = None
+    rotation: int = 0
+    streams: list[str] = field(default_factory=list)  # what happened to each other stream
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if v not in (None, [])}
+        d["seconds"] = round(self.seconds, 3)
+        if self.size:
+            d["size"] = list(self.size)
+        return d
+
+
+def high_bit(pix_fmt: str | None) -> bool:
+    if not pix_fmt:
+        return False
+    av = pyav()
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt, 16, 16).components) > 8
+    except Exception:
+        return False
+
+
+@dataclass
+class Frame:
+    index: int
+    pixels: np.ndarray
+    pts: int | None
+    time_base: Fraction | None
+    duration: int | None = None
+
+
+class Source:
+    """Decoded frames and copyable packets of one video file, in file order."""
+
+    def __init__(self, path: Path, report: VideoReport, copy_others: bool = True):
+        av = pyav()
+        self.path = path
+        self.report = report
+        why = unreadable_reason(path)
+        if why is not None:
+            raise VideoError(path, why)
+        try:
+            self.container = av.open(str(path), "r")
+        except (av.FFmpegError, OSError) as e:
+            raise VideoError(path, f"cannot open as a video ({reason(e)})") from None
+        self.video = main_video_stream(self.container)
+        if self.video is None:
+            self.container.close()
+            raise VideoError(path, "no video stream")
+        self.video.thread_type = "AUTO"
+        cc = self.video.codec_context
+        self.width, self.height = cc.width, cc.height
+        self.pix_fmt = cc.format.name if cc.format else None
+        self.high_bit = high_bit(self.pix_fmt)
+        self.rgb = "rgb48le" if self.high_bit else "rgb24"
+        self.rate = self.video.average_rate or self.video.guessed_rate or Fraction(25)
+        self.time_base = self.video.time_base
+        self.rotation = first_frame_rotation(path)
+        self.frames_expected = self.video.frames or None
+        if not self.frames_expected and self.video.duration and self.time_base:
+            self.frames_expected = round(float(self.video.duration * self.time_base * self.rate)) or None
+        if not self.frames_expected and self.container.duration:
+            self.frames_expected = round(self.container.duration / 1_000_000 * float(self.rate)) or None
+        self.others = (
+            [s for s in self.container.streams if s.type in ("audio", "subtitle") and s.index != self.video.index]
+            if copy_others
+            else []
+        )
+        if copy_others:
+            for s in self.container.streams:
+                if s.index != self.video.index and s not in self.others:
+                    name = s.codec_context.name if s.codec_context else "unknown codec"
+                    report.streams.append(f"{s.type} #{s.index} ({name}): not carried over")
+        self.metadata = dict(self.container.metadata)
+
+    def close(self) -> None:
+        self.container.close()
+
+    def items(self, decode_audio: set[int]) -> Iterable:
+        """Yield Frame objects for video frames and packets (or decoded frames) of the other streams.
+
+        FFmpeg's error messages while reading (a truncated file, damaged packets) become problems.
+        """
+        av = pyav()
+        with av.logging.Capture() as logs:
+            try:
+                yield from self._items(decode_audio)
+            finally:
+                self._problems_from_log(logs)
+
+    def _problems_from_log(self, logs) -> None:
+        groups: dict[str, int] = {}
+        for level, name, message in logs:
+            if level <= 16:  # av.logging.ERROR and worse
+                key = re.sub(r"-?\d+", "N", f"{name or 'ffmpeg'}: {message.strip()}")
+                groups[key] = groups.get(key, 0) + 1
+        for key, count in groups.items():
+            self._problem(f"{key}" + (f" ({count} times)" if count > 1 else ""))
+
+    def _items(self, decode_audio: set[int]) -> Iterable:
+        av = pyav()
+        index = 0
+        streams = [self.video, *self.others]
+        try:
+            for packet in self.container.demux(*streams):
+                if packet.stream.index != self.video.index:
+                    if packet.size == 0:
+                        continue
+                    if packet.stream.index in decode_audio:
+                        try:
+                            for f in packet.decode():
+                                yield ("audio", packet.stream.index, f)
+                        except av.FFmpegError as e:
+                            self._problem(f"audio packet at {_when(packet)}: {reason(e)}")
+                    else:
+                        yield ("packet", packet.stream.index, packet)
+                    continue
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as e:
+                    self._problem(f"video packet at {_when(packet)} did not decode ({reason(e)})")
+                    continue
+                for f in frames:
+                    index += 1
+                    if f.is_corrupt:
+                        self._problem(f"frame {index} ({_when(packet)}) decoded with errors, concealed by the decoder")
+                    yield ("frame", Frame(index, f.to_ndarray(format=self.rgb), f.pts, f.time_base, f.duration), None)
+            for s in decode_audio:  # flush audio decoders
+                stream = self.container.streams[s]
+                try:
+                    for f in stream.codec_context.decode(None):
+                        yield ("audio", s, f)
+                except av.FFmpegError:
+                    pass
+        except av.FFmpegError as e:
+            self._problem(f"reading stopped after frame {index} ({reason(e)})")
+
+    def _problem(self, text: str) -> None:
+        self.report.problems.append(text)
+
+
+def main_video_stream(container):
+    """The first video stream that is not a cover picture; None when there is none."""
+    av = pyav()
+    cover = getattr(av.stream.Disposition, "attached_pic", 0)
+    streams = list(container.streams.video)
+    for s in streams:
+        if not (int(s.disposition) & int(cover)):
+            return s
+    return streams[0] if streams else None
+
+
+def first_frame_rotation(path: Path) -> int:
+    """Display rotation in degrees (FFmpeg attaches the stream's display matrix to each frame)."""
+    av = pyav()
+    try:
+        with av.logging.Capture(), av.open(str(path)) as c:
+            for f in c.decode(main_video_stream(c)):
+                return int(f.rotation or 0)
+    except (av.FFmpegError, OSError, StopIteration):
+        pass
+    return 0
+
+
+def _when(packet) -> str:
+    try:
+        return f"{float(packet.pts * packet.time_base):.3f} s"
+    except Exception:
+        return "an unknown time"
+
+
+def reason(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return text.split(": '")[0].strip() or type(e).__name__
+
+
+def probe(path: str | Path) -> dict:
+    """Frame count (decoded), rate, duration, size, rotation and streams of a video file."""
+    av = pyav()
+    with av.open(str(path)) as c:
+        v = main_video_stream(c)
+        pts = [f.pts for f in c.decode(v)]
+        return {
+            "frames": len(pts),
+            "fps": float(v.average_rate) if v.average_rate else None,
+            "time_base": v.time_base,
+            "pts": pts,
+            "duration": float(c.duration / 1_000_000) if c.duration else None,
+            "size": (v.codec_context.width, v.codec_context.height),
+            "rotation": first_frame_rotation(Path(path)),
+            "streams": [(s.type, s.codec_context.name if s.codec_context else None) for s in c.streams],
+        }
+
+
+def probe_header(path: str | Path) -> dict:
+    """Size, rate and frame count from the container's header, without decoding."""
+    why = unreadable_reason(Path(path))
+    if why is not None:
+        raise VideoError(path, why)
+    av = pyav()
+    with av.open(str(path)) as c:
+        v = main_video_stream(c)
+        return {
+            "size": (v.codec_context.width, v.codec_context.height),
+            "fps": float(v.average_rate or v.guessed_rate or 0),
+            "frames": v.frames or None,
+        }

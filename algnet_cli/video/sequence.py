@@ -1,0 +1,83 @@
+"""Still frames (a folder of numbered images) into one video."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AlgnetError, UsageError
+from .decode import Frame, VideoReport
+from .encode import EncodeOptions, VideoWriter, output_spec
+from .process import Restorer, as_restorer, stream_frames
+
+
+def process_sequence(
+    frames: list[Path],
+    dst: str | Path,
+    restorer: Restorer | Callable[[np.ndarray], np.ndarray],
+    options: EncodeOptions = EncodeOptions(),
+    *,
+    container_format: str | None = None,
+    on_frame: Callable[[VideoReport], None] | None = None,
+) -> VideoReport:
+    """Deblur a list of still frames (already in order) into one video at ``options.fps`` (default 25).
+
+    A frame that cannot be read, or whose size differs from the first one's, is left out and named
+    in the report's problems.
+    """
+    from ..images import read_image
+
+    if not frames:
+        raise UsageError("no frames to write as a video")
+    fps = Fraction(options.fps or 25).limit_denominator(1001 * 1000)
+    report = VideoReport(f"{frames[0].parent} ({len(frames)} frames)", str(dst), fps=float(fps))
+    report.frames_expected = len(frames)
+    t0 = time.perf_counter()
+    first = read_image(frames[0])
+    h, w = first.shape[:2]
+    report.size = (w, h)
+    high = first.dtype == np.uint16
+    rgb = "rgb48le" if high else "rgb24"
+    spec = output_spec(
+        options, w, h, rgb, report, rate=fps, time_base=1 / fps, rgb=rgb, container_format=container_format
+    )
+
+    def items() -> Iterator[tuple]:
+        for i, path in enumerate(frames, start=1):
+            try:
+                img = first if i == 1 else read_image(path)
+            except AlgnetError as e:
+                report.problems.append(str(e))
+                continue
+            img = _as_rgb(img, high)
+            if img.shape[:2] != (h, w):
+                report.problems.append(
+                    f"{path}: {img.shape[1]}x{img.shape[0]}, not {w}x{h} like the first frame; left out"
+                )
+                continue
+            yield ("frame", Frame(i, img, i - 1, spec.time_base, 1), None)
+
+    writer = VideoWriter(Path(dst), spec, report)
+    try:
+        stream_frames(items(), writer, as_restorer(restorer), report, on_frame)
+    finally:
+        report.seconds = time.perf_counter() - t0
+    if report.problems and report.status == "done":
+        report.status = "partial"
+    return report
+
+
+def _as_rgb(img: np.ndarray, high: bool) -> np.ndarray:
+    """(H, W[, C]) -> (H, W, 3) of the sequence's depth: grey to three equal channels, alpha dropped."""
+    if img.ndim == 2:
+        img = img[..., None]
+    img = np.repeat(img[..., :1], 3, axis=2) if img.shape[2] <= 2 else img[..., :3]
+    if high and img.dtype == np.uint8:
+        img = img.astype(np.uint16) * 257
+    elif not high and img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return np.ascontiguousarray(img)
