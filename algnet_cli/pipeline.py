@@ -72,7 +72,7 @@ class _Queue:
 class Pipeline:
     """Stream items through ``load`` (reader threads), ``process`` (here) and ``save`` (writer thread).
 
-    load(key) -> data: decode one item (None: the items come with their data).
+    load(key) -> data: decode one item that the model takes (None: the items come with their data).
     process(datas) -> (outputs, report): the model on a batch of same-key data, in order.
     save(item): write one item (its ``data`` is the model's output, or the raw item when run=False);
     ``on_done`` still sees ``data``, which is dropped after it.
@@ -142,7 +142,7 @@ class _Stream:
         with ThreadPoolExecutor(self.pipe.readers, thread_name_prefix="algnet-decode") as pool:
             ahead: deque = deque()
             for item in self.items:
-                ahead.append((item, pool.submit(load, item.key)))
+                ahead.append((item, pool.submit(load, item.key) if item.run else None))
                 if len(ahead) > self.pipe.readers:
                     yield self._result(*ahead.popleft())
                 if self.stop_reading.is_set():
@@ -153,6 +153,8 @@ class _Stream:
                 future.cancel()
 
     def _result(self, item: Item, future) -> Item:
+        if future is None:  # not for the model: nothing to load
+            return item
         try:
             item.data = future.result()
         except Exception as e:  # noqa: BLE001 - one item's failure, whatever its kind, is that item's

@@ -37,15 +37,14 @@ def make_jpegs(folder: Path, n: int, size=(1920, 1080)) -> list[Path]:
 
 
 def pipeline(paths: list[Path], out: Path, deblurrer) -> tuple[float, float]:
-    from algnet_cli.batch import Job, image_pipeline, run_batch
+    from algnet_cli.batch import Job, OutputOptions, run_images
 
     jobs = [Job(p, out / p.name) for p in paths]
-    load, process, save = image_pipeline(deblurrer)
     t = time.perf_counter()
-    outcome = run_batch(jobs, process, load, save, skip_existing=False)
+    results = run_images(jobs, deblurrer, OutputOptions(out, skip_existing=False))
     wall = time.perf_counter() - t
-    busy = sum(r.seconds for r in outcome.results)
-    assert not outcome.failed, outcome.failed
+    busy = sum(r.seconds for r in results)
+    assert all(r.status == "done" for r in results), results
     return wall, busy
 
 

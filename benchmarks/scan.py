@@ -69,7 +69,9 @@ def main() -> None:
         times = {}
         for backend in backends:
             repeats = 1 if backend == "reference" else args.repeats
-            t, mem = measure(functools.partial(setup, args.length, grad), functools.partial(run, backend, grad), repeats)
+            t, mem = measure(
+                functools.partial(setup, args.length, grad), functools.partial(run, backend, grad), repeats
+            )
             times[backend] = t
             print(f"  {label:<18} {backend:<10} {t:8.3f} s   peak {mem:8.1f} MiB")
         print(f"  {label:<18} fused vs chunked: {times['chunked'] / times['fused']:.1f}x faster")

@@ -75,7 +75,9 @@ def main() -> None:
     print(f"{machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"scan forward+backward B={b} D={d} N={n} L={L} fp32")
     print(f"  chunked (blocked PyTorch, hand-written backward)  {t_chunked * 1e3:9.1f} ms")
-    print(f"  fused (numba kernels)                            {t_fused * 1e3:9.1f} ms   {t_chunked / t_fused:5.2f}x faster")
+    print(
+        f"  fused (numba kernels)                            {t_fused * 1e3:9.1f} ms   {t_chunked / t_fused:5.2f}x faster"
+    )
     print(f"  largest relative difference of the 8 gradients: {rel:.1e}")
     print(f"training step of the embedded model, batch {args.batch}, {args.patch}x{args.patch} patches")
     print(f"  chunked                                          {s_chunked:9.2f} s")

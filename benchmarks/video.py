@@ -82,7 +82,7 @@ def main() -> None:
         t_model = time.perf_counter() - t
 
         t = time.perf_counter()
-        report = process_video(clip, tmp / "full.mp4", d.deblur)
+        report = process_video(clip, tmp / "full.mp4", d)
         t_full = time.perf_counter() - t
         assert report.frames == n == probe(tmp / "full.mp4")["frames"]
 

@@ -60,32 +60,32 @@ def run_images(
 ) -> list[FileResult]:
     """Every job through ``deblurrer`` (a :class:`~algnet_cli.api.Deblurrer`), in input order.
 
-    Jobs whose output exists are skipped when ``options.skip_existing``. A bad file becomes a failed
+    Jobs whose output exists are skipped when ``options.skip_existing`` (checked as the stream
+    reaches them, so results stay in input order). A bad file becomes a failed
     result with its reason; the others go on. Same-size single-frame images share a batch where
     the deblurrer takes several (a GPU with memory to spare).
     """
     results: list[FileResult] = []
 
-    def report(r: FileResult) -> None:
-        results.append(r)
-        on_result(r)
+    def report(item: Item) -> None:
+        results.append(_result(item))
+        on_result(results[-1])
 
-    todo = []
-    for job in jobs:
-        if options.skip_existing and job.output_exists():
-            report(FileResult(str(job.src), str(job.dst), "skipped"))
-        else:
-            todo.append(job)
+    def save(item: Item) -> None:
+        if item.run:  # not a skipped one
+            save_image(item.key, item.data[0], item.data[1], options.quality)
+
     pipeline = Pipeline(
         lambda batch: _restore(deblurrer, batch),
-        lambda item: save_image(item.key, item.data[0], item.data[1], options.quality),
+        save,
         load=lambda job: load_image(job, options.max_pixels),
         readers=PREFETCH,
         depth=PREFETCH,
         batch_key=_batch_key,
         batch_size=lambda d: deblurrer.frames_per_batch(*d.pixels.shape[:2]),
     )
-    pipeline.run((Item(job) for job in todo), lambda item: report(_result(item)))
+    items = (Item(job, run=not (options.skip_existing and job.output_exists())) for job in jobs)
+    pipeline.run(items, report)
     return results
 
 
@@ -115,6 +115,8 @@ def _restore(deblurrer, batch: list[Decoded]):
 
 def _result(item: Item) -> FileResult:
     job: Job = item.key
+    if not item.run:
+        return FileResult(str(job.src), str(job.dst), "skipped")
     res = FileResult(str(job.src), str(job.dst), "done", seconds=item.seconds)
     if item.data is not None:
         decoded = item.data[1]

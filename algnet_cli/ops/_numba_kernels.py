@@ -60,23 +60,27 @@ _P4, _P5, _P6 = np.float32(0.00961802527308464), np.float32(0.001340043731033802
 
 
 @njit(float32(float32), inline="always", **_JIT)
-def _exp2(x):
-    """2**x in float32 for any x (clamped to [-126, 127]), in plain arithmetic that vectorises.
-
-    ``math.exp`` is a libm call that LLVM cannot vectorise; this is range reduction to
-    x = k + f with |f| <= 1/2, a polynomial for 2**f and k written into the exponent bits.
-    """
-    x = min(max(x, np.float32(-126.0)), np.float32(127.0))
+def _pow2_reduced(x):
+    """2**x for x in [-126, 127] (above -126 unclamped: the caller masks), in plain arithmetic that
+    vectorises: x = k + f with |f| <= 1/2, a polynomial for 2**f, and k written into the exponent bits."""
     kf = np.rint(x)
     f = x - kf
-    k = np.int32(kf)
     p = _P6 * f + _P5
     p = p * f + _P4
     p = p * f + _P3
     p = p * f + _P2
     p = p * f + _P1
     p = p * f + _P0
-    return p * np.int32((k + np.int32(127)) << np.int32(23)).view(np.float32)
+    return p * np.int32((np.int32(kf) + np.int32(127)) << np.int32(23)).view(np.float32)
+
+
+@njit(float32(float32), inline="always", **_JIT)
+def _exp2(x):
+    """2**x in float32 for any x (clamped to [-126, 127]).
+
+    ``math.exp`` is a libm call that LLVM cannot vectorise; :func:`_pow2_reduced` can be.
+    """
+    return _pow2_reduced(min(max(x, np.float32(-126.0)), np.float32(127.0)))
 
 
 @njit(float32(float32), inline="always", **_JIT)
@@ -91,16 +95,7 @@ def _decay(x2):
     :func:`_exp2` without its lower clamp: below 2**-66 the select discards whatever the
     exponent bits made of x2.
     """
-    x2c = min(x2, np.float32(127.0))
-    kf = np.rint(x2c)
-    f = x2c - kf
-    p = _P6 * f + _P5
-    p = p * f + _P4
-    p = p * f + _P3
-    p = p * f + _P2
-    p = p * f + _P1
-    p = p * f + _P0
-    e = p * np.int32((np.int32(kf) + np.int32(127)) << np.int32(23)).view(np.float32)
+    e = _pow2_reduced(min(x2, np.float32(127.0)))
     return e if x2 > _LOG2_NEGLIGIBLE else np.float32(0.0)
 
 

@@ -31,6 +31,7 @@ def test_the_scan_backend_is_checked_against_the_device_the_model_runs_on(monkey
         return real(source, device="cpu", **kw)
 
     monkeypatch.setattr(loading, "load", spy)
+
     # stand in for a GPU: "fake" picks the meta device (no data), where the model can be moved but not run
     def fake_pick(name="auto"):
         return torch.device("meta" if name in ("fake", "meta") else name)

@@ -164,7 +164,9 @@ def test_triton_backward_matches_the_reference_gradients(b, d, n, length, extras
         args[1] = args[1].abs()
         if extras:
             args[7] = args[7].abs()
-    assert_gradients_match_reference(lambda *leaves: scan_triton.selective_scan_triton(*leaves, softplus), args, softplus)
+    assert_gradients_match_reference(
+        lambda *leaves: scan_triton.selective_scan_triton(*leaves, softplus), args, softplus
+    )
 
 
 def test_selective_scan_with_grad_keeps_gradients_when_triton_is_the_auto_choice(monkeypatch):

@@ -74,7 +74,9 @@ def test_fused_reads_projection_layouts_in_place():
         z=xz[..., d:].transpose(1, 2),
     )
     assert scan_fused._seq(views["z"])[1:] == (d, 0)  # read in place at column offset d, channels last
-    got = scan_fused.selective_scan_fused(views["u"], views["delta"], A, views["B"], views["C"], D, views["z"], bias, True)
+    got = scan_fused.selective_scan_fused(
+        views["u"], views["delta"], A, views["B"], views["C"], D, views["z"], bias, True
+    )
     dense = {k: v.contiguous() for k, v in views.items()}
     expected = naive_scan(dense["u"], dense["delta"], A, dense["B"], dense["C"], D, dense["z"], bias, True)
     assert rel_err(got, expected) < 1e-5

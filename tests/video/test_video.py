@@ -351,10 +351,27 @@ def test_ctrl_c_to_a_group_led_by_timeout_leaves_a_valid_partial_video(tmp_path,
     src = tmp_path / "long.mp4"
     make_video(src, 96, 64, [i * 40 for i in range(400)])
     out = tmp_path / "o" / "long.mp4"
-    cmd = ["timeout", "300", sys.executable, "-m", "algnet_cli", "deblur", str(src), "-o", str(out),
-           "--model", str(checkpoint), "--device", "cpu"]
+    cmd = [
+        "timeout",
+        "300",
+        sys.executable,
+        "-m",
+        "algnet_cli",
+        "deblur",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(checkpoint),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
         preexec_fn=None,
     )
     for line in proc.stderr:
