@@ -84,6 +84,9 @@ def main() -> None:
         (tmp / "a").mkdir()
         (tmp / "b").mkdir()
         mp = args.files * 1920 * 1080 / 1e6
+        from algnet_cli.images import read_image
+
+        deblurrer.deblur(read_image(paths[0]))  # warm-up: the first full-size forward pays for fresh memory
         wall, busy = pipeline(paths, tmp / "a", deblurrer)
         seq = sequential(paths, tmp / "b", deblurrer)
         print(
