@@ -49,6 +49,7 @@ class ALGNet(nn.Module):
         self.Convs = nn.ModuleList([nn.Conv2d(2 * c, c, 1) for c in (8 * w, 4 * w, 2 * w, w)])
         self.ConvsOut = nn.ModuleList([nn.Conv2d(c, ic, 3, padding=1) for c in (8 * w, 4 * w, 2 * w)])
         self.tlc_train_size: tuple[int, int] | None = None
+        self.scan_backend: str | None = None  # as last set by set_scan_backend (None: the dispatcher's default)
 
     # -- runtime switches -------------------------------------------------------------------
     def set_tlc(self, train_size: int | tuple[int, int] | None = 256) -> ALGNet:
@@ -73,9 +74,12 @@ class ALGNet(nn.Module):
 
     def set_scan_backend(self, backend: str | None) -> ALGNet:
         """Choose the selective-scan backend of every block (None: the dispatcher's default)."""
+        from .mamba import Mamba
+
         for module in self.modules():
-            if hasattr(module, "scan_backend"):
+            if isinstance(module, Mamba):
                 module.scan_backend = backend
+        self.scan_backend = backend
         return self
 
     def _stages_by_level(self):

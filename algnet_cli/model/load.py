@@ -54,8 +54,6 @@ def describe(
     from ..fileio import sha256_file
     from ..ops import resolve_backend
 
-    backends = {m.scan_backend for m in model.modules() if hasattr(m, "scan_backend")}
-    requested = backends.pop() if len(backends) == 1 else None
     return ModelDescriptor(
         config=model.config,
         source=str(source),
@@ -64,7 +62,7 @@ def describe(
         size_multiple=model.config.multiple,
         precisions=PRECISIONS if device.type == "cuda" else ("fp32", "bf16"),
         tlc_size=model.tlc_train_size,
-        scan_backend=resolve_backend(requested, device.type),
+        scan_backend=resolve_backend(model.scan_backend, device.type),
         device=str(device),
     )
 
