@@ -19,7 +19,7 @@ class FileResult:
 
     size: (width, height) as decoded. seconds: model time. run: what the runner carried out for it
     (tiles, out-of-memory splits, fp32 fallbacks). notes: what the user should know (CMYK converted,
-    frames of an animation).
+    frames of an animation). place: on a cluster, where it ran.
     """
 
     input: str
@@ -30,6 +30,7 @@ class FileResult:
     error: str | None = None
     run: dict = field(default_factory=lambda: {"tiles": 0})
     notes: list[str] = field(default_factory=list)
+    place: dict | None = None  # on a cluster: the node, host, process and worker that did it
 
     @property
     def tiles(self) -> int:
@@ -45,6 +46,11 @@ class FileResult:
             **self.run,
             **({"error": self.error} if self.error else {}),
             **({"notes": self.notes} if self.notes else {}),
+            **(
+                {"node": self.place["node"], "worker": self.place["worker"], "host": self.place["host"]}
+                if self.place
+                else {}
+            ),
         }
 
 

@@ -21,14 +21,21 @@ class Events(VideoEvents):
     def images_end(self) -> None: ...
 
 
-def execute(plan: Plan, deblurrer, events: Events | None = None) -> Outcome:
+def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=None) -> Outcome:
     """Carry out ``plan`` with ``deblurrer`` (a :class:`~algnet_cli.api.Deblurrer`) and write the run record.
 
     Output folders are checked for writing, and temporaries that dead runs left in them removed,
     before any model work. Interrupts (SIGINT, SIGTERM) raise KeyboardInterrupt once the output
-    being written is complete or finalised as a partial.
+    being written is complete or finalised as a partial. ``run_stills(jobs, options, on_result)``
+    replaces :func:`~algnet_cli.batch.stills.run_images` for the image files (a cluster's scheduler);
+    ``deblurrer`` then only needs to deblur video frames and describe the run.
     """
     events = events or Events()
+    if run_stills is None:
+
+        def run_stills(jobs, options, on_result):
+            return run_images(jobs, deblurrer, options, on_result)
+
     interrupts.install()
     folders = output_folders(plan)
     check_writable(folders)
@@ -39,7 +46,7 @@ def execute(plan: Plan, deblurrer, events: Events | None = None) -> Outcome:
     else:
         events.images_start(len(plan.images))
         try:
-            outcome.results = run_images(plan.images, deblurrer, plan.request.output, events.file_done)
+            outcome.results = run_stills(plan.images, plan.request.output, events.file_done)
         finally:
             events.images_end()
         outcome.videos = run_videos(plan, deblurrer, events)

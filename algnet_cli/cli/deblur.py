@@ -45,6 +45,8 @@ def deblur(
     frames_out: o.FramesOutOption = None,
     to_video: o.ToVideoOption = None,
     fps: o.FpsOption = None,
+    cluster: o.ClusterOption = None,
+    workers: o.WorkersOption = None,
     cache_dir: CacheDir = None,
     offline: Offline = False,
     quiet: Quiet = False,
@@ -79,9 +81,12 @@ def deblur(
       algnet deblur clip.mov --frames-out frames/                (PNG frames, 16-bit for 10-bit sources)
 
       algnet deblur frames/ --to-video sharp.mp4 --fps 30        (f2 before f10)
+
+      algnet deblur archive/ -r -o /shared/sharp/ --cluster auto (a Ray cluster; shared storage)
     """
     from ..api import Deblurrer
     from ..batch import OutputOptions, Request, VideoOptions, describe_plan, execute, plan
+    from ..errors import UsageError
     from ..video import EncodeOptions
     from .render import DeblurRenderer
 
@@ -97,8 +102,8 @@ def deblur(
     )
     video = VideoOptions(EncodeOptions(codec, crf, pix_fmt, fps), video_format, frames_out, to_video)
     job = plan(Request(tuple(inputs), recursive, output, video, gt))
-    deblurrer = Deblurrer(
-        model,
+    model_args = dict(
+        model=model,
         device=device,
         precision=precision,
         tlc=tlc,
@@ -110,13 +115,20 @@ def deblur(
         offline=offline or None,
         quiet=quiet or json_out,
     )
+    if workers is not None and cluster is None:
+        raise UsageError("--workers only applies with --cluster")
     if dry_run:
-        for line in describe_plan(job, deblurrer.runner):
+        for line in describe_plan(job, Deblurrer(**model_args).runner):
             typer.echo(printable(line))
         raise typer.Exit(EXIT_OK)
     renderer = DeblurRenderer(quiet=quiet, json_out=json_out)
     renderer.not_images(job.not_images)
-    outcome = execute(job, deblurrer, renderer)
+    if cluster is not None:  # Ray is imported only here
+        from ..cluster import ClusterOptions, execute_on_cluster
+
+        outcome = execute_on_cluster(job, model_args, ClusterOptions(cluster, workers), renderer)
+    else:
+        outcome = execute(job, Deblurrer(**model_args), renderer)
     renderer.summary(outcome)
     raise typer.Exit(EXIT_OK if outcome.ok else EXIT_FAILED)
 

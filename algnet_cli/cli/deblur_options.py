@@ -88,3 +88,15 @@ ToVideoOption = Annotated[
     Optional[Path], typer.Option(help="Encode the input images, in natural order, as frames of this video.")
 ]
 FpsOption = Annotated[Optional[float], typer.Option(help="Frame rate for --to-video (default 25).", min=0.001)]
+ClusterOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Run on a Ray cluster: local (one started on this machine for the run), auto (the cluster this "
+        "machine belongs to) or a Ray address (HOST:PORT, ray://HOST:PORT). Needs algnet-cli[ray].",
+        metavar="ADDRESS",
+    ),
+]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option(help="With --cluster: how many workers (default: one per GPU, else one per node).", min=1),
+]

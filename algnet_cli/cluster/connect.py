@@ -1,0 +1,66 @@
+"""Reaching a Ray cluster: an existing one by address, or a local one started (and stopped) for the run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+
+from ..errors import UsageError
+
+INSTALL_HINT = "--cluster needs Ray: pip install 'algnet-cli[ray]'"
+
+#: environment variables handed to every worker, so that caches, offline mode and kernel settings agree
+FORWARDED_ENV = ("ALGNET_", "HF_", "HUGGINGFACE_", "TRITON_INTERPRET")
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """address: 'local' (start a Ray instance on this machine for the run), 'auto' (the cluster this
+    machine belongs to), or any Ray address (HOST:PORT, ray://HOST:PORT). workers: how many actors
+    (None: one per GPU, or one per node where there are no GPUs). max_crashes: a file that kills
+    this many workers is named as failed."""
+
+    address: str = "local"
+    workers: int | None = None
+    max_crashes: int = 3
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return ray
+
+
+def worker_env() -> dict[str, str]:
+    """The driver's settings that workers must share (the model cache, offline mode, the kernel cache)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+
+
+@contextlib.contextmanager
+def connect(options: ClusterOptions):
+    """Ray, initialised for this run; shut down (and a local instance stopped) at the end.
+
+    Already initialised (a program that started Ray itself, or a test cluster): used as it is.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs = {"runtime_env": {"env_vars": worker_env()}, "log_to_driver": False, "configure_logging": False}
+    if options.address == "local":
+        temp = tempfile.mkdtemp(prefix="algnet-ray-")  # Ray's own files, not /tmp/ray shared with others
+        kwargs.update(include_dashboard=False, _temp_dir=temp)
+        ray.init(**kwargs)
+    else:
+        try:
+            ray.init(address=options.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise UsageError(f"--cluster {options.address}: cannot connect to a Ray cluster there ({e})") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -1,0 +1,270 @@
+"""The cluster's driver: workers started once, image files fed to them, video frames streamed through them.
+
+Images: the driver checks skip-existing, hands each file to an idle worker, and collects its result
+(``ray.wait``), so progress is per file. A worker (or its node) lost mid-file: the file goes to
+another worker; a file that kills ``max_crashes`` workers is named as failed. Videos: decoded and
+encoded here, exactly as on one machine (frames, timestamps, rotation, audio, partial on interrupt),
+with the frames of each batch spread over the workers.
+
+An interrupt stops handing out files, lets the files in the workers' hands finish (their writes are
+atomic, so nothing half-written is left), and ends the run; rerunning resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+import numpy as np
+
+from ..batch.plan import Job, OutputOptions, Plan
+from ..batch.record import FileResult, Outcome
+from ..batch.run import Events, execute
+from ..errors import AlgnetError, VideoError
+from .connect import ClusterOptions, connect
+from .worker import DeblurWorker
+
+#: how long to wait for a first worker (model loaded) before giving up
+STARTUP_TIMEOUT_S = 600.0
+
+
+class WorkerPool:
+    """The actors: one per GPU, or one per node (all its CPUs) where there are none, or ``workers``."""
+
+    def __init__(self, ray, model: dict, options: ClusterOptions, worker_cls=DeblurWorker):
+        self.ray, self.model, self.options = ray, model, options
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0)) if model.get("device") != "cpu" else 0
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        self.size = options.workers or gpus or max(1, nodes)
+        if gpus:
+            actor_options, self.threads = {"num_gpus": 1, "num_cpus": 1}, None
+            self.model = dict(model, device="cuda")
+        else:
+            self.threads = max(1, int(resources.get("CPU", 1)) // self.size)
+            actor_options = {"num_cpus": self.threads}
+            self.model = dict(model, device="cpu")
+        self.remote = ray.remote(worker_cls).options(max_restarts=0, **actor_options)
+        self.starting: dict = {}  # where() reference -> actor not yet ready
+        self.idle: deque = deque()
+        self.busy = 0
+        self.places: dict[str, dict] = {}
+        self.start_error: str | None = None
+        for _ in range(self.size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        actor = self.remote.remote(self.model, self.threads)
+        self.starting[actor.where.remote()] = actor
+
+    def live(self) -> int:
+        return len(self.idle) + self.busy
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Move workers whose model is loaded to the idle queue."""
+        if not self.starting:
+            return
+        ready, _ = self.ray.wait(list(self.starting), num_returns=len(self.starting), timeout=timeout)
+        for ref in ready:
+            actor = self.starting.pop(ref)
+            try:
+                place = self.ray.get(ref)
+            except self.ray.exceptions.RayError as e:
+                self.start_error = _reason(e)
+                continue
+            self.places[place["worker"]] = place
+            self.idle.append(actor)
+
+    def wait_ready(self) -> None:
+        """Until one worker has its model loaded; a model that no worker can load is the user's error."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self.idle:
+            if not self.starting or time.monotonic() > deadline:
+                raise AlgnetError(f"no cluster worker could load the model: {self.start_error or 'timed out'}")
+            self.poll(timeout=1.0)
+
+    def take(self):
+        self.busy += 1
+        return self.idle.popleft()
+
+    def give_back(self, actor) -> None:
+        self.busy -= 1
+        self.idle.append(actor)
+
+    def lost(self, actor) -> None:
+        """A worker died (its process, or its node): start another in its place where there is room."""
+        self.busy -= 1
+        self.ray.kill(actor)
+        self._spawn()
+
+    def describe_run(self) -> dict:
+        self.wait_ready()
+        actor = self.idle[0]
+        info = self.ray.get(actor.describe_run.remote())
+        info["cluster"] = {"address": self.options.address, "workers": list(self.places.values())}
+        return info
+
+
+class ClusterRestorer:
+    """Video frames spread over the pool's workers, in order (the restorer the video code takes)."""
+
+    def __init__(self, pool: WorkerPool):
+        self.pool = pool
+        self.batch: dict[tuple[int, int], int] = {}
+
+    def frames_per_batch(self, height: int, width: int) -> int:
+        if (height, width) not in self.batch:
+            self.pool.wait_ready()
+            per_worker = self.pool.ray.get(self.pool.idle[0].frames_per_batch.remote(height, width))
+            self.batch[(height, width)] = max(1, per_worker) * self.pool.size
+        return self.batch[(height, width)]
+
+    def deblur_many(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        chunks = deque(_split(list(range(len(frames))), max(1, self.pool.live() + len(self.pool.starting))))
+        out: list[np.ndarray | None] = [None] * len(frames)
+        running: dict = {}
+        crashes: Counter = Counter()
+        while chunks or running:
+            self.pool.poll()
+            while chunks and self.pool.idle:
+                chunk = chunks.popleft()
+                actor = self.pool.take()
+                running[actor.frames.remote([frames[i] for i in chunk])] = (chunk, actor)
+            if not running:
+                self._wait_for_a_worker()
+                continue
+            done, _ = self.pool.ray.wait(list(running), num_returns=1, timeout=1.0)
+            for ref in done:
+                chunk, actor = running.pop(ref)
+                try:
+                    results = self.pool.ray.get(ref)
+                except self.pool.ray.exceptions.RayActorError as e:
+                    self.pool.lost(actor)
+                    crashes[chunk[0]] += 1
+                    if crashes[chunk[0]] >= self.pool.options.max_crashes:
+                        raise VideoError(
+                            f"frames {chunk[0] + 1}-{chunk[-1] + 1}",
+                            f"crashed {crashes[chunk[0]]} workers ({_reason(e)})",
+                        ) from None
+                    chunks.appendleft(chunk)
+                    continue
+                self.pool.give_back(actor)
+                for i, r in zip(chunk, results, strict=True):
+                    out[i] = r
+        return out
+
+    def _wait_for_a_worker(self) -> None:
+        if not self.pool.starting:
+            raise AlgnetError("no cluster worker left")
+        self.pool.wait_ready()
+
+    def describe_run(self) -> dict:
+        return self.pool.describe_run()
+
+
+def _split(items: list, parts: int) -> list[list]:
+    """``items`` in at most ``parts`` contiguous, nearly equal, non-empty runs."""
+    return [list(a) for a in np.array_split(np.array(items, dtype=object), min(parts, len(items))) if len(a)]
+
+
+def schedule_images(pool: WorkerPool, jobs: list[Job], options: OutputOptions, on_result) -> list[FileResult]:
+    """Every image job on the pool, one file per worker at a time; results in input order."""
+    ray = pool.ray
+    results: dict[int, FileResult] = {}
+
+    def report(i: int, r: FileResult) -> None:
+        src, dst = jobs[i].src, jobs[i].dst
+        if r.error:  # the worker named the file by its absolute path
+            r.error = r.error.replace(str(src.absolute()), str(src)).replace(str(dst.absolute()), str(dst))
+        r.input, r.output = str(src), str(dst)  # as the user named them
+        results[i] = r
+        on_result(r)
+
+    queue: deque[int] = deque()
+    for i, job in enumerate(jobs):
+        if options.skip_existing and job.output_exists():
+            report(i, FileResult(str(job.src), str(job.dst), "skipped"))
+        else:
+            queue.append(i)
+    absolute = options if options.output is None else _absolute_options(options)
+    running: dict = {}
+    crashes: Counter = Counter()
+    try:
+        while queue or running:
+            pool.poll()
+            while queue and pool.idle:
+                i = queue.popleft()
+                job = Job(jobs[i].src.absolute(), jobs[i].dst.absolute())  # workers have another working folder
+                actor = pool.take()
+                running[actor.image.remote(job, absolute)] = (i, actor)
+            if not running:
+                if not pool.starting:
+                    for i in queue:
+                        report(i, _failed(jobs[i], "no cluster worker left to run it"))
+                    break
+                pool.poll(timeout=1.0)
+                continue
+            _collect(ray, pool, running, jobs, queue, crashes, report, timeout=1.0)
+    except KeyboardInterrupt:
+        while running:  # the files in the workers' hands finish (atomic writes); nothing new starts
+            _collect(ray, pool, running, jobs, deque(), crashes, report, timeout=None)
+        raise
+    return [results[i] for i in sorted(results)]
+
+
+def _collect(ray, pool, running: dict, jobs, queue: deque, crashes: Counter, report, timeout) -> None:
+    done, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+    for ref in done:
+        i, actor = running.pop(ref)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayActorError as e:
+            pool.lost(actor)
+            crashes[i] += 1
+            if crashes[i] >= pool.options.max_crashes:
+                report(i, _failed(jobs[i], f"crashed {crashes[i]} workers ({_reason(e)})"))
+            else:
+                queue.appendleft(i)
+            continue
+        except ray.exceptions.RayError as e:
+            pool.give_back(actor)
+            report(i, _failed(jobs[i], _reason(e)))
+            continue
+        pool.give_back(actor)
+        report(i, result)
+
+
+def _failed(job: Job, reason: str) -> FileResult:
+    return FileResult(str(job.src), str(job.dst), "failed", error=f"{job.src}: {reason}")
+
+
+def _absolute_options(options: OutputOptions) -> OutputOptions:
+    from dataclasses import replace
+
+    return replace(options, output=Path(options.output).absolute())
+
+
+def _reason(e: BaseException) -> str:
+    """The first meaningful line of a Ray error (whose text carries a remote traceback)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln and ":" in ln and not ln.startswith(("File ", "Traceback")):
+            return ln[:300]
+    return lines[0][:300] if lines else type(e).__name__
+
+
+def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events: Events | None = None) -> Outcome:
+    """:func:`~algnet_cli.batch.execute` on a Ray cluster: the same plan, outputs, record and exit codes.
+
+    ``model``: the :class:`~algnet_cli.api.Deblurrer` arguments, resolved by each worker on its node.
+    """
+    with connect(options) as ray:
+        pool = WorkerPool(ray, model, options)
+        pool.wait_ready()
+        restorer = ClusterRestorer(pool)
+
+        def run_stills(jobs, output_options, on_result):
+            return schedule_images(pool, jobs, output_options, on_result)
+
+        return execute(plan, restorer, events, run_stills=run_stills)

@@ -1,0 +1,66 @@
+"""The cluster's worker: an actor that loads the model once and deblurs files and frames with it.
+
+Files are read and written by the worker itself, on storage every node shares, through the same
+code as a single-machine run (so outputs are identical, and writes atomic). Frames of a video come
+from the driver and go back to it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+
+from ..batch.plan import Job, OutputOptions
+from ..batch.record import FileResult
+
+
+class DeblurWorker:
+    """One model on one device. ``model``: the :class:`~algnet_cli.api.Deblurrer` arguments, resolved on
+    this node (its Hub cache, its offline setting); ``threads``: torch threads on a CPU worker."""
+
+    def __init__(self, model: dict, threads: int | None = None):
+        import ray
+        import torch
+
+        from ..api import Deblurrer
+
+        if threads:
+            torch.set_num_threads(threads)
+        ctx = ray.get_runtime_context()
+        self.place = {
+            "node": ctx.get_node_id(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "worker": ctx.get_actor_id(),
+        }
+        self.deblurrer = Deblurrer(**model)
+
+    def where(self) -> dict:
+        """Where this worker runs: node id, host, process id, actor id (and it is ready: the model is in)."""
+        return dict(self.place, device=str(self.deblurrer.runner.device))
+
+    def describe_run(self) -> dict:
+        return self.deblurrer.describe_run()
+
+    def image(self, job: Job, options: OutputOptions) -> FileResult:
+        """One image file, exactly as a single-machine run does it; skip-existing checked again here,
+        just before the work, in case another run wrote it meanwhile."""
+        from ..batch.stills import run_images
+
+        result = run_images([job], self.deblurrer, options)[0]
+        result.place = self.where()
+        return result
+
+    def frames(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Same-size video frames, deblurred in batches as this worker's memory allows."""
+        h, w = frames[0].shape[:2]
+        step = self.deblurrer.frames_per_batch(h, w)
+        out: list[np.ndarray] = []
+        for i in range(0, len(frames), step):
+            out += self.deblurrer.deblur_many(frames[i : i + step])
+        return out
+
+    def frames_per_batch(self, height: int, width: int) -> int:
+        return self.deblurrer.frames_per_batch(height, width)

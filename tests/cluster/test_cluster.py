@@ -1,0 +1,170 @@
+"""The same `algnet deblur` job on a Ray cluster: two nodes in one process, CPU workers, one cluster for all."""
+
+import json
+import os
+import signal
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from helpers.cli import run_deblur, start_deblur, write_tiny_checkpoint
+from helpers.videos import decoded_frames, make_video, stream_packets
+from PIL import Image
+from skimage import data
+
+from algnet_cli.fileio import TEMP_PREFIX
+from algnet_cli.images import read_image
+from algnet_cli.video import probe
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    from ray.cluster_utils import Cluster
+
+    tmp = tmp_path_factory.mktemp("ray")
+    (tmp / "ray").mkdir()
+    os.environ["RAY_TMPDIR"] = str(tmp)  # Ray's files in the test's temporary folder, not /tmp/ray
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a local test cluster only
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": str(tmp / "ray")})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    if ray.is_initialized():
+        ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+def _photos(folder, n, size=96, start=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    src = data.astronaut()
+    for i in range(start, start + n):
+        crop = src[7 * i : 7 * i + size, 11 * i : 11 * i + size]
+        Image.fromarray(np.ascontiguousarray(crop)).save(folder / f"p{i:02d}.png")
+
+
+def _temps(folder):
+    return [p for p in folder.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """Good images (8-bit PNG, 16-bit TIFF), a bad one, and a short video with audio."""
+    folder = tmp_path_factory.mktemp("mixed") / "in"
+    _photos(folder, 3, size=64)
+    Image.fromarray(data.astronaut()[:40, :56, 0].astype(np.uint16) * 200).save(folder / "deep.tif")
+    (folder / "bad.png").write_bytes(b"not an image at all")
+    pts = [0, 40, 80, 130, 170, 210]
+    make_video(folder / "clip.mkv", 48, 32, pts, codec="ffv1", pix_fmt="bgr0", time_base=Fraction(1, 1000), audio="aac")
+    return folder
+
+
+def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, checkpoint, mixed):
+    one, many = tmp_path / "one", tmp_path / "many"
+    # each test worker has one CPU; torch's CPU reductions (means, norms) sum in an order that depends on
+    # the thread count, so the single-machine run uses one thread too, to be comparable bit for bit
+    r1 = run_deblur(mixed, "-o", one, "--model", checkpoint, "-q", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r2 = run_deblur(mixed, "-o", many, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    assert r1.returncode == r2.returncode == 1, r2.stderr
+    assert "bad.png" in r2.stderr and "not a readable image" in r2.stderr
+    for name in ("p00.png", "p01.png", "p02.png", "deep.tif"):
+        assert (one / name).read_bytes() == (many / name).read_bytes(), name
+    frames_one, frames_many = decoded_frames(one / "clip.mkv"), decoded_frames(many / "clip.mkv")
+    assert len(frames_one) == len(frames_many) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(frames_one, frames_many))
+    assert probe(many / "clip.mkv")["pts"] == probe(one / "clip.mkv")["pts"] == probe(mixed / "clip.mkv")["pts"]
+    assert stream_packets(many / "clip.mkv")[1:] == stream_packets(one / "clip.mkv")[1:]  # the audio, as copied
+    rec_one = json.loads((one / "algnet-run.json").read_text())
+    rec_many = json.loads((many / "algnet-run.json").read_text())
+    assert [(f["input"], f["status"]) for f in rec_many["files"]] == [
+        (f["input"], f["status"]) for f in rec_one["files"]
+    ]
+    workers = {f["worker"] for f in rec_many["files"]}
+    assert all(f["node"] and f["worker"] for f in rec_many["files"]) and len(workers) == 2
+    assert rec_many["videos"][0]["frames"] == 6 and len(rec_many["cluster"]["workers"]) == 2
+    # resumed: every finished output is kept as it is, and only the bad file is tried again
+    before = {p.name: p.stat().st_mtime_ns for p in many.iterdir()}
+    r3 = run_deblur(mixed, "-o", many, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    assert r3.returncode == 1
+    rec = json.loads((many / "algnet-run.json").read_text())
+    assert sorted(f["status"] for f in rec["files"]) == ["failed"] + ["skipped"] * 4
+    assert rec["videos"][0]["status"] == "skipped"
+    assert all(p.stat().st_mtime_ns == before[p.name] for p in many.iterdir() if p.name != "algnet-run.json")
+
+
+def test_a_lost_node_costs_no_output(tmp_path, cluster, checkpoint):
+    _photos(tmp_path / "in", 8, size=160)
+    out = tmp_path / "out"
+    run = start_deblur(tmp_path / "in", "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*.png")) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        worker_node = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
+        cluster.remove_node(worker_node)
+        assert run.wait(timeout=240) == 0, run.stderr.read()
+    finally:
+        if run.poll() is None:
+            run.kill()
+        cluster.add_node(num_cpus=1)  # for the tests after this one
+        cluster.wait_for_nodes()
+    assert sorted(p.name for p in out.glob("*.png")) == [f"p{i:02d}.png" for i in range(8)]
+    rec = json.loads((out / "algnet-run.json").read_text())
+    assert [f["status"] for f in rec["files"]] == ["done"] * 8 and not _temps(out)
+    for p in out.glob("*.png"):
+        read_image(p)
+
+
+def test_sigint_to_the_driver_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, cluster, checkpoint):
+    _photos(tmp_path / "in", 8, size=160)
+    out = tmp_path / "out"
+    run = start_deblur(tmp_path / "in", "-o", out, "--model", checkpoint, "--cluster", cluster.address)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*.png")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    assert run.wait(timeout=120) == 130
+    done = sorted(p.name for p in out.glob("*.png"))
+    assert 0 < len(done) < 8 and not _temps(out)
+    for name in done:
+        read_image(out / name)  # complete files only
+    r = run_deblur(tmp_path / "in", "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((out / "algnet-run.json").read_text())
+    assert sum(f["status"] == "skipped" for f in rec["files"]) == len(done)
+    assert len(list(out.glob("*.png"))) == 8
+
+
+def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster, checkpoint):
+    from algnet_cli.batch import Job, OutputOptions
+    from algnet_cli.cluster import ClusterOptions
+    from algnet_cli.cluster.driver import WorkerPool, schedule_images
+    from algnet_cli.cluster.worker import DeblurWorker
+
+    class DiesOnPoison(DeblurWorker):  # defined here, so Ray ships it by value
+        def image(self, job, options):
+            if "poison" in job.src.name:
+                os._exit(1)
+            return super().image(job, options)
+
+    _photos(tmp_path / "in", 3, size=48)
+    (tmp_path / "in" / "p01.png").rename(tmp_path / "in" / "poison.png")
+    jobs = [Job(p, tmp_path / "out" / p.name) for p in sorted((tmp_path / "in").iterdir())]
+    ray.init(address=cluster.address)
+    try:
+        pool = WorkerPool(ray, {"model": str(checkpoint), "device": "cpu"}, ClusterOptions(max_crashes=2), DiesOnPoison)
+        pool.wait_ready()
+        results = schedule_images(pool, jobs, OutputOptions(tmp_path / "out"), lambda r: None)
+    finally:
+        ray.shutdown()
+    status = {os.path.basename(r.input): r for r in results}
+    assert status["poison.png"].status == "failed" and "crashed 2 workers" in status["poison.png"].error
+    assert status["p00.png"].status == status["p02.png"].status == "done"
+    assert not _temps(tmp_path / "out")

@@ -1,0 +1,61 @@
+"""--cluster at the edges: the single-machine path never imports Ray; without Ray the flag says how to get it."""
+
+import subprocess
+import sys
+
+import numpy as np
+from helpers.cli import write_tiny_checkpoint
+from PIL import Image
+
+RUN = """
+import sys
+{block}
+from algnet_cli.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print("RAY IMPORTED" if "ray" in sys.modules else "no ray", code)
+"""
+
+BLOCK_RAY = """
+class _NoRay:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+sys.meta_path.insert(0, _NoRay())
+"""
+
+
+def _run(block, *args):
+    return subprocess.run(
+        [sys.executable, "-c", RUN.format(block=block), *map(str, args)], capture_output=True, text=True
+    )
+
+
+def _folder(tmp_path):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(tmp_path / "in" / "a.png")
+    return tmp_path / "in", write_tiny_checkpoint(tmp_path / "m.safetensors")
+
+
+def test_the_single_machine_path_does_not_import_ray(tmp_path):
+    folder, model = _folder(tmp_path)
+    r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "-q")
+    assert r.stdout.split()[-2:] == ["ray", "0"] and "RAY IMPORTED" not in r.stdout, r.stderr
+    assert (tmp_path / "out" / "a.png").exists()
+
+
+def test_without_ray_the_flag_gives_a_one_line_hint(tmp_path):
+    folder, model = _folder(tmp_path)
+    r = _run(BLOCK_RAY, "deblur", folder, "-o", tmp_path / "out", "--model", model, "--cluster", "local")
+    assert r.stdout.split()[-1] == "2"
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "pip install 'algnet-cli[ray]'" in lines[0]
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_workers_without_cluster_is_a_usage_error(tmp_path):
+    folder, model = _folder(tmp_path)
+    r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "--workers", "2")
+    assert r.stdout.split()[-1] == "2" and "--workers only applies with --cluster" in r.stderr
