@@ -9,7 +9,7 @@ from .errors import handle_errors
 
 @handle_errors
 def doctor() -> None:
-    """Show the torch build, devices, bf16 support, selective-scan backends, the CPU kernel cache and video codecs.
+    """Show the torch build, devices, bf16 support, selective-scan backends, the CPU kernel cache, video codecs and Ray.
 
     Example:
 
@@ -48,7 +48,18 @@ def doctor() -> None:
         lines.append(f"video        {describe_backend()}")
     except Exception as e:  # noqa: BLE001 - doctor reports, it does not fail
         lines.append(f"video        unavailable ({e})")
+    lines.append(f"cluster      {_ray_state()}")
     typer.echo("\n".join(lines))
+
+
+def _ray_state() -> str:
+    """Whether Ray is installed for ``--cluster`` (its version, read without importing it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"Ray {version('ray')} (algnet deblur --cluster)"
+    except PackageNotFoundError:
+        return "Ray not installed (pip install 'algnet-cli[ray]' for --cluster)"
 
 
 def _fused_kernel_state() -> str:
