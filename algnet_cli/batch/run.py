@@ -21,13 +21,14 @@ class Events(VideoEvents):
     def images_end(self) -> None: ...
 
 
-def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=None) -> Outcome:
+def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=None, run_movies=None) -> Outcome:
     """Carry out ``plan`` with ``deblurrer`` (a :class:`~algnet_cli.api.Deblurrer`) and write the run record.
 
     Output folders are checked for writing, and temporaries that dead runs left in them removed,
     before any model work. Interrupts (SIGINT, SIGTERM) raise KeyboardInterrupt once the output
     being written is complete or finalised as a partial. ``run_stills(jobs, options, on_result)``
-    replaces :func:`~algnet_cli.batch.stills.run_images` for the image files (a cluster's scheduler);
+    replaces :func:`~algnet_cli.batch.stills.run_images` for the image files (a cluster's scheduler),
+    and ``run_movies(plan, events)`` replaces :func:`~algnet_cli.batch.videos.run_videos`;
     ``deblurrer`` then only needs to deblur video frames and describe the run.
     """
     events = events or Events()
@@ -49,7 +50,7 @@ def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=N
             outcome.results = run_stills(plan.images, plan.request.output, events.file_done)
         finally:
             events.images_end()
-        outcome.videos = run_videos(plan, deblurrer, events)
+        outcome.videos = (run_movies or (lambda p, e: run_videos(p, deblurrer, e)))(plan, events)
         if plan.request.gt is not None:
             outcome.scores = score_outputs(plan, outcome)
     _write_record(plan.record_dir, deblurrer, outcome)

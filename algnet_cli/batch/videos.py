@@ -31,13 +31,14 @@ def run_videos(plan: Plan, deblurrer, events: VideoEvents) -> list[VideoReport]:
         if skip and job.output_exists():
             report = VideoReport(str(job.src), str(job.dst), status="skipped")
         else:
-            report = _run_one(job, plan, deblurrer, events)
+            report = run_one(job, plan, deblurrer, events)
         events.video_done(report)
         reports.append(report)
     return reports
 
 
-def _run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:
+def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:
+    """One video job through ``deblurrer`` (a restorer); a video that cannot be processed is a failed report."""
     vid = plan.request.video
     frames = job.kind == "frames"
     if not frames:

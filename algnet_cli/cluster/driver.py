@@ -3,8 +3,8 @@
 Images: the driver checks skip-existing, hands each file to an idle worker, and collects its result
 (``ray.wait``), so progress is per file. A worker (or its node) lost mid-file: the file goes to
 another worker; a file that kills ``max_crashes`` workers is named as failed. Videos: decoded and
-encoded here, exactly as on one machine (frames, timestamps, rotation, audio, partial on interrupt),
-with the frames of each batch spread over the workers.
+cut at keyframes into segments that the workers deblur and encode, then joined here with the other
+streams (see :mod:`.videos`); frame folders and --to-video stream their frames through the workers.
 
 An interrupt stops handing out files, lets the files in the workers' hands finish (their writes are
 atomic, so nothing half-written is left), and ends the run; rerunning resumes.
@@ -168,9 +168,60 @@ def _split(items: list, parts: int) -> list[list]:
     return [list(a) for a in np.array_split(np.array(items, dtype=object), min(parts, len(items))) if len(a)]
 
 
+def schedule(pool: WorkerPool, tasks: list, submit, on_result, on_failure) -> None:
+    """Each task on an idle worker, one at a time per worker: ``submit(actor, task)`` starts it,
+    ``on_result(i, result)`` or ``on_failure(i, reason)`` reports task ``i``. A task whose worker dies
+    goes to another; one that kills ``max_crashes`` workers fails. On an interrupt, nothing new starts
+    and the tasks in the workers' hands finish (reported), then KeyboardInterrupt is raised."""
+    queue: deque[int] = deque(range(len(tasks)))
+    running: dict = {}
+    crashes: Counter = Counter()
+    try:
+        while queue or running:
+            pool.poll()
+            while queue and pool.idle:
+                i = queue.popleft()
+                actor = pool.take()
+                running[submit(actor, tasks[i])] = (i, actor)
+            if not running:
+                if not pool.starting:
+                    for i in queue:
+                        on_failure(i, "no cluster worker left to run it")
+                    return
+                pool.poll(timeout=1.0)
+                continue
+            _collect(pool, running, queue, crashes, on_result, on_failure, timeout=1.0)
+    except KeyboardInterrupt:
+        while running:
+            _collect(pool, running, deque(), crashes, on_result, on_failure, timeout=None)
+        raise
+
+
+def _collect(pool: WorkerPool, running: dict, queue: deque, crashes: Counter, on_result, on_failure, timeout) -> None:
+    ray = pool.ray
+    done, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+    for ref in done:
+        i, actor = running.pop(ref)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayActorError as e:
+            pool.lost(actor)
+            crashes[i] += 1
+            if crashes[i] >= pool.options.max_crashes:
+                on_failure(i, f"crashed {crashes[i]} workers ({_reason(e)})")
+            else:
+                queue.appendleft(i)
+            continue
+        except ray.exceptions.RayError as e:
+            pool.give_back(actor)
+            on_failure(i, _reason(e))
+            continue
+        pool.give_back(actor)
+        on_result(i, result)
+
+
 def schedule_images(pool: WorkerPool, jobs: list[Job], options: OutputOptions, on_result) -> list[FileResult]:
     """Every image job on the pool, one file per worker at a time; results in input order."""
-    ray = pool.ray
     results: dict[int, FileResult] = {}
 
     def report(i: int, r: FileResult) -> None:
@@ -181,58 +232,26 @@ def schedule_images(pool: WorkerPool, jobs: list[Job], options: OutputOptions, o
         results[i] = r
         on_result(r)
 
-    queue: deque[int] = deque()
+    todo = []
     for i, job in enumerate(jobs):
         if options.skip_existing and job.output_exists():
             report(i, FileResult(str(job.src), str(job.dst), "skipped"))
         else:
-            queue.append(i)
+            todo.append(i)
     absolute = options if options.output is None else _absolute_options(options)
-    running: dict = {}
-    crashes: Counter = Counter()
-    try:
-        while queue or running:
-            pool.poll()
-            while queue and pool.idle:
-                i = queue.popleft()
-                job = Job(jobs[i].src.absolute(), jobs[i].dst.absolute())  # workers have another working folder
-                actor = pool.take()
-                running[actor.image.remote(job, absolute)] = (i, actor)
-            if not running:
-                if not pool.starting:
-                    for i in queue:
-                        report(i, _failed(jobs[i], "no cluster worker left to run it"))
-                    break
-                pool.poll(timeout=1.0)
-                continue
-            _collect(ray, pool, running, jobs, queue, crashes, report, timeout=1.0)
-    except KeyboardInterrupt:
-        while running:  # the files in the workers' hands finish (atomic writes); nothing new starts
-            _collect(ray, pool, running, jobs, deque(), crashes, report, timeout=None)
-        raise
+
+    def submit(actor, i):
+        job = Job(jobs[i].src.absolute(), jobs[i].dst.absolute())  # workers have another working folder
+        return actor.image.remote(job, absolute)
+
+    schedule(
+        pool,
+        todo,
+        submit,
+        lambda k, r: report(todo[k], r),
+        lambda k, why: report(todo[k], _failed(jobs[todo[k]], why)),
+    )
     return [results[i] for i in sorted(results)]
-
-
-def _collect(ray, pool, running: dict, jobs, queue: deque, crashes: Counter, report, timeout) -> None:
-    done, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
-    for ref in done:
-        i, actor = running.pop(ref)
-        try:
-            result = ray.get(ref)
-        except ray.exceptions.RayActorError as e:
-            pool.lost(actor)
-            crashes[i] += 1
-            if crashes[i] >= pool.options.max_crashes:
-                report(i, _failed(jobs[i], f"crashed {crashes[i]} workers ({_reason(e)})"))
-            else:
-                queue.appendleft(i)
-            continue
-        except ray.exceptions.RayError as e:
-            pool.give_back(actor)
-            report(i, _failed(jobs[i], _reason(e)))
-            continue
-        pool.give_back(actor)
-        report(i, result)
 
 
 def _failed(job: Job, reason: str) -> FileResult:
@@ -267,4 +286,9 @@ def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events:
         def run_stills(jobs, output_options, on_result):
             return schedule_images(pool, jobs, output_options, on_result)
 
-        return execute(plan, restorer, events, run_stills=run_stills)
+        def run_movies(plan, events):
+            from .videos import run_videos_on
+
+            return run_videos_on(pool, plan, events)
+
+        return execute(plan, restorer, events, run_stills=run_stills, run_movies=run_movies)

@@ -53,6 +53,12 @@ class DeblurWorker:
         result.place = self.where()
         return result
 
+    def segment(self, src: str, segment, dst: str, options) -> list[int]:
+        """One keyframe segment of a video, deblurred and encoded into ``dst`` (atomic); its timestamps."""
+        from ..video.segments import encode_segment
+
+        return encode_segment(src, segment, dst, self.deblurrer, options)
+
     def frames(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Same-size video frames, deblurred in batches as this worker's memory allows."""
         h, w = frames[0].shape[:2]

@@ -145,7 +145,7 @@ class Source:
     def close(self) -> None:
         self.container.close()
 
-    def items(self, decode_audio: set[int]) -> Iterable:
+    def items(self, decode_audio: set[int], frames: bool = True) -> Iterable:
         """Yield Frame objects for video frames and packets (or decoded frames) of the other streams.
 
         FFmpeg's error messages while reading (a truncated file, damaged packets) become problems.
@@ -153,7 +153,7 @@ class Source:
         av = pyav()
         with av.logging.Capture() as logs:
             try:
-                yield from self._items(decode_audio)
+                yield from self._items(decode_audio, frames)
             finally:
                 self._problems_from_log(logs)
 
@@ -166,10 +166,12 @@ class Source:
         for key, count in groups.items():
             self._problem(f"{key}" + (f" ({count} times)" if count > 1 else ""))
 
-    def _items(self, decode_audio: set[int]) -> Iterable:
+    def _items(self, decode_audio: set[int], frames: bool = True) -> Iterable:
         av = pyav()
         index = 0
-        streams = [self.video, *self.others]
+        streams = [self.video, *self.others] if frames else self.others
+        if not streams:
+            return
         try:
             for packet in self.container.demux(*streams):
                 if packet.stream.index != self.video.index:

@@ -145,28 +145,23 @@ def output_spec(
 class Sink:
     """An output container: one encoded video stream, copied or re-encoded other streams."""
 
-    def __init__(self, path: Path, spec: OutputSpec, report: VideoReport):
+    def __init__(self, path: Path, spec: OutputSpec, report: VideoReport, template=None):
+        """``template``: a video stream whose encoded packets will be copied in (:meth:`video_packet`)
+        instead of frames encoded here; the encoder fields of ``spec`` are then unused."""
         av = pyav()
         self.report = report
         self.rgb = spec.rgb
-        encoder = spec.encoder
         try:
             self.container = av.open(str(path), "w", format=spec.container_format)
         except (av.FFmpegError, ValueError) as e:
             raise VideoError(path, f"cannot write this container ({reason(e)})") from None
         supported = self.container.supported_codecs
-        enc_codec = av.codec.Codec(encoder, "w")
-        if supported and enc_codec.name not in supported and encoder not in supported:
-            fmt = self.container.format.name
-            self.container.close()
-            raise UsageError(f"{path.name}: the {fmt} container cannot hold {encoder} video; choose another --codec")
-        options = {"crf": str(spec.crf)} if spec.crf is not None and encoder in CRF_CODECS else {}
-        if encoder == "libvpx-vp9" and options:
-            options["b"] = "0"
-        self.video = self.container.add_stream(encoder, rate=spec.rate, options=options)
-        self.video.width, self.video.height, self.video.pix_fmt = spec.width, spec.height, spec.pix_fmt
-        self.video.time_base = spec.time_base
-        self.video.codec_context.time_base = spec.time_base
+        self.encoding = template is None
+        if template is not None:
+            self.video = self.container.add_stream_from_template(template)
+            self.video.time_base = template.time_base
+        else:
+            self.video = self._encoder_stream(path, spec, supported)
         if spec.rotation:
             try:
                 self.video.set_display_rotation(spec.rotation)
@@ -204,6 +199,28 @@ class Sink:
                 )
         self.durations: dict[int, int] = {}
 
+    def _encoder_stream(self, path: Path, spec: OutputSpec, supported):
+        av = pyav()
+        encoder = spec.encoder
+        enc_codec = av.codec.Codec(encoder, "w")
+        if supported and enc_codec.name not in supported and encoder not in supported:
+            fmt = self.container.format.name
+            self.container.close()
+            raise UsageError(f"{path.name}: the {fmt} container cannot hold {encoder} video; choose another --codec")
+        options = {"crf": str(spec.crf)} if spec.crf is not None and encoder in CRF_CODECS else {}
+        if encoder == "libvpx-vp9" and options:
+            options["b"] = "0"
+        video = self.container.add_stream(encoder, rate=spec.rate, options=options)
+        video.width, video.height, video.pix_fmt = spec.width, spec.height, spec.pix_fmt
+        video.time_base = spec.time_base
+        video.codec_context.time_base = spec.time_base
+        return video
+
+    def video_packet(self, packet) -> None:
+        """An encoded packet of the template's stream, copied as it is."""
+        packet.stream = self.video
+        self.container.mux(packet)
+
     def frame(self, f: Frame) -> None:
         av = pyav()
         vf = av.VideoFrame.from_ndarray(f.pixels, format=self.rgb)
@@ -234,7 +251,8 @@ class Sink:
 
     def close(self, comment: str | None = None) -> None:
         try:
-            self._mux_video(self.video.encode(None))
+            if self.encoding:
+                self._mux_video(self.video.encode(None))
             for idx in self.decode_audio:
                 for p in self.map[idx].encode(None):
                     self.container.mux(p)

@@ -56,13 +56,15 @@ def _temps(folder):
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
-    """Good images (8-bit PNG, 16-bit TIFF), a bad one, and a short video with audio."""
+    """Good images (8-bit PNG, 16-bit TIFF), a bad one, and a short H.264 video (B-frames, a variable
+    frame rate, a keyframe every 5 frames) with audio."""
     folder = tmp_path_factory.mktemp("mixed") / "in"
     _photos(folder, 3, size=64)
     Image.fromarray(data.astronaut()[:40, :56, 0].astype(np.uint16) * 200).save(folder / "deep.tif")
     (folder / "bad.png").write_bytes(b"not an image at all")
-    pts = [0, 40, 80, 130, 170, 210]
-    make_video(folder / "clip.mkv", 48, 32, pts, codec="ffv1", pix_fmt="bgr0", time_base=Fraction(1, 1000), audio="aac")
+    pts = [i * 40 + (20 if i % 3 == 0 else 0) for i in range(15)]
+    options = {"g": "5", "keyint_min": "5", "bf": "2", "sc_threshold": "0"}
+    make_video(folder / "clip.mkv", 48, 32, pts, time_base=Fraction(1, 1000), audio="aac", options=options)
     return folder
 
 
@@ -70,14 +72,17 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     one, many = tmp_path / "one", tmp_path / "many"
     # each test worker has one CPU; torch's CPU reductions (means, norms) sum in an order that depends on
     # the thread count, so the single-machine run uses one thread too, to be comparable bit for bit
-    r1 = run_deblur(mixed, "-o", one, "--model", checkpoint, "-q", env={**os.environ, "OMP_NUM_THREADS": "1"})
-    r2 = run_deblur(mixed, "-o", many, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    lossless = ("--codec", "ffv1")  # so that the video's frames can be compared bit for bit too
+    r1 = run_deblur(
+        mixed, "-o", one, "--model", checkpoint, "-q", *lossless, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    r2 = run_deblur(mixed, "-o", many, "--model", checkpoint, "-q", *lossless, "--cluster", cluster.address)
     assert r1.returncode == r2.returncode == 1, r2.stderr
     assert "bad.png" in r2.stderr and "not a readable image" in r2.stderr
     for name in ("p00.png", "p01.png", "p02.png", "deep.tif"):
         assert (one / name).read_bytes() == (many / name).read_bytes(), name
     frames_one, frames_many = decoded_frames(one / "clip.mkv"), decoded_frames(many / "clip.mkv")
-    assert len(frames_one) == len(frames_many) == 6
+    assert len(frames_one) == len(frames_many) == 15
     assert all(np.array_equal(a, b) for a, b in zip(frames_one, frames_many))
     assert probe(many / "clip.mkv")["pts"] == probe(one / "clip.mkv")["pts"] == probe(mixed / "clip.mkv")["pts"]
     assert stream_packets(many / "clip.mkv")[1:] == stream_packets(one / "clip.mkv")[1:]  # the audio, as copied
@@ -88,10 +93,12 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     ]
     workers = {f["worker"] for f in rec_many["files"]}
     assert all(f["node"] and f["worker"] for f in rec_many["files"]) and len(workers) == 2
-    assert rec_many["videos"][0]["frames"] == 6 and len(rec_many["cluster"]["workers"]) == 2
+    assert rec_many["videos"][0]["frames"] == 15 and len(rec_many["cluster"]["workers"]) == 2
+    assert any("keyframe segments" in s for s in rec_many["videos"][0]["streams"])  # cut, not streamed
+    assert not list(many.glob(".*algnet-segments*"))
     # resumed: every finished output is kept as it is, and only the bad file is tried again
     before = {p.name: p.stat().st_mtime_ns for p in many.iterdir()}
-    r3 = run_deblur(mixed, "-o", many, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    r3 = run_deblur(mixed, "-o", many, "--model", checkpoint, "-q", *lossless, "--cluster", cluster.address)
     assert r3.returncode == 1
     rec = json.loads((many / "algnet-run.json").read_text())
     assert sorted(f["status"] for f in rec["files"]) == ["failed"] + ["skipped"] * 4
@@ -140,6 +147,28 @@ def test_sigint_to_the_driver_leaves_no_partial_file_and_a_rerun_finishes(tmp_pa
     rec = json.loads((out / "algnet-run.json").read_text())
     assert sum(f["status"] == "skipped" for f in rec["files"]) == len(done)
     assert len(list(out.glob("*.png"))) == 8
+
+
+def test_an_interrupted_video_resumes_from_its_finished_segments(tmp_path, cluster, checkpoint):
+    src = tmp_path / "in" / "long.mp4"
+    src.parent.mkdir()
+    pts = [i * 40 for i in range(48)]
+    make_video(src, 320, 240, pts, audio="aac", options={"g": "4", "keyint_min": "4", "sc_threshold": "0"})
+    out = tmp_path / "out"
+    folder = out / ".long.mp4.algnet-segments"
+    run = start_deblur(src, "-o", out, "--model", checkpoint, "--cluster", cluster.address)
+    deadline = time.monotonic() + 120
+    while not list(folder.glob("0*.mp4")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    assert run.wait(timeout=120) == 130
+    kept = list(folder.glob("0*.mp4"))
+    assert kept and not (out / "long.mp4").exists() and not _temps(out)
+    r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    assert r.returncode == 0, r.stderr
+    assert probe(out / "long.mp4")["pts"] == probe(src)["pts"] and not folder.exists()
+    rec = json.loads((out / "algnet-run.json").read_text())["videos"][0]
+    assert any(f"{len(kept)} of" in s and "kept from an interrupted run" in s for s in rec["streams"])
 
 
 def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster, checkpoint):

@@ -1,0 +1,123 @@
+"""Videos on a cluster: keyframe segments deblurred and encoded by the workers, joined by the driver.
+
+Finished segments are kept in a hidden folder beside the output (``.NAME.algnet-segments``) until the
+join, so an interrupted run resumes from them; the folder goes once the video is complete. A video
+that cannot be cut at keyframes (one keyframe, no timestamps), and frame folders (``--frames-out``),
+are processed by the driver with their frames spread over the workers instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..batch.plan import Job, Plan
+from ..batch.videos import VideoEvents, run_one
+from ..errors import AlgnetError
+from ..video import VideoReport, partial_path, probe_header
+from ..video.segments import index_segments, join_segments
+from .driver import ClusterRestorer, WorkerPool, schedule
+
+#: segments per worker: enough to balance uneven segments, few enough to keep the joins cheap
+SEGMENTS_PER_WORKER = 2
+
+
+def run_videos_on(pool: WorkerPool, plan: Plan, events: VideoEvents) -> list[VideoReport]:
+    """Every video job of ``plan`` on the pool, in order; a video that cannot be processed is a failed report."""
+    reports = []
+    restorer = ClusterRestorer(pool)
+    for job in plan.videos:
+        if plan.request.output.skip_existing and job.output_exists():
+            report = VideoReport(str(job.src), str(job.dst), status="skipped")
+        elif job.kind == "frames":
+            report = run_one(job, plan, restorer, events)
+        else:
+            try:
+                report = _segmented(pool, job, plan, events)
+            except AlgnetError as e:
+                report = VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
+            if report is None:  # not cut: frames spread over the workers instead
+                report = run_one(job, plan, restorer, events)
+        events.video_done(report)
+        reports.append(report)
+    return reports
+
+
+def segments_folder(dst: Path) -> Path:
+    return dst.parent / f".{dst.name}.algnet-segments"
+
+
+def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> VideoReport | None:
+    encode = plan.request.video.encode
+    segments = index_segments(job.src, SEGMENTS_PER_WORKER * pool.size)
+    if not segments:
+        return None
+    partial_path(job.dst).unlink(missing_ok=True)  # superseded by this run
+    folder = _prepare_folder(job, encode, segments)
+    parts = [folder / f"{s.index:05d}{job.dst.suffix}" for s in segments]
+    report = VideoReport(str(job.src), str(job.dst), frames_expected=sum(s.frames for s in segments))
+    events.video_start(report)
+    todo = [i for i, part in enumerate(parts) if not part.exists()]
+    for _ in range(sum(segments[i].frames for i in range(len(parts)) if i not in todo)):
+        report.frames += 1
+        events.video_frame(report)
+    failures: list[str] = []
+
+    def done(k: int, pts: list[int]) -> None:
+        for _ in pts:
+            report.frames += 1
+            events.video_frame(report)
+
+    def submit(actor, i: int):
+        return actor.segment.remote(str(job.src.absolute()), segments[i], str(parts[i].absolute()), encode)
+
+    try:
+        schedule(pool, todo, submit, done, lambda k, why: failures.append(f"segment {todo[k] + 1}: {why}"))
+    except KeyboardInterrupt:
+        finished = sum(p.exists() for p in parts)
+        events.message(
+            f"interrupted; {finished} of {len(parts)} segments of {job.src} kept in {folder}, rerun to resume"
+        )
+        raise
+    if failures:
+        return VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: {failures[0]}")
+    report.frames = 0
+    join_segments(job.src, parts, job.dst, report, container_format=None)
+    _describe(report, job, encode, len(parts))
+    if len(todo) < len(parts):
+        report.streams.append(f"video: {len(parts) - len(todo)} of {len(parts)} segments kept from an interrupted run")
+    shutil.rmtree(folder, ignore_errors=True)
+    return report
+
+
+def _prepare_folder(job: Job, encode, segments) -> Path:
+    """The segments folder, emptied when it holds segments of another source, cut or encoding."""
+    folder = segments_folder(job.dst)
+    st = job.src.stat()
+    key = {
+        "source": str(job.src.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "encode": [encode.codec, encode.crf, encode.pix_fmt],
+        "segments": [[s.start, s.end, s.frames] for s in segments],
+    }
+    manifest = folder / "manifest.json"
+    try:
+        same = json.loads(manifest.read_text()) == key
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        manifest.write_text(json.dumps(key))
+    return folder
+
+
+def _describe(report: VideoReport, job: Job, encode, parts: int) -> None:
+    from ..video import encoder_name
+
+    info = probe_header(job.dst)
+    report.size, report.fps = info["size"], info["fps"]
+    report.codec = encoder_name(encode.codec)
+    report.streams.append(f"video: {parts} keyframe segments, encoded on the cluster's workers")
