@@ -12,11 +12,14 @@ from algnet_cli.model import ALGNetConfig
 from algnet_cli.model.checkpoint import load_checkpoint
 from algnet_cli.train.datasets import PairedFolder, SyntheticPairs
 from algnet_cli.train.kernels import (
+    LONG_MIX,
+    REAL_MIX,
     centre_of_mass,
     disk_kernel,
     gaussian_kernel,
     line_kernel,
     random_kernel,
+    shake_defocus_kernel,
     trajectory_kernel,
 )
 from algnet_cli.train.loop import TrainConfig, Trainer
@@ -26,7 +29,7 @@ TINY = ALGNetConfig(
 ).to_dict()
 
 
-@pytest.mark.parametrize("make", [trajectory_kernel, line_kernel, disk_kernel, gaussian_kernel])
+@pytest.mark.parametrize("make", [trajectory_kernel, line_kernel, disk_kernel, gaussian_kernel, shake_defocus_kernel])
 def test_kernels_sum_to_one_and_are_centred(make):
     for seed in range(12):
         k = make(np.random.default_rng(seed), 31)
@@ -40,6 +43,27 @@ def test_kernels_sum_to_one_and_are_centred(make):
 def test_kernel_mix_covers_every_kind():
     kinds = {random_kernel(np.random.default_rng(s))[0] for s in range(200)}
     assert kinds == {"trajectory", "line", "disk", "gaussian", "identity"}
+
+
+def test_long_motion_kernels_span_33_to_64_pixels():
+    for seed in range(30):
+        kind, k = random_kernel(np.random.default_rng(seed), 67, LONG_MIX)
+        ys, xs = np.nonzero(k > 0)
+        extent = max(np.ptp(ys), np.ptp(xs))
+        assert kind in ("long_trajectory", "long_line") and 32 <= extent <= 66, (kind, extent)
+        assert abs(float(k.sum()) - 1.0) < 1e-5
+
+
+def test_real_degradations_blur_harder_and_keep_the_target(photos):
+    classic = SyntheticPairs(photos, patch=64, seed=5)
+    real = SyntheticPairs(photos, patch=64, seed=5, max_kernel=67, mix=REAL_MIX, realistic=True)
+    kinds = {random_kernel(np.random.default_rng(s), 67, REAL_MIX)[0] for s in range(300)}
+    assert {"long_trajectory", "shake_defocus"} <= kinds
+    gap = [float((real[i][0] - real[i][1]).abs().mean()) for i in range(16)]
+    base = [float((classic[i][0] - classic[i][1]).abs().mean()) for i in range(16)]
+    assert np.mean(gap) > np.mean(base)
+    for i in range(4):
+        assert 0 <= real[i][0].min() and real[i][0].max() <= 1 and real[i][1].shape == (3, 64, 64)
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,13 @@ def train(
     max_minutes: Annotated[
         Optional[float], typer.Option(help="Stop after this much training time (the cosine decay then follows time).")
     ] = None,
+    degradations: Annotated[
+        str,
+        typer.Option(
+            help="classic (motion up to 31 px, defocus) or real (motion up to 64 px, shake through defocus, "
+            "highlights above white, higher ISO noise)."
+        ),
+    ] = "classic",
     quiet: Quiet = False,
 ) -> None:
     """Train ALGNet on synthetic blur (--photos) or real pairs (--paired); rerun to resume.
@@ -65,6 +72,8 @@ def train(
         raise UsageError("give exactly one of --photos (synthetic blur) or --paired (GoPro layout)")
     if patch % 16:
         raise UsageError("--patch must be a multiple of 16")
+    if degradations not in ("classic", "real"):
+        raise UsageError("--degradations must be classic or real")
     try:
         n = [int(v) for v in blocks.split(",")]
         config = ALGNetConfig(
@@ -89,6 +98,7 @@ def train(
         workers=workers,
         max_minutes=max_minutes,
         device=device,
+        degradations=degradations,
     )
     trainer = Trainer(cfg)
     if trainer.step:

@@ -50,6 +50,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
         jpeg_prob: float = 0.3,
         min_detail: float = 0.015,
         mix=None,
+        realistic: bool = False,
     ):
         if isinstance(photos, Path):
             photos = sorted(p for p in photos.rglob("*") if is_image_path(p))
@@ -63,6 +64,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
         self.weights = areas / areas.sum()
         self.patch, self.length, self.seed = patch, length, seed
         self.max_kernel, self.jpeg_prob, self.min_detail, self.mix = max_kernel, jpeg_prob, min_detail, mix
+        self.realistic = realistic
 
     def __len__(self) -> int:
         return self.length
@@ -85,7 +87,9 @@ class SyntheticPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, int(i)])
-        blurred, sharp, _ = make_pair(self._region(rng), rng, self.patch, self.max_kernel, self.jpeg_prob, self.mix)
+        blurred, sharp, _ = make_pair(
+            self._region(rng), rng, self.patch, self.max_kernel, self.jpeg_prob, self.mix, self.realistic
+        )
         blurred, sharp = _augment(rng, blurred, sharp)
         return _to_tensor(blurred), _to_tensor(sharp)
 

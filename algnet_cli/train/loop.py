@@ -43,6 +43,9 @@ class TrainConfig:
     workers: int = 0
     device: str = "auto"
     max_minutes: float | None = None  # stop (save, export) after this much training time; the cosine follows time
+    degradations: str = (
+        "classic"  # classic: motion <= 31 px, defocus; real: motion <= 64 px, shake + defocus, highlights, ISO
+    )
 
 
 def multiscale_loss(outs: list[torch.Tensor], sharp: torch.Tensor, fft_weight: float) -> torch.Tensor:
@@ -72,6 +75,10 @@ def _dataset(cfg: TrainConfig, seed: int, photos: str | None, length: int):
 
     if cfg.paired and photos is cfg.photos:
         return PairedFolder(Path(cfg.paired), cfg.patch, length, seed)
+    if cfg.degradations == "real":
+        from .kernels import REAL_MIX
+
+        return SyntheticPairs(Path(photos), cfg.patch, length, seed, max_kernel=67, mix=REAL_MIX, realistic=True)
     return SyntheticPairs(Path(photos), cfg.patch, length, seed)
 
 

@@ -16,7 +16,6 @@ import io
 import json
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -134,6 +133,8 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    main(Path(sys.argv[1]))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", type=Path, help="where the train/ and val/ photos, manifest and attribution go")
+    main(ap.parse_args().folder)

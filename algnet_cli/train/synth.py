@@ -25,6 +25,14 @@ def blur_linear(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return linear_to_srgb(out).astype(np.float32)
 
 
+def _blur_lin(lin: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve a linear-light image (values may exceed 1) and clip to the sensor's white."""
+    import cv2
+
+    out = cv2.filter2D(lin.astype(np.float32), -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT)
+    return np.clip(out, 0.0, 1.0)
+
+
 def make_pair(
     sharp_region: np.ndarray,
     rng: np.random.Generator,
@@ -32,8 +40,12 @@ def make_pair(
     max_kernel: int = 31,
     jpeg_prob: float = 0.3,
     mix=None,
+    realistic: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(blurred, sharp, kernel kind) of one patch, both (patch, patch, 3) float32 in [0, 1].
+
+    ``realistic``: some patches get highlights above white before the blur (clipped after, as a
+    sensor does) and the noise of a higher ISO.
 
     ``sharp_region`` is uint8 (patch + 2 * margin) square around the patch, so the patch's borders
     are blurred by real neighbours; margin = max_kernel // 2 + 1.
@@ -44,8 +56,15 @@ def make_pair(
     kind, k = random_kernel(rng, max_kernel, **kw)
     m = (sharp_region.shape[0] - patch) // 2
     region = sharp_region.astype(np.float32) / 255.0
-    blurred = srgb_to_linear(blur_linear(region, k))
+    if realistic and rng.uniform() < 0.3:  # highlights brighter than white smear into streaks, as in real shots
+        lin = srgb_to_linear(region)
+        lin = np.where(lin > 0.85, lin * rng.uniform(1.5, 4.0), lin)
+        blurred = _blur_lin(lin, k)
+    else:
+        blurred = srgb_to_linear(blur_linear(region, k))
     a, b = rng.uniform(0, 0.004), rng.uniform(0, 2e-5)  # Poisson-Gaussian, in linear light
+    if realistic and rng.uniform() < 0.3:  # higher ISO
+        a, b = rng.uniform(0.004, 0.02), rng.uniform(2e-5, 2e-4)
     blurred = blurred + np.sqrt(np.maximum(a * blurred + b, 0)) * rng.standard_normal(blurred.shape).astype(np.float32)
     blurred8 = np.clip(np.round(linear_to_srgb(blurred) * 255), 0, 255).astype(np.uint8)
     if rng.uniform() < jpeg_prob:
