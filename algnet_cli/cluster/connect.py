@@ -56,6 +56,7 @@ def connect(options: ClusterOptions):
         kwargs.update(include_dashboard=False, _temp_dir=temp)
         ray.init(**kwargs)
     else:
+        _check_reachable(options.address)
         try:
             ray.init(address=options.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -64,3 +65,17 @@ def connect(options: ClusterOptions):
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that does not answer is a one-line error, not minutes of retries."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UsageError(f"--cluster {address}: no Ray cluster answers there ({e.strerror or e})") from None

@@ -59,3 +59,18 @@ def test_workers_without_cluster_is_a_usage_error(tmp_path):
     folder, model = _folder(tmp_path)
     r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "--workers", "2")
     assert r.stdout.split()[-1] == "2" and "--workers only applies with --cluster" in r.stderr
+
+
+def test_an_address_where_no_cluster_answers_is_a_one_line_error(tmp_path):
+    import socket
+
+    import pytest
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder, model = _folder(tmp_path)
+    r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "--cluster", f"127.0.0.1:{port}")
+    assert r.stdout.split()[-1] == "2" and "no Ray cluster answers there" in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
