@@ -1,9 +1,11 @@
 """--cluster at the edges: the single-machine path never imports Ray; without Ray the flag says how to get it."""
 
+import socket
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from helpers.cli import write_tiny_checkpoint
 from PIL import Image
 
@@ -62,10 +64,6 @@ def test_workers_without_cluster_is_a_usage_error(tmp_path):
 
 
 def test_an_address_where_no_cluster_answers_is_a_one_line_error(tmp_path):
-    import socket
-
-    import pytest
-
     pytest.importorskip("ray")
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
