@@ -269,7 +269,8 @@ def _reason(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     for ln in reversed(lines):
         if "Error" in ln and ":" in ln and not ln.startswith(("File ", "Traceback")):
-            return ln[:300]
+            kind, _, message = ln.partition(": ")
+            return (message if kind.startswith("algnet_cli.errors.") else ln)[:300]
     return lines[0][:300] if lines else type(e).__name__
 
 
