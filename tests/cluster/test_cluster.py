@@ -197,3 +197,13 @@ def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster,
     assert status["poison.png"].status == "failed" and "crashed 2 workers" in status["poison.png"].error
     assert status["p00.png"].status == status["p02.png"].status == "done"
     assert not _temps(tmp_path / "out")
+
+
+def test_a_model_no_worker_can_load_is_one_line(tmp_path, cluster):
+    _photos(tmp_path / "in", 1, size=48)
+    missing = tmp_path / "missing.safetensors"
+    r = run_deblur(tmp_path / "in", "-o", tmp_path / "out", "--model", missing, "--cluster", cluster.address)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("algnet:")]
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert "no cluster worker could load the model" in lines[0] and f"{missing}: no such file" in lines[0]
+    assert not (tmp_path / "out" / "p00.png").exists()
