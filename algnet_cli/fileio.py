@@ -48,6 +48,18 @@ def _owner_alive(host: str, pid: int) -> bool:
     return True
 
 
+def remove_temps_of(folders: Iterable[Path], host: str, pid: int) -> int:
+    """Remove the temporary files of one process (of a worker known to be dead) from ``folders``."""
+    prefix = f"{TEMP_PREFIX}{re.sub(r'[^A-Za-z0-9_.-]', '_', host) or 'host'}~{pid}~"
+    removed = 0
+    for folder in folders:
+        if folder.is_dir():
+            for t in folder.glob(prefix + "*"):
+                t.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def stale_temps(folders: Iterable[Path]) -> list[Path]:
     """Temporary files in ``folders`` left by processes that are gone.
 

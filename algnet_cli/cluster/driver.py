@@ -50,6 +50,9 @@ class WorkerPool:
         self.idle: deque = deque()
         self.busy = 0
         self.places: dict[str, dict] = {}
+        self.place_of: dict[int, dict] = {}  # id(actor handle) -> where it runs
+        self.dead: list[dict] = []  # places of workers that died
+        self.output_folders: list[Path] = []  # where workers write: cleaned of a dead worker's temporaries
         self.start_error: str | None = None
         for _ in range(self.size):
             self._spawn()
@@ -74,6 +77,7 @@ class WorkerPool:
                 self.start_error = _reason(e)
                 continue
             self.places[place["worker"]] = place
+            self.place_of[id(actor)] = place
             self.idle.append(actor)
 
     def wait_ready(self) -> None:
@@ -93,10 +97,22 @@ class WorkerPool:
         self.idle.append(actor)
 
     def lost(self, actor) -> None:
-        """A worker died (its process, or its node): start another in its place where there is room."""
+        """A worker died (its process, or its node): its temporary files go, and another worker starts
+        in its place where there is room."""
         self.busy -= 1
         self.ray.kill(actor)
+        place = self.place_of.get(id(actor))
+        if place is not None:
+            self.dead.append(place)
+            self.clean_up()
         self._spawn()
+
+    def clean_up(self) -> None:
+        """Remove what dead workers were writing when they died (their temporaries, on shared storage)."""
+        from ..fileio import remove_temps_of
+
+        for place in self.dead:
+            remove_temps_of(self.output_folders, place["host"], place["pid"])
 
     def describe_run(self) -> dict:
         self.wait_ready()
@@ -279,8 +295,12 @@ def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events:
 
     ``model``: the :class:`~algnet_cli.api.Deblurrer` arguments, resolved by each worker on its node.
     """
+    from ..batch.plan import output_folders
+    from .videos import segments_folder
+
     with connect(options) as ray:
         pool = WorkerPool(ray, model, options)
+        pool.output_folders = output_folders(plan) + [segments_folder(j.dst) for j in plan.videos]
         pool.wait_ready()
         restorer = ClusterRestorer(pool)
 
@@ -292,4 +312,7 @@ def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events:
 
             return run_videos_on(pool, plan, events)
 
-        return execute(plan, restorer, events, run_stills=run_stills, run_movies=run_movies)
+        try:
+            return execute(plan, restorer, events, run_stills=run_stills, run_movies=run_movies)
+        finally:
+            pool.clean_up()
