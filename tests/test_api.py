@@ -33,6 +33,9 @@ def test_the_descriptor_says_what_was_loaded_and_how_it_runs(checkpoint, deblurr
         d.scan_backend = "fused"  # frozen
     model = load_model(checkpoint, scan="auto")
     assert model.descriptor.scan_backend in ("fused", "chunked") and model.descriptor.tlc_size is None
+    from algnet_cli import model as model_layer
+
+    assert model_layer.load_model is load_model  # loading has one home: the model layer
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,17 @@
-"""The ALGNet network (torch and ops only)."""
+"""The ALGNet network, its configuration, and loading it for inference with its descriptor."""
 
 from .algnet import ALGNet, restore
 from .config import DEFAULT, NAFNET_STYLE, ALGNetConfig
+from .load import ModelDescriptor, describe, load, load_model
 
-__all__ = ["ALGNet", "ALGNetConfig", "DEFAULT", "NAFNET_STYLE", "restore"]
+__all__ = [
+    "ALGNet",
+    "ALGNetConfig",
+    "DEFAULT",
+    "ModelDescriptor",
+    "NAFNET_STYLE",
+    "describe",
+    "load",
+    "load_model",
+    "restore",
+]
