@@ -2,7 +2,7 @@
 
 from .algnet import ALGNet, restore
 from .config import DEFAULT, NAFNET_STYLE, ALGNetConfig
-from .load import ModelDescriptor, describe, load, load_model
+from .load import ModelDescriptor, load_model
 
 __all__ = [
     "ALGNet",
