@@ -10,8 +10,6 @@ __all__ = [
     "DEFAULT",
     "ModelDescriptor",
     "NAFNET_STYLE",
-    "describe",
-    "load",
     "load_model",
     "restore",
 ]
