@@ -11,20 +11,24 @@ import math
 import numpy as np
 
 
-def _splat(points: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear splat of equally weighted complex points onto a size x size canvas, normalised.
+def _splat(points: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Bilinear splat of complex points (equally weighted, or by ``weights``) onto a size x size
+    canvas, normalised.
 
-    The points are first moved so that their mean lands on the centre pixel; bilinear splatting
-    keeps the mean, so the kernel's centre of mass is exactly the centre.
+    The points are first moved so that their (weighted) mean lands on the centre pixel; bilinear
+    splatting keeps the mean, so the kernel's centre of mass is exactly the centre.
     """
     c = (size - 1) / 2
-    pts = points - points.mean() + complex(c, c)
+    mean = points.mean() if weights is None else (points * weights).sum() / weights.sum()
+    pts = points - mean + complex(c, c)
     k = np.zeros((size, size), dtype=np.float64)
     x, y = pts.real, pts.imag
     x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
     fx, fy = x - x0, y - y0
     for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        np.add.at(k, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), w)
+        np.add.at(
+            k, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), w if weights is None else w * weights
+        )
     return (k / k.sum()).astype(np.float32)
 
 
@@ -61,9 +65,8 @@ def trajectory_kernel(
         # the canvas is centred on the path's mean, so it must hold twice the farthest reach from it
         x = x - x.mean()
         reach = 2 * max(np.abs(x.real).max(), np.abs(x.imag).max())
-        target = rng.uniform(min_length, max_size - 3)
-        x *= min(target / extent, (max_size - 3) / reach)
-        return _splat(x, min(max_size, _canvas(2 * max(np.abs(x.real).max(), np.abs(x.imag).max()))))
+        scale = min(rng.uniform(min_length, max_size - 3) / extent, (max_size - 3) / reach)
+        return _splat(x * scale, min(max_size, _canvas(reach * scale)))
     if extent > max_size - 3:  # keep inside the canvas
         x *= (max_size - 3) / extent
         extent = max_size - 3
@@ -116,18 +119,7 @@ def shake_defocus_kernel(rng: np.random.Generator, max_size: int = 31) -> np.nda
 def _recentre(k: np.ndarray) -> np.ndarray:
     """A kernel moved by whole and fractional pixels so that its centre of mass is its centre pixel."""
     yy, xx = np.nonzero(k > 0)
-    pts = (xx + 1j * yy).astype(np.complex128)
-    size = max(k.shape) + 2 | 1
-    c = (size - 1) / 2
-    weights = k[yy, xx]
-    shift = complex(c, c) - (pts * weights).sum() / weights.sum()
-    out = np.zeros((size, size), np.float64)
-    x, y = pts.real + shift.real, pts.imag + shift.imag
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    fx, fy = x - x0, y - y0
-    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        np.add.at(out, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), w * weights)
-    return (out / out.sum()).astype(np.float32)
+    return _splat((xx + 1j * yy).astype(np.complex128), max(k.shape) + 2 | 1, k[yy, xx])
 
 
 #: (kind, probability)

@@ -16,21 +16,23 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
-def blur_linear(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Convolve an sRGB float image (H, W, 3) in [0, 1] with a kernel in linear light; returns sRGB float."""
+def _convolve(lin: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """A true convolution (not correlation) of a float32 image with a kernel, borders reflected."""
     import cv2
 
-    lin = srgb_to_linear(img.astype(np.float32))
-    out = cv2.filter2D(lin, -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT)  # a true convolution
-    return linear_to_srgb(out).astype(np.float32)
+    return cv2.filter2D(
+        lin.astype(np.float32, copy=False), -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT
+    )
+
+
+def blur_linear(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve an sRGB float image (H, W, 3) in [0, 1] with a kernel in linear light; returns sRGB float."""
+    return linear_to_srgb(_convolve(srgb_to_linear(img.astype(np.float32)), kernel)).astype(np.float32)
 
 
 def _blur_lin(lin: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve a linear-light image (values may exceed 1) and clip to the sensor's white."""
-    import cv2
-
-    out = cv2.filter2D(lin.astype(np.float32), -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT)
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(_convolve(lin, kernel), 0.0, 1.0)
 
 
 def make_pair(
