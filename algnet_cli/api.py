@@ -110,15 +110,15 @@ class Deblurrer:
 
     def describe_run(self) -> dict:
         """The model as loaded and the runner's settings and totals, for a run record."""
-        o = self.runner.options
+        o, totals = self.runner.options, self.runner.totals
         return {
             "model": self.descriptor.to_dict(),
             "device": str(self.runner.device),
             "precision": self.runner.precision_name,
             "scan_backend": self.descriptor.scan_backend,
             "tiling": {"tile": "auto" if o.tile is None else o.tile, "overlap": o.tile_overlap},
-            **{k: v for k, v in self.runner.totals.to_dict().items() if k != "tiles"},
-            "fp32_fallbacks": self.runner.totals.fp32_fallbacks,
+            **({"oom_splits": totals.oom_splits} if totals.oom_splits else {}),
+            "fp32_fallbacks": totals.fp32_fallbacks,
             "versions": {"torch": torch.__version__},
         }
 

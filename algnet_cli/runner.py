@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -46,14 +46,12 @@ class RunReport:
     tiles: int = 0
     oom_splits: int = 0
     fp32_fallbacks: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def add(self, other: RunReport) -> RunReport:
         self.tile = self.tile or other.tile
         self.tiles += other.tiles
         self.oom_splits += other.oom_splits
         self.fp32_fallbacks += other.fp32_fallbacks
-        self.notes += [n for n in other.notes if n not in self.notes]
         return self
 
     def to_dict(self) -> dict:

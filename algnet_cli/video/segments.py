@@ -11,6 +11,7 @@ the source's time base, so the joined video has every frame and every timestamp 
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from ..errors import VideoError
 from ..fileio import commit_temp, make_temp
 from ..interrupts import shielded
-from .decode import Frame, Source, VideoReport, pyav
+from .decode import Frame, Source, VideoReport, main_video_stream, pyav
 from .encode import EncodeOptions, Sink, VideoWriter, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
@@ -40,24 +41,19 @@ def index_segments(src: str | Path, parts: int) -> list[Segment]:
     """
     av = pyav()
     with av.logging.Capture(), av.open(str(src)) as c:
-        from .decode import main_video_stream
-
         v = main_video_stream(c)
         packets = [(p.pts, p.is_keyframe) for p in c.demux(v) if p.size]
     if not packets or any(pts is None for pts, _ in packets):
         return []
     times = sorted(pts for pts, _ in packets)
     keys = sorted({pts for pts, key in packets if key and pts > times[0]})
-    before = {k: sum(1 for t in times if t < k) for k in keys}  # frames shown before each keyframe
+    before = {k: bisect_left(times, k) for k in keys}  # frames shown before each keyframe
     cuts = sorted(
         {min(keys, key=lambda k: abs(before[k] - j * len(times) / parts)) for j in range(1, parts)} if keys else set()
     )
     bounds = [None, *cuts, None]
-    segments = []
-    for i in range(len(bounds) - 1):
-        lo, hi = bounds[i], bounds[i + 1]
-        n = sum(1 for t in times if (lo is None or t >= lo) and (hi is None or t < hi))
-        segments.append(Segment(i, lo, hi, n))
+    first = [0, *(before[k] for k in cuts), len(times)]  # index of each segment's first frame, in time order
+    segments = [Segment(i, bounds[i], bounds[i + 1], first[i + 1] - first[i]) for i in range(len(bounds) - 1)]
     return segments if len(segments) > 1 else []
 
 
