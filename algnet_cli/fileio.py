@@ -18,8 +18,9 @@ LEGACY_TEMP_AGE_S = 24 * 3600
 _OWNER_RX = re.compile(r"^" + re.escape(TEMP_PREFIX) + r"(?P<host>[A-Za-z0-9_.-]+)~(?P<pid>\d+)~")
 
 
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+def _host(name: str | None = None) -> str:
+    """A host name (this machine's by default) as it stands in temporary file names."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname() if name is None else name) or "host"
 
 
 def temp_prefix() -> str:
@@ -50,7 +51,7 @@ def _owner_alive(host: str, pid: int) -> bool:
 
 def remove_temps_of(folders: Iterable[Path], host: str, pid: int) -> int:
     """Remove the temporary files of one process (of a worker known to be dead) from ``folders``."""
-    prefix = f"{TEMP_PREFIX}{re.sub(r'[^A-Za-z0-9_.-]', '_', host) or 'host'}~{pid}~"
+    prefix = f"{TEMP_PREFIX}{_host(host)}~{pid}~"
     removed = 0
     for folder in folders:
         if folder.is_dir():

@@ -23,15 +23,20 @@ class VideoEvents:
     def message(self, text: str) -> None: ...
 
 
-def run_videos(plan: Plan, deblurrer, events: VideoEvents) -> list[VideoReport]:
-    """Every video job of ``plan``, in order; a video that cannot be processed is a failed report."""
+def run_videos(plan: Plan, deblurrer, events: VideoEvents, run_job=None) -> list[VideoReport]:
+    """Every video job of ``plan``, in order; a video that cannot be processed is a failed report.
+
+    ``run_job(job, plan, deblurrer, events)`` processes one job whose output is not skipped
+    (default :func:`run_one`; a cluster cuts videos into segments instead).
+    """
+    run_job = run_job or run_one
     reports = []
     skip = plan.request.output.skip_existing
     for job in plan.videos:
         if skip and job.output_exists():
             report = VideoReport(str(job.src), str(job.dst), status="skipped")
         else:
-            report = run_one(job, plan, deblurrer, events)
+            report = run_job(job, plan, deblurrer, events)
         events.video_done(report)
         reports.append(report)
     return reports

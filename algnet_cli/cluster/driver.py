@@ -137,43 +137,23 @@ class ClusterRestorer:
         return self.batch[(height, width)]
 
     def deblur_many(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        chunks = deque(_split(list(range(len(frames))), max(1, self.pool.live() + len(self.pool.starting))))
+        """Same-size frames in contiguous chunks, one per worker, through :func:`schedule`."""
+        chunks = _split(list(range(len(frames))), max(1, self.pool.live() + len(self.pool.starting)))
         out: list[np.ndarray | None] = [None] * len(frames)
-        running: dict = {}
-        crashes: Counter = Counter()
-        while chunks or running:
-            self.pool.poll()
-            while chunks and self.pool.idle:
-                chunk = chunks.popleft()
-                actor = self.pool.take()
-                running[actor.frames.remote([frames[i] for i in chunk])] = (chunk, actor)
-            if not running:
-                self._wait_for_a_worker()
-                continue
-            done, _ = self.pool.ray.wait(list(running), num_returns=1, timeout=1.0)
-            for ref in done:
-                chunk, actor = running.pop(ref)
-                try:
-                    results = self.pool.ray.get(ref)
-                except self.pool.ray.exceptions.RayActorError as e:
-                    self.pool.lost(actor)
-                    crashes[chunk[0]] += 1
-                    if crashes[chunk[0]] >= self.pool.options.max_crashes:
-                        raise VideoError(
-                            f"frames {chunk[0] + 1}-{chunk[-1] + 1}",
-                            f"crashed {crashes[chunk[0]]} workers ({_reason(e)})",
-                        ) from None
-                    chunks.appendleft(chunk)
-                    continue
-                self.pool.give_back(actor)
-                for i, r in zip(chunk, results, strict=True):
-                    out[i] = r
-        return out
+        failures: list[tuple[list[int], str]] = []
 
-    def _wait_for_a_worker(self) -> None:
-        if not self.pool.starting:
-            raise AlgnetError("no cluster worker left")
-        self.pool.wait_ready()
+        def done(k: int, results: list[np.ndarray]) -> None:
+            for i, r in zip(chunks[k], results, strict=True):
+                out[i] = r
+
+        def submit(actor, chunk: list[int]):
+            return actor.frames.remote([frames[i] for i in chunk])
+
+        schedule(self.pool, chunks, submit, done, lambda k, why: failures.append((chunks[k], why)))
+        if failures:
+            chunk, why = failures[0]
+            raise VideoError(f"frames {chunk[0] + 1}-{chunk[-1] + 1}", why)
+        return out
 
     def describe_run(self) -> dict:
         return self.pool.describe_run()
@@ -187,11 +167,13 @@ def _split(items: list, parts: int) -> list[list]:
 def schedule(pool: WorkerPool, tasks: list, submit, on_result, on_failure) -> None:
     """Each task on an idle worker, one at a time per worker: ``submit(actor, task)`` starts it,
     ``on_result(i, result)`` or ``on_failure(i, reason)`` reports task ``i``. A task whose worker dies
-    goes to another; one that kills ``max_crashes`` workers fails. On an interrupt, nothing new starts
+    goes to another; one that kills ``max_crashes`` workers fails, and so do the tasks left when no
+    worker is alive and none has started within ``STARTUP_TIMEOUT_S``. On an interrupt, nothing new starts
     and the tasks in the workers' hands finish (reported), then KeyboardInterrupt is raised."""
     queue: deque[int] = deque(range(len(tasks)))
     running: dict = {}
     crashes: Counter = Counter()
+    idle_since: float | None = None  # when the last worker was lost, while replacements start
     try:
         while queue or running:
             pool.poll()
@@ -200,12 +182,14 @@ def schedule(pool: WorkerPool, tasks: list, submit, on_result, on_failure) -> No
                 actor = pool.take()
                 running[submit(actor, tasks[i])] = (i, actor)
             if not running:
-                if not pool.starting:
+                idle_since = idle_since or time.monotonic()
+                if not pool.starting or time.monotonic() - idle_since > STARTUP_TIMEOUT_S:
                     for i in queue:
                         on_failure(i, "no cluster worker left to run it")
                     return
                 pool.poll(timeout=1.0)
                 continue
+            idle_since = None
             _collect(pool, running, queue, crashes, on_result, on_failure, timeout=1.0)
     except KeyboardInterrupt:
         while running:

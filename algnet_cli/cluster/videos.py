@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 from ..batch.plan import Job, Plan
-from ..batch.videos import VideoEvents, run_one
+from ..batch.videos import VideoEvents, run_one, run_videos
 from ..errors import AlgnetError
-from ..video import VideoReport, partial_path, probe_header
+from ..video import VideoReport, partial_path
 from ..video.segments import index_segments, join_segments
 from .driver import ClusterRestorer, WorkerPool, schedule
 
@@ -25,23 +25,19 @@ SEGMENTS_PER_WORKER = 2
 
 def run_videos_on(pool: WorkerPool, plan: Plan, events: VideoEvents) -> list[VideoReport]:
     """Every video job of ``plan`` on the pool, in order; a video that cannot be processed is a failed report."""
-    reports = []
-    restorer = ClusterRestorer(pool)
-    for job in plan.videos:
-        if plan.request.output.skip_existing and job.output_exists():
-            report = VideoReport(str(job.src), str(job.dst), status="skipped")
-        elif job.kind == "frames":
+
+    def run_job(job: Job, plan: Plan, restorer, events: VideoEvents) -> VideoReport:
+        if job.kind == "frames":
+            return run_one(job, plan, restorer, events)
+        try:
+            report = _segmented(pool, job, plan, events)
+        except AlgnetError as e:
+            return VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
+        if report is None:  # not cut: frames spread over the workers instead
             report = run_one(job, plan, restorer, events)
-        else:
-            try:
-                report = _segmented(pool, job, plan, events)
-            except AlgnetError as e:
-                report = VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
-            if report is None:  # not cut: frames spread over the workers instead
-                report = run_one(job, plan, restorer, events)
-        events.video_done(report)
-        reports.append(report)
-    return reports
+        return report
+
+    return run_videos(plan, ClusterRestorer(pool), events, run_job)
 
 
 def segments_folder(dst: Path) -> Path:
@@ -84,7 +80,7 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
         return VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: {failures[0]}")
     report.frames = 0
     join_segments(job.src, parts, job.dst, report, container_format=None)
-    _describe(report, job, encode, len(parts))
+    _describe(report, encode, len(parts))
     if len(todo) < len(parts):
         report.streams.append(f"video: {len(parts) - len(todo)} of {len(parts)} segments kept from an interrupted run")
     shutil.rmtree(folder, ignore_errors=True)
@@ -114,10 +110,10 @@ def _prepare_folder(job: Job, encode, segments) -> Path:
     return folder
 
 
-def _describe(report: VideoReport, job: Job, encode, parts: int) -> None:
+def _describe(report: VideoReport, encode, parts: int) -> None:
+    """What the join cannot read off the segments: the encoder by name, and how the video was made.
+    (Size, rate and rotation are the source's, set by the join.)"""
     from ..video import encoder_name
 
-    info = probe_header(job.dst)
-    report.size, report.fps = info["size"], info["fps"]
     report.codec = encoder_name(encode.codec)
     report.streams.append(f"video: {parts} keyframe segments, encoded on the cluster's workers")

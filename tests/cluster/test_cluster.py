@@ -106,6 +106,28 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     assert all(p.stat().st_mtime_ns == before[p.name] for p in many.iterdir() if p.name != "algnet-run.json")
 
 
+def test_frames_streamed_through_the_workers_match_one_machine(tmp_path, cluster, checkpoint):
+    """--frames-out and a video with a single keyframe are not cut: their frames go to the workers."""
+    src = tmp_path / "one_gop.mkv"
+    make_video(src, 48, 32, [i * 40 for i in range(7)], codec="ffv1", pix_fmt="bgr0", audio=None)
+    one, many = tmp_path / "one", tmp_path / "many"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for args in (("--frames-out", one / "f"), ("-o", one / "v/", "--codec", "ffv1")):
+        assert run_deblur(src, "--model", checkpoint, "-q", *args, env=env).returncode == 0
+    for args in (("--frames-out", many / "f"), ("-o", many / "v/", "--codec", "ffv1")):
+        r = run_deblur(src, "--model", checkpoint, "-q", "--cluster", cluster.address, *args)
+        assert r.returncode == 0, r.stderr
+    frames = sorted(p.name for p in (one / "f" / "one_gop").iterdir())
+    assert len(frames) == 7 and frames == sorted(p.name for p in (many / "f" / "one_gop").iterdir())
+    for name in frames:
+        assert (one / "f" / "one_gop" / name).read_bytes() == (many / "f" / "one_gop" / name).read_bytes()
+    a, b = decoded_frames(one / "v" / "one_gop.mkv"), decoded_frames(many / "v" / "one_gop.mkv")
+    assert len(a) == len(b) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert probe(many / "v" / "one_gop.mkv")["pts"] == probe(src)["pts"]
+    rec = json.loads((many / "v" / "algnet-run.json").read_text())["videos"][0]
+    assert not any("keyframe segments" in s for s in rec.get("streams", []))  # streamed, not cut
+
+
 def test_a_lost_node_costs_no_output(tmp_path, cluster, checkpoint):
     _photos(tmp_path / "in", 8, size=160)
     out = tmp_path / "out"
