@@ -136,15 +136,3 @@ def test_overwrite_runs_everything_again(tmp_path):
     p = plan(_request(tmp_path / "in", output=tmp_path / "out", skip_existing=False))
     results = run_images(p.images, Inverter(), p.request.output)
     assert [r.status for r in results] == ["done"] and (tmp_path / "out" / "a.png").read_bytes() != b"old"
-
-
-def test_a_dead_processs_temporaries_are_removed_and_no_one_elses(tmp_path):
-    from algnet_cli.fileio import TEMP_PREFIX, remove_temps_of
-
-    dead = tmp_path / f"{TEMP_PREFIX}node-a~4242~x1.png"
-    other_pid = tmp_path / f"{TEMP_PREFIX}node-a~42~x2.png"
-    other_host = tmp_path / f"{TEMP_PREFIX}node-b~4242~x3.png"
-    for p in (dead, other_pid, other_host):
-        p.write_bytes(b"partial")
-    assert remove_temps_of([tmp_path, tmp_path / "missing"], "node-a", 4242) == 1
-    assert not dead.exists() and other_pid.exists() and other_host.exists()
