@@ -31,6 +31,7 @@ class FileResult:
     run: dict = field(default_factory=lambda: {"tiles": 0})
     notes: list[str] = field(default_factory=list)
     place: dict | None = None  # on a cluster: the node, host, process and worker that did it
+    image: dict | None = None  # the input as read: format, stored colour, bits, sample format, ...
 
     @property
     def tiles(self) -> int:
@@ -46,6 +47,7 @@ class FileResult:
             **self.run,
             **({"error": self.error} if self.error else {}),
             **({"notes": self.notes} if self.notes else {}),
+            **({"image": self.image} if self.image else {}),
             **(
                 {"node": self.place["node"], "worker": self.place["worker"], "host": self.place["host"]}
                 if self.place

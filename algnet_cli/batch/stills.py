@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..pipeline import Item, Pipeline
@@ -16,43 +16,55 @@ PREFETCH = 2
 
 @dataclass
 class Decoded:
-    """One input file as decoded: its first (or only) frame upright, all frames of a multi-frame file,
-    and the metadata and notes to carry to the output."""
+    """One input file as decoded (:class:`~algnet_cli.images.Opened`: every frame, upright, and its
+    description), and the notes to carry to the output."""
 
-    pixels: object  # numpy array, upright
-    meta: dict
-    frames: list | None = None  # every frame of a multi-page TIFF or an animation
-    how: object | None = None  # images.Frames: how to write them back
+    opened: object  # images.Opened
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def pixels(self):
+        return self.opened.frames[0]
+
+    @property
+    def frames(self) -> list | None:
+        return self.opened.frames if len(self.opened.frames) > 1 else None
 
 
 def load_image(job: Job, max_pixels: int | None = None) -> Decoded:
     """Decode ``job.src`` (every frame of a multi-frame file) after the header checks; see
-    :func:`~algnet_cli.images.read_image` for ``max_pixels``."""
-    from ..images import WRITABLE, probe_image, read_frames, read_image, read_metadata
+    :func:`~algnet_cli.images.open_image` for ``max_pixels``."""
+    from ..images import WRITABLE, open_image
 
     if job.dst.suffix.lower() not in WRITABLE:  # before decoding and the model, not after
         raise UsageError(f"{job.dst}: cannot write {job.dst.suffix or 'a file without a suffix'} images; use --format")
-    notes: list[str] = []
-    header = probe_image(job.src)
-    if header is not None and header.frames > 1:  # multi-page TIFF, animated WebP/GIF: every frame
-        frames, how = read_frames(job.src, max_pixels=max_pixels, notes=notes)
-        notes.append(f"{len(frames)} {how.kind}, each deblurred and written back")
-        pixels = frames[0]
-    else:
-        frames, how = None, None
-        pixels = read_image(job.src, max_pixels=max_pixels, notes=notes)
-    # metadata only once the size is known to be sane: Pillow decodes a PNG to find EXIF after IDAT
-    return Decoded(pixels, {**read_metadata(job.src), "notes": notes}, frames, how)
+    opened = open_image(job.src, max_pixels=max_pixels)
+    notes = list(opened.notes)
+    if len(opened.frames) > 1:
+        kind = opened.description.frames_kind or "frames"
+        notes.append(f"{len(opened.frames)} {kind}, each deblurred and written back")
+    return Decoded(opened, notes)
 
 
-def save_image(job: Job, out, decoded: Decoded, quality: int = 95) -> None:
-    """Write the result (a list of frames for a multi-frame input) atomically, metadata kept."""
-    from ..images import write_frames, write_image
+def output_format(job: Job) -> str | None:
+    """The format to write: the input's own (whatever its name says) when the output keeps the
+    input's suffix, else the one the output's name says."""
+    from ..images import format_of_suffix
 
-    if decoded.frames is not None:
-        write_frames(job.dst, out, decoded.how, quality=quality)
-    else:
-        write_image(job.dst, out, quality=quality, meta=decoded.meta)
+    if job.dst.suffix.lower() == job.src.suffix.lower():
+        return None
+    return format_of_suffix(job.dst)
+
+
+def save_image(job: Job, out, decoded: Decoded, quality: int = 95) -> list[str]:
+    """Write the result (a list of frames for a multi-frame input) atomically, as the input's
+    description says; the notes on whatever the output could not hold."""
+    from ..images import save_image as save
+
+    opened = decoded.opened
+    frames = out if isinstance(out, list) else [out]
+    return save(job.dst, frames, opened.description, quality=quality, fmt=output_format(job),
+                frame_descriptions=opened.frame_descriptions)  # fmt: skip
 
 
 def run_images(
@@ -73,7 +85,7 @@ def run_images(
 
     def save(item: Item) -> None:
         if item.run:  # not a skipped one
-            save_image(item.key, item.data[0], item.data[1], options.quality)
+            item.data[1].notes.extend(save_image(item.key, item.data[0], item.data[1], options.quality))
 
     pipeline = Pipeline(
         lambda batch: _restore(deblurrer, batch),
@@ -121,7 +133,8 @@ def _result(item: Item) -> FileResult:
     if item.data is not None:
         decoded = item.data[1]
         res.size = (decoded.pixels.shape[1], decoded.pixels.shape[0])
-        res.notes = list(decoded.meta.get("notes", []))
+        res.notes = list(dict.fromkeys(decoded.notes))
+        res.image = decoded.opened.description.summary()
     if item.report is not None:
         res.run = item.report.to_dict()
     if item.error is not None:

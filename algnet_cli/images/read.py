@@ -1,29 +1,111 @@
-"""Decoding images: bit depth, channels, alpha, EXIF orientation, multi-frame files, metadata.
+"""Decoding images by what they are: every pixel property read into one description.
 
-Pixels are decoded by OpenCV (PNG, JPEG, WebP, BMP) or tifffile (TIFF, every common compression
-through imagecodecs); Pillow reads headers, animations and the EXIF orientation. Arrays are H x W
-(grey) or H x W x C with C in 1..4, RGB(A) order, dtype uint8 or uint16 (float TIFFs come back as
-float32). The header is checked (:mod:`.probe`) before any pixel is decoded.
+A file is decoded only by the decoder of the format its bytes were identified as: OpenCV for PNG,
+JPEG, WebP and BMP pixels; tifffile for TIFF, its layout taken from the page's tags
+(photometric, planar configuration, extra samples, sample format, bits, colour map), never from
+the array's shape; Pillow for GIF, animations, EXIF orientation and metadata. Pixels come back
+upright as H x W (grey) or H x W x C (C in 2..4), uint8, uint16 or float32; the description
+(:class:`~.describe.ImageDescription`) keeps what writing needs to give the file back as it was.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ImageReadError
-from .probe import check_header, probe_image
+from .describe import ImageDescription
+from .identify import format_name, jpeg_info, suffix_matches, webp_lossless
+from .probe import ImageHeader, check_header, pillow_limit, probe_image
+from .tiff import read_tiff
 
 
-def _orientation(path: Path) -> int:
+@dataclass
+class Opened:
+    """An image file as decoded: every frame (pages of a TIFF, frames of an animation), upright;
+    the file's description (one per frame for TIFF pages), and notes on what reading changed."""
+
+    frames: list[np.ndarray]
+    description: ImageDescription
+    notes: list[str] = field(default_factory=list)
+    frame_descriptions: list[ImageDescription] | None = None
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.frames[0]
+
+    def description_of(self, i: int) -> ImageDescription:
+        return self.frame_descriptions[i] if self.frame_descriptions else self.description
+
+
+def open_image(path: str | Path, *, max_pixels: int | None = None, orient: bool = True) -> Opened:
+    """Decode an image file (all its frames) with its description.
+
+    Raises ImageReadError, naming the file and the reason, for missing, empty, damaged,
+    non-regular and over-limit files, for formats we do not read, and for sample formats the
+    model cannot take exactly. ``max_pixels``: the decoding limit over all frames (None:
+    :func:`~.probe.default_max_pixels`, 0: none).
+    """
+    path = Path(path)
+    header = probe_image(path)
+    check_header(path, header, max_pixels, frames=True)
+    notes: list[str] = []
+    if not suffix_matches(path, header.format) and path.suffix:
+        notes.append(f"the file is a {format_name(header.format)} named {path.suffix}; read as what it is")
+    pixels = header.width * header.height * header.frames
+    if header.format == "tiff":
+        frames, descs = read_tiff(path, notes)
+        opened = Opened(frames, descs[0], notes, descs if len(descs) > 1 else None)
+        orientation = _tiff_orientation(path)
+    elif header.format == "gif" or header.frames > 1:
+        opened = _read_animation(path, header, notes, pixels)
+        orientation = 1
+    else:
+        opened = _read_single(path, header, notes)
+        orientation = _orientation(path, header.format, pixels) if orient else 1
+    if orient and orientation != 1:
+        opened.frames = [apply_orientation(f, orientation) for f in opened.frames]
+    for f in opened.frames[:1]:
+        if f.dtype == np.float32:
+            lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
+            if lo < 0.0 or hi > 1.0:
+                notes.append(f"float values span {lo:.3g} to {hi:.3g}; they are clipped to [0, 1]")
+    return opened
+
+
+def read_image(
+    path: str | Path, *, orient: bool = True, max_pixels: int | None = None, notes: list[str] | None = None
+) -> np.ndarray:
+    """Decode a single-image file into an upright array (see :func:`open_image`); a multi-page or
+    animated file is refused (:func:`open_image` reads every frame)."""
+    path = Path(path)
+    check_header(path, probe_image(path), max_pixels)
+    opened = open_image(path, max_pixels=max_pixels, orient=orient)
+    if notes is not None:
+        notes.extend(opened.notes)
+    return opened.pixels
+
+
+def _orientation(path: Path, fmt: str, pixels: int) -> int:
     try:
         from PIL import Image
 
-        with Image.open(path) as im:
+        with pillow_limit(pixels), Image.open(path) as im:
             return int(im.getexif().get(0x0112, 1))
-    except Exception:  # no EXIF, or a format Pillow does not know: upright
+    except Exception:  # noqa: BLE001 - no EXIF, or EXIF Pillow cannot parse: upright
+        return 1
+
+
+def _tiff_orientation(path: Path) -> int:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            tag = tf.pages[0].tags.get(274)
+            return int(tag.value) if tag is not None else 1
+    except Exception:  # noqa: BLE001 - read_tiff has already parsed this file; upright by default
         return 1
 
 
@@ -41,132 +123,41 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](img)) if orientation in ops else img
 
 
-def read_image(
-    path: str | Path, *, orient: bool = True, max_pixels: int | None = None, notes: list[str] | None = None
-) -> np.ndarray:
-    """Decode an image file into an upright RGB(A) or grey array (see the module docstring).
+# -- PNG, JPEG, WebP, BMP: one image, decoded by OpenCV ---------------------------------------
 
-    Raises ImageReadError, naming the file, for missing, empty, truncated, non-regular,
-    multi-page or over-limit files and for non-images. ``max_pixels``: the decoding limit (None:
-    :func:`default_max_pixels`, 0: none). ``notes`` receives what was changed on the way (CMYK
-    made RGB, float values outside [0, 1]).
-    """
-    path = Path(path)
-    header = probe_image(path)
-    check_header(path, header, max_pixels)
-    notes = [] if notes is None else notes
-    suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        img = _read_tiff(path, notes)
-    else:
-        img = _read_cv2(path)
-        if header is not None and header.grey_alpha and img.ndim == 3 and img.shape[2] == 4:
-            img = np.ascontiguousarray(img[..., [0, 3]])  # grey + alpha, as stored
+
+def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
+    data = np.fromfile(path, dtype=np.uint8)
+    raw = data.tobytes()
+    desc = ImageDescription(format=header.format, metadata=read_metadata(path, header))
+    if header.format == "jpeg":
+        desc = _jpeg_description(path, raw, desc, notes)
+    elif header.format == "png":
+        desc = _png_description(path, raw, desc)
+    elif header.format == "webp":
+        desc = desc.with_(lossless=webp_lossless(raw))
+    elif header.format == "bmp":
+        desc = desc.with_(palette=_pillow_palette(path, header))
+    img = _decode_cv2(path, data, header.format)
+    if header.grey_alpha and img.ndim == 3 and img.shape[2] == 4:
+        img = np.ascontiguousarray(img[..., [0, 3]])  # grey + alpha, as stored
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    if orient:
-        img = apply_orientation(img, _orientation(path))
-    if img.dtype == np.float32:
-        lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
-        if lo < 0.0 or hi > 1.0:
-            notes.append(f"float values span {lo:.3g} to {hi:.3g}; they are clipped to [0, 1]")
-    return img
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if desc.stored not in ("palette", "cmyk", "ycck"):
+        desc = desc.with_(stored="grey" if channels <= 2 else "rgb")
+    desc = desc.with_(alpha="unassociated" if channels in (2, 4) else None, dtype=img.dtype.str)
+    if img.dtype == np.uint16 and desc.bits == 8:
+        desc = desc.with_(bits=16)
+    return Opened([img], desc, notes)
 
 
-def _read_tiff(path: Path, notes: list[str]) -> np.ndarray:
-    return _read_tiff_pages(path, notes, first_only=True)[0]
-
-
-def _read_tiff_pages(path: Path, notes: list[str], first_only: bool = False) -> list[np.ndarray]:
-    """Full-resolution pages of a TIFF as arrays (reduced-resolution pages are thumbnails: skipped)."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tf:
-            pages = [p for p in tf.pages if not (int(getattr(p, "subfiletype", 0) or 0) & 1)] or [tf.pages[0]]
-            raw = [
-                (p.asarray(), p.photometric == tifffile.PHOTOMETRIC.SEPARATED and p.samplesperpixel >= 4)
-                for p in pages[: 1 if first_only else None]
-            ]
-    except Exception as e:  # tifffile reports damage with many exception types
-        raise ImageReadError(
-            path, f"not a readable TIFF ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
-        ) from None
-    out = []
-    for img, cmyk in raw:
-        if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
-            img = np.moveaxis(img, 0, -1)  # planar configuration
-        if cmyk:
-            img = _cmyk_to_rgb(img)
-            if not out:
-                notes.append("CMYK converted to RGB (naive, without a colour profile)")
-        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
-            raise ImageReadError(path, f"unsupported TIFF layout {img.shape}")
-        if img.dtype not in (np.uint8, np.uint16):
-            img = img.astype(np.float32)
-        out.append(img)
-    return out
-
-
-@dataclass(frozen=True)
-class Frames:
-    """How a multi-page or animated file holds its images, to write them back the same way."""
-
-    kind: str  # "pages" (TIFF) or "frames" (animated WebP/GIF)
-    durations: tuple[int, ...] = ()  # milliseconds a frame is shown
-    loop: int = 0  # 0: forever
-
-
-def read_frames(
-    path: str | Path, *, max_pixels: int | None = None, notes: list[str] | None = None
-) -> tuple[list[np.ndarray], Frames]:
-    """Every page of a multi-page TIFF, or every frame of an animated WebP/GIF, and how to write them back.
-
-    The decoding limit applies to all frames together. Frames come upright as :func:`read_image`'s
-    arrays (animated frames as RGB, or RGBA when any pixel is transparent).
-    """
-    path = Path(path)
-    notes = [] if notes is None else notes
-    header = probe_image(path)
-    check_header(path, header, max_pixels, frames=True)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        return _read_tiff_pages(path, notes), Frames("pages")
-    from PIL import Image, ImageSequence
-
-    frames, durations = [], []
-    try:
-        with Image.open(path) as im:
-            loop = int(im.info.get("loop", 0) or 0)
-            for frame in ImageSequence.Iterator(im):
-                rgba = np.asarray(frame.convert("RGBA"))
-                frames.append(rgba)
-                durations.append(int(frame.info.get("duration", im.info.get("duration", 100)) or 100))
-    except Exception as e:  # noqa: BLE001 - Pillow reports damage with many types
-        raise ImageReadError(path, f"not a readable animation ({type(e).__name__}: {e})") from None
-    if all(int(f[..., 3].min()) == 255 for f in frames):
-        frames = [np.ascontiguousarray(f[..., :3]) for f in frames]
-    return frames, Frames("frames", tuple(durations), loop)
-
-
-def _cmyk_to_rgb(img: np.ndarray) -> np.ndarray:
-    """(H, W, 4+) CMYK ink (0 = no ink) -> (H, W, 3) RGB: each channel (1 - ink)(1 - K), as JPEG decoders do."""
-    white = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
-    ink = img[..., :4].astype(np.float32) / white
-    rgb = (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])
-    if np.issubdtype(img.dtype, np.integer):
-        return np.floor(rgb * white + 0.5).astype(img.dtype)
-    return rgb.astype(np.float32)
-
-
-def _read_cv2(path: Path) -> np.ndarray:
+def _decode_cv2(path: Path, data: np.ndarray, fmt: str) -> np.ndarray:
     import cv2
 
-    data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ImageReadError(path, "not a readable image (unknown format, or damaged)")
-    if suffix_is_jpeg(path) and not _jpeg_complete(data):
-        raise ImageReadError(path, "truncated JPEG (no end-of-image marker)")
+        raise ImageReadError(path, f"damaged {format_name(fmt)} (the decoder could not read its pixels)")
     if img.ndim == 3:
         code = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}.get(img.shape[2])
         if code is not None:
@@ -174,13 +165,126 @@ def _read_cv2(path: Path) -> np.ndarray:
     return img
 
 
-def suffix_is_jpeg(path: Path) -> bool:
-    return path.suffix.lower() in (".jpg", ".jpeg")
+def _jpeg_description(path: Path, raw: bytes, desc: ImageDescription, notes: list[str]) -> ImageDescription:
+    info = jpeg_info(raw)
+    if info is None:
+        raise ImageReadError(path, "damaged JPEG (no frame header in its markers)")
+    if info.end is None:
+        raise ImageReadError(path, "truncated JPEG (the data ends before the end-of-image marker)")
+    if info.process in ("hierarchical", "arithmetic") or (info.precision != 8 and info.process != "lossless"):
+        raise ImageReadError(
+            path, f"{info.precision}-bit {info.process} JPEG: this sample precision or coding process is not supported"
+        )
+    stored = "grey" if info.components == 1 else "rgb"
+    if info.components == 4:
+        stored = "ycck" if info.adobe_transform == 2 else "cmyk"
+        notes.append(f"{stored.upper()} JPEG converted to RGB (naive, without a colour profile)")
+    trailing = raw[info.end :]
+    if trailing.strip(b"\x00"):
+        notes.append(f"{len(trailing)} bytes follow the JPEG image (a motion photo's video, or other data)")
+    else:
+        trailing = b""
+    return desc.with_(
+        stored=stored,
+        bits=info.precision,
+        lossless=info.process == "lossless",
+        subsampling=info.subsampling,
+        trailing=trailing,
+    )
 
 
-def _jpeg_complete(data: np.ndarray) -> bool:
-    tail = bytes(data[-64:].tobytes()).rstrip(b"\x00")
-    return tail.endswith(b"\xff\xd9")
+def _png_description(path: Path, raw: bytes, desc: ImageDescription) -> ImageDescription:
+    depth, colour_type = raw[24], raw[25]
+    if colour_type == 3:
+        return desc.with_(stored="palette", bits=depth, palette=_pillow_palette(path, None))
+    return desc.with_(bits=depth)
+
+
+def _pillow_palette(path: Path, header: ImageHeader | None) -> np.ndarray | None:
+    """(N, 3) or, with transparency, (N, 4) uint8 colours of a palette image; None otherwise."""
+    from PIL import Image
+
+    with pillow_limit(1 << 62), Image.open(path) as im:  # the header only: the palette is read before the pixels
+        if im.mode != "P":
+            return None
+        pal = np.array(im.getpalette("RGB") or [], np.uint8).reshape(-1, 3)
+        trns = im.info.get("transparency")
+        if isinstance(trns, bytes):
+            alpha = np.full(len(pal), 255, np.uint8)
+            alpha[: len(trns)] = np.frombuffer(trns, np.uint8)[: len(pal)]
+            return np.concatenate([pal, alpha[:, None]], axis=1)
+        if isinstance(trns, int) and trns < len(pal):
+            alpha = np.full(len(pal), 255, np.uint8)
+            alpha[trns] = 0
+            return np.concatenate([pal, alpha[:, None]], axis=1)
+        return pal
+
+
+# -- GIF, animated WebP and PNG: every frame, decoded by Pillow -------------------------------
+
+
+def _read_animation(path: Path, header: ImageHeader, notes: list[str], pixels: int) -> Opened:
+    from PIL import Image, ImageSequence
+
+    frames, durations = [], []
+    palette = None
+    try:
+        with pillow_limit(pixels), Image.open(path) as im:
+            loop = int(im.info.get("loop", 0) or 0)
+            if im.mode == "P" and header.frames == 1:
+                palette = _pillow_palette(path, header)
+            for frame in ImageSequence.Iterator(im):
+                frames.append(np.asarray(frame.convert("RGBA")))
+                durations.append(int(frame.info.get("duration", im.info.get("duration", 100)) or 100))
+    except Exception as e:  # noqa: BLE001 - Pillow reports damage with many types
+        raise ImageReadError(path, f"damaged {format_name(header.format)} ({type(e).__name__}: {e})") from None
+    if all(int(f[..., 3].min()) == 255 for f in frames):
+        frames = [np.ascontiguousarray(f[..., :3]) for f in frames]
+    alpha = "unassociated" if frames[0].ndim == 3 and frames[0].shape[2] == 4 else None
+    lossless = header.format != "webp" or webp_lossless(path.read_bytes())
+    desc = ImageDescription(
+        format=header.format,
+        stored="palette" if header.format == "gif" else "rgb",
+        palette=palette,
+        alpha=alpha,
+        lossless=lossless,
+        frames=len(frames),
+        frames_kind="frames" if len(frames) > 1 else None,
+        durations=tuple(durations),
+        loop=loop,
+        metadata=read_metadata(path, header),
+    )
+    return Opened(frames, desc, notes)
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+def read_metadata(path: str | Path, header: ImageHeader | None = None) -> dict:
+    """ICC profile, EXIF (orientation reset to upright), XMP, resolution, comment and PNG text of
+    an image, where present. TIFF metadata is read with its pixels (see :mod:`.tiff`)."""
+    meta: dict = {}
+    try:
+        from PIL import Image
+
+        with pillow_limit(1 << 62), Image.open(path) as im:
+            info = im.info
+            if info.get("icc_profile"):
+                meta["icc"] = info["icc_profile"]
+            exif = im.getexif()
+            if len(exif):
+                exif[0x0112] = 1  # pixels are stored upright from now on
+                meta["exif"] = exif.tobytes()
+            for key in ("xmp", "dpi", "comment"):
+                if info.get(key):
+                    meta[key] = info[key]
+            if im.format == "PNG":  # text chunks before the pixels (reading those after would decode them)
+                text = {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str) and k != "xmp"}
+                if text:
+                    meta["text"] = text
+    except Exception:  # noqa: BLE001 - metadata is a courtesy: an image without readable metadata is still an image
+        pass
+    return meta
 
 
 def data_range(img: np.ndarray) -> float:
@@ -190,23 +294,3 @@ def data_range(img: np.ndarray) -> float:
     if img.dtype == np.uint16:
         return 65535.0
     return 1.0
-
-
-# -- metadata and writing ---------------------------------------------------------------------
-
-
-def read_metadata(path: str | Path) -> dict:
-    """ICC profile and EXIF (with the orientation reset to upright) of an image, when present."""
-    meta: dict = {"icc": None, "exif": None}
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            meta["icc"] = im.info.get("icc_profile") or None
-            exif = im.getexif()
-            if len(exif):
-                exif[0x0112] = 1  # pixels are stored upright from now on
-                meta["exif"] = exif.tobytes()
-    except Exception:  # metadata is a courtesy: an image without readable metadata is still an image
-        pass
-    return meta

@@ -1,4 +1,6 @@
-"""Encoding images atomically: format, bit depth, alpha, metadata (EXIF, ICC), multi-frame files."""
+"""Encoding images atomically, as their description says: format, bit depth, sample format,
+palette, alpha, layout, coding (lossless stays lossless) and metadata (ICC, EXIF, XMP, resolution,
+text, TIFF tags). Whatever the output cannot hold is returned as a note naming what changed."""
 
 from __future__ import annotations
 
@@ -7,130 +9,316 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageWriteError
+from .describe import ImageDescription, describe_array
+from .identify import SUFFIXES
 from .probe import IMAGE_SUFFIXES, MULTI_FRAME
-from .read import Frames
+from .tiff import palette_indices, write_tiff
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp"}
 WRITABLE = IMAGE_SUFFIXES
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 NO_ALPHA = (".jpg", ".jpeg", ".bmp")
+_FORMAT_OF_SUFFIX = {s: f for f, suffixes in SUFFIXES.items() for s in suffixes}
+
+
+def format_of_suffix(path: Path) -> str | None:
+    return _FORMAT_OF_SUFFIX.get(path.suffix.lower())
 
 
 def to_8bit(img: np.ndarray) -> np.ndarray:
+    """The one conversion to 8 bits: uint16 and float in [0, 1] to uint8, rounded to nearest."""
     if img.dtype == np.uint16:
         return ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if img.dtype.kind == "f":
+        return np.floor(np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return img
 
 
-def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95, meta: dict | None = None) -> None:
-    """Write an RGB(A)/grey uint8/uint16 array, atomically, keeping ICC/EXIF where the format can.
+def _to_16bit(img: np.ndarray) -> np.ndarray:
+    if img.dtype.kind == "f":
+        return np.floor(np.clip(np.nan_to_num(img), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    return img
 
-    JPEG, WebP and BMP are 8-bit (16-bit data is scaled); JPEG and BMP drop alpha.
-    """
+
+def save_image(
+    path: str | Path,
+    frames: list[np.ndarray],
+    description: ImageDescription,
+    *,
+    quality: int = 95,
+    fmt: str | None = None,
+    frame_descriptions: list[ImageDescription] | None = None,
+) -> list[str]:
+    """Write ``frames`` (one image, or every page/frame of a multi-frame input) atomically, as
+    ``description`` says, in format ``fmt`` (None: the description's own format, whatever the
+    name's suffix). Returns notes on whatever the output could not hold."""
     from ..fileio import atomic_write
 
     path = Path(path)
-    suffix = path.suffix.lower()
-    meta = meta or {}
-    if suffix in EIGHT_BIT_ONLY:
-        img = to_8bit(img)
-    if suffix in NO_ALPHA and img.ndim == 3 and img.shape[2] in (2, 4):
-        img = img[..., :-1] if img.shape[2] == 4 else img[..., 0]
-    if suffix not in WRITABLE:
-        raise ImageWriteError(
-            f"{path}: cannot write {suffix or 'a file without a suffix'} images; write one of "
-            f"{', '.join(WRITABLE)} (--format)"
-        )
-    if suffix in (".tif", ".tiff"):
-        atomic_write(path, lambda p: _write_tiff(p, img, meta))
-    elif img.dtype == np.uint16 and img.ndim == 3 and img.shape[2] == 2:  # 16-bit grey + alpha: PNG only
-        atomic_write(path, lambda p: _write_png16_grey_alpha(p, img))
-    elif img.dtype == np.uint16 or suffix == ".bmp":
-        atomic_write(path, lambda p: _write_cv2(p, img))
+    target = fmt or description.format
+    if target not in SUFFIXES:
+        raise ImageWriteError(f"{path}: cannot write {path.suffix or 'a file without a suffix'} images; write one of "
+                              f"{', '.join(WRITABLE)} (--format)")  # fmt: skip
+    notes: list[str] = []
+    if len(frames) > 1 and path.suffix.lower() not in MULTI_FRAME and target not in ("tiff", "webp", "gif", "png"):
+        raise ImageWriteError(f"{path}: {len(frames)} frames cannot go into one {target.upper()} file; use --format tif or webp")
+    same = target == description.format
+    if target == "tiff":
+        descs = frame_descriptions or [description] * len(frames)
+        if not same:
+            descs = [_plain(f, "tiff", description) for f in frames]
+        atomic_write(path, lambda p: write_tiff(p, frames, descs, notes))
+    elif len(frames) > 1:
+        images = _pillow_frames(frames, target, notes)
+        atomic_write(path, lambda p: _save_animation(p, images, target, description, quality, same))
     else:
-        atomic_write(path, lambda p: _write_pillow(p, img, suffix, quality, meta))
+        writer = {"png": _png, "jpeg": _jpeg, "webp": _webp, "bmp": _bmp, "gif": _gif}[target]
+        writer(path, frames[0], description if same else _plain(frames[0], target, description), quality, notes)
+    if not same and description.format == "jpeg" and description.trailing:
+        notes.append(f"the {len(description.trailing)} bytes after the JPEG image are not copied into a {target.upper()}")
+    return list(dict.fromkeys(notes))
 
 
-def _write_cv2(p: Path, img: np.ndarray) -> None:
+def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95, meta: dict | None = None) -> list[str]:
+    """Write one RGB(A)/grey array atomically in the format its name says, keeping ``meta``
+    (ICC, EXIF, ...) where the format can; returns notes on what the format could not hold."""
+    path = Path(path)
+    fmt = format_of_suffix(path)
+    if fmt is None:
+        raise ImageWriteError(f"{path}: cannot write {path.suffix or 'a file without a suffix'} images; write one of "
+                              f"{', '.join(WRITABLE)} (--format)")  # fmt: skip
+    desc = describe_array(img, fmt).with_(metadata=dict(meta or {}))
+    return save_image(path, [img], desc, quality=quality)
+
+
+def _plain(img: np.ndarray, fmt: str, source: ImageDescription) -> ImageDescription:
+    """How to write an array into another format than its input's: its own channels and depth,
+    the input's colour metadata."""
+    meta = {k: v for k, v in (source.metadata or {}).items() if k in ("icc", "exif", "xmp", "dpi")}
+    return describe_array(img, fmt).with_(metadata=meta)
+
+
+def _eight_bit(img: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    if img.dtype != np.uint8:
+        kind = "float" if img.dtype.kind == "f" else f"{img.dtype.itemsize * 8}-bit"
+        notes.append(f"{kind} samples written as 8-bit ({name} holds 8 bits)")
+    return to_8bit(img)
+
+
+def _drop_alpha(img: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        notes.append(f"alpha channel dropped ({name} has none)")
+        return img[..., :-1] if img.shape[2] == 4 else img[..., 0]
+    return img
+
+
+def _pillow_image(img: np.ndarray):
+    from PIL import Image
+
+    if img.ndim == 3 and img.shape[2] == 2:
+        return Image.fromarray(img, mode="LA")
+    return Image.fromarray(img)
+
+
+def _meta_kwargs(meta: dict, keys: tuple[str, ...]) -> dict:
+    names = {"icc": "icc_profile", "exif": "exif", "xmp": "xmp", "dpi": "dpi", "comment": "comment"}
+    return {names[k]: meta[k] for k in keys if meta.get(k)}
+
+
+def _dropped_meta(meta: dict, name: str, notes: list[str], keys=("icc", "exif", "xmp", "text")) -> None:
+    lost = [k.upper() if k != "text" else "text" for k in keys if meta.get(k)]
+    if lost:
+        notes.append(f"{', '.join(lost)} metadata not kept ({name})")
+
+
+def _as_palette(img: np.ndarray, desc: ImageDescription):
+    """A Pillow "P" image in the input's palette, or None when a colour of ``img`` is not in it."""
+    from PIL import Image
+
+    pal = desc.palette
+    if pal is None or img.ndim != 3 or img.dtype != np.uint8 or img.shape[2] not in (3, 4):
+        return None
+    channels = img.shape[2]
+    if channels == 4 and pal.shape[1] != 4:
+        return None
+    colours = pal if channels == pal.shape[1] else pal[:, :3]
+    indices = palette_indices(img, colours)
+    if indices is None or len(pal) > 256:
+        return None
+    out = Image.fromarray(indices.astype(np.uint8), mode="P")
+    out.putpalette(pal[:, :3].tobytes(), rawmode="RGB")
+    if pal.shape[1] == 4:
+        out.info["transparency"] = pal[:, 3].tobytes()
+    return out
+
+
+def _png(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
+    from PIL import PngImagePlugin
+
+    from ..fileio import atomic_write
+
+    meta = desc.metadata or {}
+    if img.dtype.kind == "f":
+        notes.append("float samples written as 16-bit (PNG holds no floats)")
+        img = _to_16bit(img)
+    if img.dtype == np.uint16:
+        _dropped_meta(meta, "a 16-bit PNG is written without them", notes)
+        if img.ndim == 3 and img.shape[2] == 2:  # OpenCV writes 1, 3 or 4 channels; libpng through imagecodecs
+            import imagecodecs
+
+            atomic_write(path, lambda p: p.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(img))))
+        else:
+            atomic_write(path, lambda p: _write_cv2(p, img, ".png"))
+        return
+    im = _as_palette(img, desc) if desc.stored == "palette" else None
+    if im is None and desc.stored == "palette":
+        notes.append("palette PNG written as truecolour (the result's colours are not all in its palette)")
+    if im is None and desc.bits == 1 and img.ndim == 2 and np.isin(img, (0, 255)).all():
+        im = _pillow_image(img).convert("1")
+    elif im is None and desc.bits < 8 and desc.stored == "grey":
+        notes.append(f"{desc.bits}-bit grey written as 8-bit grey")
+    im = im if im is not None else _pillow_image(img)
+    kwargs = _meta_kwargs(meta, ("icc", "exif", "dpi"))
+    if meta.get("text") or meta.get("xmp"):
+        info = PngImagePlugin.PngInfo()
+        for k, v in (meta.get("text") or {}).items():
+            info.add_itxt(k, v)
+        if meta.get("xmp"):
+            xmp = meta["xmp"]
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
+        kwargs["pnginfo"] = info
+    atomic_write(path, lambda p: im.save(p, format="PNG", compress_level=4, **kwargs))
+
+
+def _jpeg(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
+    from ..fileio import atomic_write
+
+    meta = desc.metadata or {}
+    img = _drop_alpha(_eight_bit(img, "JPEG", notes), "JPEG", notes)
+    if desc.lossless and desc.format == "jpeg":
+        import imagecodecs
+
+        _dropped_meta(meta, "a lossless JPEG is written without them", notes, ("icc", "exif", "xmp"))
+        atomic_write(path, lambda p: p.write_bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(img), lossless=True)))
+        return
+    if desc.lossless and desc.format != "jpeg":
+        pass  # converting a lossless input: the caller asked for JPEG
+    kwargs = _meta_kwargs(meta, ("icc", "exif", "xmp", "dpi", "comment"))
+    if desc.subsampling is not None and img.ndim == 3:
+        kwargs["subsampling"] = desc.subsampling
+    im = _pillow_image(img)
+    trailing = desc.trailing if desc.format == "jpeg" else b""
+    if trailing:
+        notes.append(f"the {len(trailing)} bytes after the JPEG image (a motion photo's video, or other data) "
+                     "are copied unchanged after the deblurred image")  # fmt: skip
+
+    def write(p: Path) -> None:
+        im.save(p, format="JPEG", quality=quality, **kwargs)
+        if trailing:
+            with open(p, "ab") as f:
+                f.write(trailing)
+
+    atomic_write(path, write)
+
+
+def _webp(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
+    from ..fileio import atomic_write
+
+    img = _eight_bit(img, "WebP", notes)
+    if img.ndim == 2 or img.shape[2] == 2:
+        notes.append("grey written as RGB (WebP holds colour only)")
+        grey = np.repeat((img if img.ndim == 2 else img[..., 0])[..., None], 3, axis=2)
+        img = grey if img.ndim == 2 else np.concatenate([grey, img[..., 1:]], axis=2)
+    kwargs = _meta_kwargs(desc.metadata or {}, ("icc", "exif", "xmp"))
+    kwargs.update({"lossless": True, "quality": 100, "method": 4} if desc.lossless else {"quality": quality})
+    if desc.lossless and desc.format != "webp":
+        notes.append("written as lossless WebP")
+    im = _pillow_image(img)
+    atomic_write(path, lambda p: im.save(p, format="WEBP", exact=True, **kwargs))
+
+
+def _bmp(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
+    from ..fileio import atomic_write
+
+    img = _drop_alpha(_eight_bit(img, "BMP", notes), "BMP", notes)
+    im = _as_palette(img, desc) if desc.palette is not None else None
+    _dropped_meta(desc.metadata or {}, "BMP holds none", notes, ("icc", "exif", "xmp"))
+    im = im if im is not None else _pillow_image(img)
+    kwargs = _meta_kwargs(desc.metadata or {}, ("dpi",))
+    atomic_write(path, lambda p: im.save(p, format="BMP", **kwargs))
+
+
+def _gif(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
+    from ..fileio import atomic_write
+
+    im = _pillow_frames([img], "gif", notes)[0]
+    atomic_write(path, lambda p: im.save(p, format="GIF", **_gif_kwargs(im)))
+
+
+def _gif_kwargs(im) -> dict:
+    return {"transparency": im.info["transparency"]} if "transparency" in im.info else {}
+
+
+def _pillow_frames(frames: list[np.ndarray], target: str, notes: list[str]) -> list:
+    """Pillow images for an animation: GIF frames in an exact palette where the colours fit."""
+    out = []
+    for f in frames:
+        f = _eight_bit(f, target.upper(), notes)
+        if f.ndim == 2:
+            f = np.repeat(f[..., None], 3, axis=2)
+        elif f.shape[2] == 2:
+            f = np.concatenate([np.repeat(f[..., :1], 3, axis=2), f[..., 1:]], axis=2)
+        out.append(_exact_gif_frame(f, notes) if target == "gif" else _pillow_image(f))
+    return out
+
+
+def _exact_gif_frame(rgb: np.ndarray, notes: list[str]):
+    """A "P" image holding exactly the frame's colours (at most 256, one of them transparent),
+    or a quantised one with a note."""
+    from PIL import Image
+
+    alpha = rgb[..., 3] if rgb.shape[2] == 4 else None
+    colours = rgb[..., :3].reshape(-1, 3)
+    if alpha is not None:
+        if not np.isin(alpha, (0, 255)).all():
+            notes.append("partial transparency made binary (GIF holds on/off transparency only)")
+    keys = (colours[:, 0].astype(np.int64) << 16) | (colours[:, 1].astype(np.int64) << 8) | colours[:, 2]
+    if alpha is not None:  # every transparent pixel takes one entry (the first one's colour): GIF has one
+        clear = alpha.reshape(-1) < 128
+        if clear.any():
+            keys = np.where(clear, -(1 << 24) + keys[np.argmax(clear)], keys)
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    if len(uniq) > 256:
+        notes.append(f"{len(uniq)} colours quantised to a 256-colour palette (GIF holds 256)")
+        return Image.fromarray(rgb[..., :3]).quantize(256, dither=Image.Dither.NONE)
+    colour = np.where(uniq < 0, uniq + (1 << 24), uniq)
+    pal = np.stack([(colour >> 16) & 255, (colour >> 8) & 255, colour & 255], axis=1).astype(np.uint8)
+    im = Image.fromarray(inverse.reshape(rgb.shape[:2]).astype(np.uint8), mode="P")
+    im.putpalette(pal.tobytes(), rawmode="RGB")
+    if alpha is not None and uniq[0] < 0:
+        im.info["transparency"] = 0
+    return im
+
+
+def _save_animation(p: Path, images: list, target: str, desc: ImageDescription, quality: int, same: bool) -> None:
+    durations = list(desc.durations) if len(desc.durations) == len(images) else [100] * len(images)
+    kwargs: dict = {"save_all": True, "append_images": images[1:], "duration": durations, "loop": desc.loop}
+    if target == "webp":
+        kwargs.update({"lossless": True, "quality": 100} if desc.lossless else {"quality": quality})
+    elif target == "gif":
+        kwargs.update({"disposal": 2, "optimize": False, **_gif_kwargs(images[0])})
+    elif target == "png":
+        kwargs.update({"disposal": 0, "blend": 0, "default_image": False})
+    images[0].save(p, format={"webp": "WEBP", "gif": "GIF", "png": "PNG"}[target], **kwargs)
+
+
+def _write_cv2(p: Path, img: np.ndarray, suffix: str) -> None:
     import cv2
 
     if img.ndim == 3:
         code = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}.get(img.shape[2])
         img = cv2.cvtColor(img, code) if code is not None else img
-    ok, buf = cv2.imencode(p.suffix, img)
+    ok, buf = cv2.imencode(suffix, img)
     if not ok:
         raise OSError(f"{p}: could not encode")
     p.write_bytes(buf.tobytes())
-
-
-def _write_png16_grey_alpha(p: Path, img: np.ndarray) -> None:
-    """OpenCV writes 1, 3 or 4 channels and Pillow 8-bit grey + alpha only: libpng through imagecodecs."""
-    import imagecodecs
-
-    p.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(img)))
-
-
-def _write_pillow(p: Path, img: np.ndarray, suffix: str, quality: int, meta: dict) -> None:
-    from PIL import Image
-
-    if img.ndim == 3 and img.shape[2] == 2:  # grey + alpha
-        im = Image.fromarray(img, mode="LA")
-    else:
-        im = Image.fromarray(img)
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}[suffix]
-    kwargs = {}
-    if meta.get("icc"):
-        kwargs["icc_profile"] = meta["icc"]
-    if meta.get("exif"):
-        kwargs["exif"] = meta["exif"]
-    if fmt in ("JPEG", "WEBP"):
-        kwargs["quality"] = quality
-    if fmt == "PNG":
-        kwargs["compress_level"] = 4
-    im.save(p, format=fmt, **kwargs)
-
-
-def _write_tiff(p: Path, img: np.ndarray, meta: dict) -> None:
-    import tifffile
-
-    photometric = "rgb" if img.ndim == 3 and img.shape[2] >= 3 else "minisblack"
-    extra = {"extrasamples": ["unassalpha"]} if img.ndim == 3 and img.shape[2] in (2, 4) else {}
-    kwargs = {"iccprofile": meta["icc"]} if meta.get("icc") else {}
-    tifffile.imwrite(p, img, photometric=photometric, compression="zlib", **extra, **kwargs)
-
-
-def write_frames(path: str | Path, frames: list[np.ndarray], how: Frames, *, quality: int = 95) -> None:
-    """Write frames as one multi-page TIFF or one animated WebP/GIF, atomically (durations and loop kept)."""
-    from ..fileio import atomic_write
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in MULTI_FRAME:
-        raise ImageWriteError(
-            f"{path}: {len(frames)} {how.kind} cannot go into one {suffix or 'suffix-less'} file; "
-            "keep the input's format or use --format tif or webp"
-        )
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        def write(p: Path) -> None:
-            with tifffile.TiffWriter(p) as tw:
-                for f in frames:
-                    photometric = "rgb" if f.ndim == 3 and f.shape[2] >= 3 else "minisblack"
-                    extra = {"extrasamples": ["unassalpha"]} if f.ndim == 3 and f.shape[2] in (2, 4) else {}
-                    tw.write(f, photometric=photometric, compression="zlib", **extra)
-
-        atomic_write(path, write)
-        return
-    from PIL import Image
-
-    images = [Image.fromarray(to_8bit(f)) for f in frames]
-    durations = list(how.durations) if how.durations else [100] * len(images)
-    kwargs = {"quality": quality} if suffix == ".webp" else {"disposal": 2}
-    fmt = "WEBP" if suffix == ".webp" else "GIF"
-    atomic_write(
-        path,
-        lambda p: images[0].save(
-            p, format=fmt, save_all=True, append_images=images[1:], duration=durations, loop=how.loop, **kwargs
-        ),
-    )
