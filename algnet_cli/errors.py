@@ -22,7 +22,8 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 class StateDictMismatchError(CheckpointError):
     """A strict load found missing, unexpected or mis-shaped tensors."""
 
-    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[str]):
+    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[str], source: str = ""):
+        self.source = source
         self.missing = list(missing)
         self.unexpected = list(unexpected)
         self.mismatched = list(mismatched)
@@ -31,7 +32,11 @@ class StateDictMismatchError(CheckpointError):
             if keys:
                 shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
                 parts.append(f"{len(keys)} {label} ({shown})")
-        super().__init__("checkpoint does not match the ALGNet layout: " + "; ".join(parts))
+        where = f"{source}: " if source else ""
+        super().__init__(where + "checkpoint does not match the ALGNet layout: " + "; ".join(parts))
+
+    def __reduce__(self):
+        return type(self), (self.missing, self.unexpected, self.mismatched, self.source)
 
 
 class ScanBackendError(AlgnetError, RuntimeError):

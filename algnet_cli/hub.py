@@ -66,7 +66,32 @@ def parse_ref(ref: str) -> HubRef | None:
     m = _HF_RX.match(ref)
     if not m:
         raise UsageError(f"{ref}: a Hub reference looks like hf://owner/repo[@revision]/file.safetensors")
+    for segment in [*m["repo"].split("/"), *m["path"].split("/")]:
+        if segment in ("", ".", "..") or "\\" in segment:
+            raise UsageError(f"{ref}: the path segment {segment!r} is not allowed in a Hub reference")
     return HubRef(m["repo"], m["path"], m["rev"] or "main")
+
+
+def shipped_file(path: Path) -> bool:
+    """Whether ``path`` is a file of the installed package (never ours to delete)."""
+    package = Path(os.path.realpath(Path(__file__).parent))
+    return package in Path(os.path.realpath(path)).parents
+
+
+def remove_model(name: str, cache: str | Path | None = None) -> tuple[RegistryEntry, Path | None, bool]:
+    """Remove a model's user-registry entry and its cached download: (the entry, the file removed,
+    whether the entry was removed). A model whose file ships inside the package is refused."""
+    entry = find_entry(name)
+    if entry is None:
+        raise ModelNotFoundError(f"{name}: no registered model of that name")
+    path = cached_file(name, cache)
+    if entry.builtin and path is not None and shipped_file(path):
+        raise UsageError(f"{name} ships inside algnet-cli ({path}); its weights are part of the install and are not removed")
+    if path is not None:
+        real = Path(os.path.realpath(path))
+        path.unlink(missing_ok=True)
+        real.unlink(missing_ok=True)
+    return entry, path, remove_user_entry(name) is not None
 
 
 def cache_dir(override: str | Path | None = None) -> Path:
@@ -168,13 +193,17 @@ def resolve(
     """
     offline = offline_default() if offline is None else offline
     ref = str(ref)
+    local = Path(ref).expanduser()
+    if not ref.startswith(HF_PREFIX) and os.path.lexists(local):  # an existing path wins over a registry name
+        if local.is_file():
+            return local
+        if local.is_dir():
+            raise ModelNotFoundError(f"{ref}: is a directory; give a checkpoint file (.safetensors or .pth)")
+        from .fileio import unreadable_reason
+
+        raise ModelNotFoundError(f"{ref}: not a regular file ({unreadable_reason(local) or 'a special file'})")
     entry = None if ref.startswith(HF_PREFIX) else find_entry(ref)
     if entry is None and not ref.startswith(HF_PREFIX):
-        path = Path(ref).expanduser()
-        if path.is_file():
-            return path
-        if path.is_dir():
-            raise ModelNotFoundError(f"{ref}: is a directory; give a checkpoint file (.safetensors or .pth)")
         names = ", ".join(e.name for e in registry()) or "none"
         raise ModelNotFoundError(f"{ref}: no such file and no registered model of that name (registered: {names})")
     source = entry.source if entry else ref

@@ -23,6 +23,8 @@ def _image_line(job, runner, max_pixels) -> str:
     from ..images import check_header, probe_image
 
     name = f"{job.src} -> {job.dst}"
+    if job.problem is not None:
+        return f"{name}: would fail: {job.problem}"
     try:
         header = probe_image(job.src)
         check_header(job.src, header, max_pixels, frames=True)
@@ -47,6 +49,8 @@ def _video_line(job) -> str:
         desc = f"{info['size'][0]}x{info['size'][1]}, {info['frames'] or '?'} frames at {info['fps']:.3f} fps"
     except Exception as e:  # noqa: BLE001 - the real run reports the reason
         desc = f"unreadable ({e})"
+    if job.problem is not None:
+        return f"{job.src} -> {job.dst}: would fail: {job.problem}"
     kind = "frames in " if job.kind == "frames" else ""
     exists = " (exists, skipped)" if job.dst.exists() else ""
     return f"{job.src} -> {kind}{job.dst}: {desc}{exists}"

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import ImageWriteError, UsageError
 from ..fileio import make_temp, stale_temps
 from ..images import FORMATS, is_image_path
-from ..video import OUTPUT_CONTAINERS, EncodeOptions, is_video_path
+from ..video import OUTPUT_CONTAINERS, EncodeOptions, check_encode_options, is_video_path
 from .discover import discover, identity
 
 
@@ -61,10 +61,13 @@ class Job:
     src: Path
     dst: Path
     kind: str = "image"
+    problem: str | None = None  # why this one input cannot be done, found while planning (the rest go on)
 
     def output_exists(self) -> bool:
-        if self.kind == "frames":
-            return self.dst.is_dir() and any(self.dst.iterdir())
+        if self.kind == "frames":  # complete only when its record says so: an interrupted one is done again
+            from ..video.encode import frames_complete
+
+            return frames_complete(self.dst)
         return self.dst.exists()
 
 
@@ -79,6 +82,7 @@ class Plan:
     sequence: list[Path] = field(default_factory=list)  # --to-video frames, in order
     not_images: list[str] = field(default_factory=list)
     record_dir: Path | None = None
+    earlier_outputs: list[str] = field(default_factory=list)  # files in the output folder that this run writes
 
     @property
     def jobs(self) -> list[Job]:
@@ -100,21 +104,85 @@ def plan(request: Request) -> Plan:
     result = Plan(request, not_images=not_images)
     if vid.to_video is not None:
         _check_sequence(request, videos)
+        check_encode_options(vid.encode, [vid.to_video.suffix.lower()])
         result.sequence, result.record_dir = [s for s, _ in images], vid.to_video.parent
         return result
     if vid.encode.fps is not None:
         raise UsageError("--fps only applies with --to-video")
     if out.output is None and (images or vid.frames_out is None):
         raise UsageError("missing -o/--output (an output folder, or a file name for a single input)")
-    single = len(found) == 1 and not out.folder and out.output is not None and not out.output.is_dir()
-    single = single and (is_image_path(out.output) if images else is_video_path(out.output))
-    if not single and out.output is not None and out.output.exists() and not out.output.is_dir():
-        raise UsageError(f"{out.output}: is a file; with several inputs -o names a folder")
+    single = _single_output(found, images, out)
     result.images = [_image_job(s, r, out, single) for s, r in images]
     result.videos = [_video_job(s, r, out, vid, single) for s, r in videos]
+    _leave_out_earlier_outputs(result, out)
     _refuse_collisions(result.jobs)
+    if any(j.kind == "video" for j in result.videos):
+        check_encode_options(vid.encode, [j.dst.suffix.lower() for j in result.videos if j.kind == "video"])
+    for jobs in (result.images, result.videos):
+        jobs[:] = [_check_name(j) for j in jobs]
     result.record_dir = out.output.parent if single else (out.output or vid.frames_out)
     return result
+
+
+def _single_output(found: list, images: list, out: OutputOptions) -> bool:
+    """Whether -o names the one output file; a file name of the wrong kind is a usage error."""
+    o = out.output
+    if o is None or out.folder or o.is_dir():
+        return False
+    if o.exists():
+        if len(found) > 1:
+            raise UsageError(f"{o}: is a file; with several inputs -o names a folder")
+    elif len(found) > 1:
+        if is_image_path(o) or is_video_path(o):
+            raise UsageError(f"{o}: names one file, but there are {len(found)} inputs; -o names a folder (end it with /)")
+        return False
+    if len(found) > 1:
+        return False
+    want, kind = (is_image_path, "an image") if images else (is_video_path, "a video")
+    if want(o):
+        return True
+    if o.suffix:
+        other = "a video" if is_video_path(o) else ("an image" if is_image_path(o) else f"a {o.suffix} file")
+        raise UsageError(
+            f"-o {o}: names {other}, but the input is {kind}; name {kind} file, or a folder (end it with /)"
+        )
+    return False
+
+
+def _leave_out_earlier_outputs(result: Plan, out: OutputOptions) -> None:
+    """Files inside the output folder that this run would write (a --suffix run into its own input
+    folder, run again) are an earlier run's outputs, not inputs: they are left out, so the run resumes."""
+    if out.output is None:
+        return
+    root = out.output.resolve()
+    dsts = {j.dst.resolve() for j in result.jobs}
+    for jobs in (result.images, result.videos):
+        keep = []
+        for j in jobs:
+            src = identity(j.src)
+            if src in dsts and src != j.dst.resolve() and root in src.parents:
+                result.earlier_outputs.append(str(j.src))
+            else:
+                keep.append(j)
+        jobs[:] = keep
+
+
+def _check_name(job: Job) -> Job:
+    """The job with a problem when its output's name is over the file system's limit."""
+    import os
+
+    folder = job.dst.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    size = len(os.fsencode(job.dst.name))
+    if size > name_max:
+        return Job(job.src, job.dst, job.kind, f"its output's name is {size} bytes, over the file system's limit "
+                   f"of {name_max}; rename the input or use a shorter --suffix")  # fmt: skip
+    return job
 
 
 def _check_sequence(request: Request, videos: list) -> None:

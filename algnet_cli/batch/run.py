@@ -47,7 +47,7 @@ def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=N
     else:
         events.images_start(len(plan.images))
         try:
-            outcome.results = run_stills(plan.images, plan.request.output, events.file_done)
+            outcome.results = _run_planned(plan, run_stills, events)
         finally:
             events.images_end()
         outcome.videos = (run_movies or (lambda p, e: run_videos(p, deblurrer, e)))(plan, events)
@@ -55,6 +55,18 @@ def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=N
             outcome.scores = score_outputs(plan, outcome)
     _write_record(plan.record_dir, deblurrer, outcome)
     return outcome
+
+
+def _run_planned(plan: Plan, run_stills, events: Events) -> list[FileResult]:
+    """The image jobs that planning found no problem with through ``run_stills``; the others are
+    failed results with the reason; all in input order."""
+    failed = {}
+    for job in plan.images:
+        if job.problem is not None:
+            failed[id(job)] = FileResult(str(job.src), str(job.dst), "failed", error=f"{job.src}: {job.problem}")
+            events.file_done(failed[id(job)])
+    results = iter(run_stills([j for j in plan.images if j.problem is None], plan.request.output, events.file_done))
+    return [failed[id(j)] if id(j) in failed else next(results) for j in plan.images]
 
 
 def _write_record(folder: Path, deblurrer, outcome: Outcome) -> None:

@@ -33,7 +33,9 @@ def run_videos(plan: Plan, deblurrer, events: VideoEvents, run_job=None) -> list
     reports = []
     skip = plan.request.output.skip_existing
     for job in plan.videos:
-        if skip and job.output_exists():
+        if job.problem is not None:
+            report = VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: {job.problem}")
+        elif skip and job.output_exists():
             report = VideoReport(str(job.src), str(job.dst), status="skipped")
         else:
             report = run_job(job, plan, deblurrer, events)
@@ -64,6 +66,9 @@ def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport
         raise
     except AlgnetError as e:
         return VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
+    except OSError as e:  # a full disk, a folder gone: this video fails, the batch goes on
+        reason = e.strerror or str(e)
+        return VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: could not write {job.dst}: {reason}")
 
 
 def run_sequence(plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:

@@ -91,6 +91,7 @@ def deblur(
     from .render import DeblurRenderer
 
     tile_size = _parse_tile(tile)
+    _check_numbers(max_memory=max_memory, max_megapixels=max_megapixels, fps=fps)
     output = OutputOptions(
         Path(output_arg) if output_arg else None,
         folder=output_arg is not None and output_arg.endswith(("/", os.sep)),
@@ -131,6 +132,22 @@ def deblur(
         outcome = execute(job, Deblurrer(**model_args), renderer)
     renderer.summary(outcome)
     raise typer.Exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+
+
+def _check_numbers(**values: float | None) -> None:
+    """Numbers that must be finite and positive (NaN passes Click's range checks)."""
+    import math
+
+    from ..errors import UsageError
+
+    for name, value in values.items():
+        if value is None:
+            continue
+        zero_ok = name == "max_megapixels"  # 0: no limit
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+            flag = "--" + name.replace("_", "-")
+            want = "a number of 0 or more" if zero_ok else "a number over 0"
+            raise UsageError(f"{flag} must be {want}, not {value}")
 
 
 def _parse_tile(tile: str) -> int | None:

@@ -159,21 +159,10 @@ def rm(
 
       algnet models rm gopro
     """
-    import os
+    from ..hub import remove_model
 
-    from ..errors import ModelNotFoundError
-    from ..hub import cached_file, find_entry, remove_user_entry
-
-    entry = find_entry(name)
-    if entry is None:
-        raise ModelNotFoundError(f"{name}: no registered model of that name")
-    path = cached_file(name, cache_dir)
-    if path is not None:
-        real = Path(os.path.realpath(path))
-        path.unlink(missing_ok=True)
-        real.unlink(missing_ok=True)
-    removed = remove_user_entry(name)
-    if removed is None and entry.builtin:
-        typer.echo(f"{name} ships with algnet-cli: its cached file was removed, the entry stays")
+    entry, path, removed = remove_model(name, cache_dir)
+    if not removed and entry.builtin:
+        typer.echo(f"{name} ships with algnet-cli: its cached download was removed, the entry stays")
     else:
         typer.echo(f"removed {name}" + (f" and {path}" if path else ""))

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ImageWriteError
 from .describe import ImageDescription, describe_array
 from .identify import SUFFIXES
-from .probe import IMAGE_SUFFIXES, MULTI_FRAME
+from .probe import IMAGE_SUFFIXES
 from .tiff import palette_indices, write_tiff
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp"}
@@ -60,8 +60,11 @@ def save_image(
         raise ImageWriteError(f"{path}: cannot write {path.suffix or 'a file without a suffix'} images; write one of "
                               f"{', '.join(WRITABLE)} (--format)")  # fmt: skip
     notes: list[str] = []
-    if len(frames) > 1 and path.suffix.lower() not in MULTI_FRAME and target not in ("tiff", "webp", "gif", "png"):
-        raise ImageWriteError(f"{path}: {len(frames)} frames cannot go into one {target.upper()} file; use --format tif or webp")
+    holds = ("tiff",) if description.frames_kind == "pages" else ("tiff", "webp", "gif", "png")
+    if len(frames) > 1 and target not in holds:
+        kind = description.frames_kind or "frames"
+        raise ImageWriteError(f"{path}: {len(frames)} {kind} cannot go into one {path.suffix or target} file; "
+                              "keep the input's format or use --format tif")  # fmt: skip
     same = target == description.format
     if target == "tiff":
         descs = frame_descriptions or [description] * len(frames)

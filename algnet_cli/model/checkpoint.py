@@ -28,8 +28,12 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file (.safetensors or .pth)")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointNotFoundError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        from ..fileio import unreadable_reason
+
+        raise CheckpointError(f"{path}: not a regular file ({unreadable_reason(path) or 'a special file'})")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
@@ -153,7 +157,13 @@ def build_from_state_dict(sd: Mapping[str, torch.Tensor], source: str = "checkpo
         if k in sd and sd[k].shape != v.shape
     ]
     if missing or unexpected or mismatched:
-        raise StateDictMismatchError(missing, unexpected, mismatched)
+        raise StateDictMismatchError(missing, unexpected, mismatched, source)
+    integer = sorted({str(v.dtype).replace("torch.", "") for v in sd.values() if not v.is_floating_point()})
+    if integer:
+        raise CheckpointError(
+            f"{source}: tensors of integer type ({', '.join(integer)}; a quantised checkpoint?); ALGNet reads "
+            "floating-point weights only"
+        )
     bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")

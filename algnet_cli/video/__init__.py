@@ -7,7 +7,7 @@ through a restorer; ``sequence``: still frames into a video.
 
 from ..errors import VideoError
 from .decode import OUTPUT_CONTAINERS, VIDEO_SUFFIXES, VideoReport, is_video_path, probe, probe_header
-from .encode import EncodeOptions, choose_pix_fmt, describe_backend, encoder_name, partial_path
+from .encode import EncodeOptions, check_encode_options, choose_pix_fmt, describe_backend, encoder_name, partial_path
 from .process import FrameFunction, Restorer, process_video
 from .sequence import process_sequence
 
@@ -19,6 +19,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "VideoError",
     "VideoReport",
+    "check_encode_options",
     "choose_pix_fmt",
     "describe_backend",
     "encoder_name",

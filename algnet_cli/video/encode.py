@@ -7,6 +7,8 @@ renamed when complete; an interrupted one is finalised as ``NAME.partial.EXT``.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +49,32 @@ def encoder_name(codec: str) -> str:
     if c.type != "video":
         raise UsageError(f"--codec {codec}: {name} is not a video encoder")
     return name
+
+
+def check_encode_options(options: EncodeOptions, suffixes) -> None:
+    """Refuse, before any work, a codec or pixel format that does not exist, and a codec that a
+    container among ``suffixes`` (the outputs' file suffixes) cannot hold."""
+    import io
+
+    av = pyav()
+    encoder = encoder_name(options.codec)
+    codec = av.codec.Codec(encoder, "w")
+    if options.pix_fmt is not None:
+        try:
+            av.VideoFormat(options.pix_fmt, 16, 16)
+        except Exception:
+            raise UsageError(f"--pix-fmt {options.pix_fmt}: no such pixel format") from None
+        supported = [f.name for f in (codec.video_formats or [])]
+        if supported and options.pix_fmt not in supported:
+            raise UsageError(f"--pix-fmt {options.pix_fmt}: {encoder} does not take it; it takes {', '.join(supported[:12])}")
+    for suffix in sorted(set(suffixes)):
+        try:
+            with av.open(io.BytesIO(), "w", format=suffix.lstrip(".").replace("mkv", "matroska").replace("m4v", "mp4")) as c:
+                holds = c.supported_codecs
+        except Exception:  # noqa: BLE001 - a container FFmpeg cannot name: the muxer reports it per file
+            continue
+        if holds and encoder not in holds and codec.name not in holds:
+            raise UsageError(f"--codec {options.codec}: a {suffix} file cannot hold {encoder} video; choose another --codec")
 
 
 def _subsampled(pix_fmt: str) -> tuple[bool, bool]:
@@ -310,10 +338,20 @@ class FrameFolderWriter:
 
     decode_audio: set[int] = set()
 
-    def __init__(self, folder: Path, high_bit: bool):
+    def __init__(self, folder: Path, high_bit: bool, source: str = "", expected: int | None = None):
         self.folder = folder
         self.high_bit = high_bit
+        self.source, self.expected = source, expected
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in frame_files(folder):  # another clip's, or an interrupted run's: never mixed in
+            stale.unlink(missing_ok=True)
+        self._manifest("partial", 0)
+
+    def _manifest(self, status: str, frames: int) -> None:
+        from ..fileio import atomic_write_text
+
+        record = {"source": self.source, "status": status, "frames": frames, "frames_expected": self.expected}
+        atomic_write_text(self.folder / FRAMES_MANIFEST, json.dumps(record, indent=1) + "\n")
 
     def write(self, kind: str, a, b) -> None:
         from ..images import write_image
@@ -323,9 +361,30 @@ class FrameFolderWriter:
 
     def finish(self, report: VideoReport, interrupted: bool) -> None:
         report.output = str(self.folder)
+        self._manifest("partial" if interrupted else "done", report.frames)
 
     def abandon(self) -> None:
         pass
+
+
+#: the record of a frame folder: the source, how many frames, and whether it is complete
+FRAMES_MANIFEST = ".algnet-frames.json"
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The frame files (NNNNNN.png) that a frame folder holds."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.suffix == ".png" and p.stem.isdigit() and len(p.stem) == 6]
+
+
+def frames_complete(folder: Path) -> bool:
+    """Whether a frame folder holds a finished run's frames (its record says done, every frame there)."""
+    try:
+        record = json.loads((folder / FRAMES_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return record.get("status") == "done" and len(frame_files(folder)) >= int(record.get("frames") or 0) > 0
 
 
 def describe_backend() -> str:

@@ -80,7 +80,7 @@ def process_video(
         if on_start:
             on_start(report)
         if frames_out is not None:
-            writer = FrameFolderWriter(Path(frames_out), source.high_bit)
+            writer = FrameFolderWriter(Path(frames_out), source.high_bit, str(src), source.frames_expected)
         else:
             spec = output_spec(
                 options, source.width, source.height, source.pix_fmt, report,
@@ -93,6 +93,9 @@ def process_video(
     finally:
         source.close()
         report.seconds = time.perf_counter() - t0
+    if report.frames == 0:  # audio alone is no deblurred video: nothing was written
+        claimed = f" (its header claims {report.frames_expected})" if report.frames_expected else ""
+        raise VideoError(src, f"no video frame could be decoded{claimed}; nothing was written")
     if report.problems and report.status == "done":
         report.status = "partial"
     return report

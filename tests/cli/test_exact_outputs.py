@@ -1,0 +1,285 @@
+"""Every output planned before any work, one file's failure never ends the batch, frame folders
+and empty videos as outputs like any other, and models: never delete what ships."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from algnet_cli.errors import CheckpointError, UsageError
+from algnet_cli.hub import parse_ref
+from helpers.cli import run_deblur, write_identity_checkpoint
+from helpers.videos import make_video
+
+RGB = np.random.default_rng(3).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory):
+    return write_identity_checkpoint(tmp_path_factory.mktemp("ckpt") / "identity.safetensors")
+
+
+def write_video(path, n, w, h, noise=False):
+    """An H.264 clip of ``n`` frames (random noise frames: large even at --crf 0)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not noise:
+        make_video(path, w, h, [i * 40 for i in range(n)], audio=None)
+        return
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+        for _ in range(n):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+def record(folder):
+    return json.loads((folder / "algnet-run.json").read_text())
+
+
+def test_an_over_long_output_name_fails_that_file_alone(tmp_path, identity):
+    src = tmp_path / "L"
+    src.mkdir()
+    long_name = "b" * 251 + ".png"
+    for name in ("a1.png", long_name, "z2.png"):
+        Image.fromarray(RGB).save(src / name)
+    dry = run_deblur(src, "-o", tmp_path / "out", "--suffix", "_s", "--model", identity, "--dry-run")
+    assert "would fail" in dry.stdout and "over the file system's limit" in dry.stdout
+    r = run_deblur(src, "-o", tmp_path / "out", "--suffix", "_s", "--model", identity, "-q")
+    assert r.returncode == 1, r.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["a1_s.png", "algnet-run.json", "z2_s.png"]
+    files = {os.path.basename(f["input"]): f for f in record(tmp_path / "out")["files"]}
+    assert files[long_name]["status"] == "failed" and "255" in files[long_name]["error"]
+    assert files["a1.png"]["status"] == files["z2.png"]["status"] == "done"
+
+
+def test_a_suffix_run_into_its_own_folder_can_be_run_again(tmp_path, identity):
+    same = tmp_path / "same"
+    same.mkdir()
+    Image.fromarray(RGB).save(same / "a.png")
+    for attempt in range(2):
+        r = run_deblur(same, "-o", same, "--suffix", "_s", "--model", identity, "-q")
+        assert r.returncode == 0, (attempt, r.stderr)
+    assert sorted(p.name for p in same.iterdir()) == ["a.png", "a_s.png", "algnet-run.json"]
+    assert record(same)["files"][0]["status"] == "skipped"
+
+
+@pytest.mark.parametrize(
+    "inputs, output",
+    [(["a.png"], "out.mp4"), (["a.png"], "out.txt"), (["v.mp4"], "x.png"), (["a.png", "b.png"], "x.png")],
+)
+def test_an_output_file_name_of_the_wrong_kind_is_a_usage_error(tmp_path, identity, inputs, output):
+    for name in inputs:
+        if name.endswith(".png"):
+            Image.fromarray(RGB).save(tmp_path / name)
+        else:
+            write_video(tmp_path / name, 3, 32, 24)
+    r = run_deblur(*[tmp_path / n for n in inputs], "-o", tmp_path / output, "--model", identity)
+    assert r.returncode == 2, r.stderr
+    assert not (tmp_path / output).exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-memory", "-1"],
+        ["--max-memory", "nan"],
+        ["--codec", "nonexistent"],
+        ["--pix-fmt", "bogus"],
+        ["--codec", "h264", "--video-format", "webm"],
+    ],
+)
+def test_invalid_settings_are_usage_errors_before_the_model_loads(tmp_path, args):
+    write_video(tmp_path / "v.mp4", 3, 32, 24)
+    # a model that does not exist: a usage error must come first
+    r = run_deblur(tmp_path / "v.mp4", "-o", tmp_path / "out/", "--model", tmp_path / "missing.safetensors", *args)
+    assert r.returncode == 2 and "usage error" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def write_zero_frame_video(path):
+    """A container with a video stream that holds no frame, beside an audio stream with packets."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
+        a = c.add_stream("aac", rate=8000)
+        a.layout = "mono"
+        t = 0
+        for _ in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, t
+            t += 1024
+            for p in a.encode(frame):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+
+
+def test_a_video_without_frames_fails_by_name(tmp_path, identity):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_zero_frame_video(src / "empty.mp4")
+    Image.fromarray(RGB).save(src / "a.png")
+    r = run_deblur(src, "-o", tmp_path / "out", "--model", identity, "-q")
+    assert r.returncode == 1
+    assert "empty.mp4" in r.stderr and ("no video frame" in r.stderr or "no video stream" in r.stderr)
+    assert not (tmp_path / "out" / "empty.mp4").exists()
+    videos = record(tmp_path / "out")["videos"]
+    assert videos[0]["status"] == "failed"
+
+
+def test_the_batch_goes_on_after_a_video_fails_for_space(tmp_path, identity):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        src = tmp_path / "in"
+        src.mkdir()
+        noise = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        Image.fromarray(noise[:8, :8]).save(src / "a.png")
+        write_video(src / "b.mp4", 12, 96, 64, noise=True)
+        write_video(src / "c.mp4", 12, 96, 64, noise=True)
+        Image.fromarray(noise[:8, :8]).save(src / "d.png")
+        r = run_deblur(src, "-o", mnt, "--model", identity, "--crf", "0", "-q")
+        assert r.returncode == 1, r.stderr
+        assert "internal error" not in r.stderr and ".algnet-tmp" not in r.stderr
+        rec = record(mnt)
+        statuses = [v["status"] for v in rec["videos"]]
+        assert "failed" in statuses and len(statuses) == 2  # the second video was tried too
+        failed = next(v for v in rec["videos"] if v["status"] == "failed")
+        assert "b.mp4" in failed["error"] or "c.mp4" in failed["error"]
+        assert not [p for p in mnt.iterdir() if p.name.startswith(".algnet-tmp")]
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_an_interrupted_frame_folder_is_done_again_and_overwrite_leaves_no_stale_frame(tmp_path, identity):
+    write_video(tmp_path / "clip.mp4", 12, 32, 24)
+    frames = tmp_path / "frames" / "clip"
+    frames.mkdir(parents=True)
+    for i in range(1, 5):  # an interrupted run: four frames, its record says partial
+        Image.fromarray(RGB).save(frames / f"{i:06d}.png")
+    (frames / ".algnet-frames.json").write_text(json.dumps({"status": "partial", "frames": 4}))
+    r = run_deblur(tmp_path / "clip.mp4", "--frames-out", tmp_path / "frames", "--model", identity, "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in frames.glob("*.png")) == [f"{i:06d}.png" for i in range(1, 13)]
+    assert json.loads((frames / ".algnet-frames.json").read_text())["status"] == "done"
+    # another, shorter clip of the same stem over it, with --overwrite: none of the old frames stay
+    write_video(tmp_path / "short" / "clip.mp4", 5, 32, 24)
+    r = run_deblur(tmp_path / "short" / "clip.mp4", "--frames-out", tmp_path / "frames", "--model", identity,
+                   "--overwrite", "-q")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in frames.glob("*.png")) == [f"{i:06d}.png" for i in range(1, 6)]
+    # a finished folder is skipped
+    r = run_deblur(tmp_path / "short" / "clip.mp4", "--frames-out", tmp_path / "frames", "--model", identity)
+    assert r.returncode == 0 and "1 already there" in r.stderr + r.stdout
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_models_rm_never_deletes_the_shipped_weights(tmp_path):
+    import algnet_cli
+
+    shipped = sorted((os.path.dirname(algnet_cli.__file__) + "/weights/" + f) for f in os.listdir(
+        os.path.dirname(algnet_cli.__file__) + "/weights") if f.endswith(".safetensors"))  # fmt: skip
+    before = {p: sha256(__import__("pathlib").Path(p)) for p in shipped}
+    env = {**os.environ, "ALGNET_CONFIG_DIR": str(tmp_path / "cfg"), "ALGNET_CACHE": str(tmp_path / "cache")}
+    for name in ("algnet-small", "default"):
+        r = subprocess.run([sys.executable, "-m", "algnet_cli", "models", "rm", name], capture_output=True, text=True, env=env)
+        assert r.returncode == 2 and "ships inside algnet-cli" in r.stderr, r.stderr
+    assert before and all(sha256(__import__("pathlib").Path(p)) == h for p, h in before.items())
+
+
+def test_checkpoints_that_cannot_be_right_are_refused_by_name(tmp_path, identity):
+    from safetensors.torch import load_file, save_file
+
+    from algnet_cli.model.checkpoint import load_checkpoint
+
+    sd = load_file(str(identity))
+    quantised = {k: (v * 100).to(__import__("torch").int8) for k, v in sd.items()}
+    save_file(quantised, str(tmp_path / "q.safetensors"))
+    with pytest.raises(CheckpointError, match="integer"):
+        load_checkpoint(tmp_path / "q.safetensors")
+    del sd["ending.bias"]
+    save_file(sd, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_checkpoint(tmp_path / "bad.safetensors")
+    r = run_deblur(tmp_path / "q.safetensors", "-o", tmp_path / "o/", "--model", "/dev/zero")
+    assert "not a regular file" in r.stderr and "no such file" not in r.stderr
+    with pytest.raises(UsageError, match=r"'\.\.'"):
+        parse_ref("hf://owner/repo/../../x.safetensors")
+    r = run_deblur(tmp_path / "q.safetensors", "-o", tmp_path / "o/", "--model", "hf://owner/repo/../../x.safetensors")
+    assert r.returncode == 2 and "'..'" in r.stderr and "internal error" not in r.stderr
+
+
+def hostile_folder(root):
+    """Files a new user's folder holds: the good ones must come back exact (identity model) or
+    with a note, the bad ones be named with their reason."""
+    root.mkdir()
+    good = {}
+    buf = __import__("io").BytesIO()
+    Image.fromarray(RGB).save(buf, format="JPEG", quality=90)
+    (root / "motion.jpg").write_bytes(buf.getvalue() + b"\x00\x00\x00\x18ftypmp42" + os.urandom(300))
+    good["motion.jpg"] = "lossy"
+    pal = Image.fromarray(RGB[..., 0] // 32, "P")
+    pal.putpalette(list(range(0, 256, 32)) * 3)
+    cmap = np.zeros((3, 256), np.uint16)
+    cmap[:, :8] = np.arange(8) * 8000
+    tifffile.imwrite(root / "palette.tif", RGB[..., 0] // 32, photometric="palette", colormap=cmap)
+    tifffile.imwrite(root / "miniswhite.tif", RGB[..., 1], photometric="miniswhite")
+    tifffile.imwrite(root / "planar.tif", np.moveaxis(RGB, -1, 0)[:, :, :4], photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(root / "int16.tif", (RGB[..., 0].astype(np.int16) - 128) * 200, photometric="minisblack")
+    good.update({n: "exact" for n in ("palette.tif", "miniswhite.tif", "planar.tif", "int16.tif")})
+    Image.fromarray(RGB).save(root / "png_named.jpg", format="PNG")
+    good["png_named.jpg"] = "exact"
+    tifffile.imwrite(root / "int32.tif", RGB[..., 0].astype(np.int32), photometric="minisblack")
+    Image.fromarray(RGB).save(root / ("n" * 251 + ".png"))
+    write_zero_frame_video(root / "zero.mp4")
+    (root / "x.png").write_bytes(b"PF\n40000 40000\n-1.0\n" + bytes(4000))
+    bad = {"int32.tif": "not supported", "n" * 251 + ".png": "limit", "zero.mp4": "no video", "x.png": "PFM"}
+    return good, bad
+
+
+def test_a_hostile_folder_comes_back_exact_or_noted_and_names_every_bad_file(tmp_path, identity):
+    good, bad = hostile_folder(tmp_path / "in")
+    r = run_deblur(tmp_path / "in", "-o", tmp_path / "out", "--suffix", "_s", "--model", identity, "-q")
+    assert r.returncode == 1, r.stderr
+    assert "internal error" not in r.stderr
+    rec = record(tmp_path / "out")
+    rows = {os.path.basename(f["input"]): f for f in rec["files"] + rec["videos"]}
+    for name, why in bad.items():
+        assert rows[name]["status"] == "failed" and why in rows[name]["error"], (name, rows[name])
+        assert name[:40] in r.stderr
+    for name, kind in good.items():
+        row = rows[name]
+        assert row["status"] == "done", row
+        stem, ext = os.path.splitext(name)
+        src, out = tmp_path / "in" / name, tmp_path / "out" / f"{stem}_s{ext}"
+        if name.endswith(".tif"):
+            a, b = tifffile.imread(src), tifffile.imread(out)
+            with tifffile.TiffFile(src) as ta, tifffile.TiffFile(out) as tb:
+                assert ta.pages[0].photometric == tb.pages[0].photometric, name
+            assert np.array_equal(a, b), name
+        elif kind == "exact":
+            assert np.array_equal(np.asarray(Image.open(src)), np.asarray(Image.open(out))) or row.get("notes"), name
+        else:
+            assert row.get("notes"), name
