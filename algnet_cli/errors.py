@@ -55,6 +55,9 @@ class ImageReadError(AlgnetError, ValueError):
         self.reason = reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self):  # survives pickling (a cluster worker's error reaches the driver whole)
+        return type(self), (self.path, self.reason)
+
 
 class ImageWriteError(AlgnetError, OSError):
     """An output image could not be written."""
@@ -87,3 +90,6 @@ class VideoError(AlgnetError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self):  # survives pickling (a cluster worker's error reaches the driver whole)
+        return type(self), (self.path, self.reason)

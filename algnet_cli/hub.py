@@ -86,7 +86,9 @@ def remove_model(name: str, cache: str | Path | None = None) -> tuple[RegistryEn
         raise ModelNotFoundError(f"{name}: no registered model of that name")
     path = cached_file(name, cache)
     if entry.builtin and path is not None and shipped_file(path):
-        raise UsageError(f"{name} ships inside algnet-cli ({path}); its weights are part of the install and are not removed")
+        raise UsageError(
+            f"{name} ships inside algnet-cli ({path}); its weights are part of the install and are not removed"
+        )
     if path is not None:
         real = Path(os.path.realpath(path))
         path.unlink(missing_ok=True)

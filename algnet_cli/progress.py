@@ -72,8 +72,17 @@ class Progress:
         self.units += units
         if self.quiet:
             return
-        rate = f"{self.rate():.2f} {self.unit}/s"
+        rate = _rate_text(self.rate(), self.unit, self.done, time.perf_counter() - self.start)
         if self._rich is not None:
             self._rich.update(self._task, advance=1, rate=rate, current=label[-40:])
         else:
             print(f"[{self.done}/{self.total}] {label} ({rate})", file=self.stream, flush=True)
+
+
+def _rate_text(rate: float, unit: str, done: int, elapsed: float) -> str:
+    """The rate in significant figures (tiny images do not read as 0.00 MP/s); items a second
+    when the units are too few to show."""
+    if rate >= 0.01:
+        return f"{rate:.3g} {unit}/s"
+    per_item = elapsed / done if done else 0.0
+    return f"{per_item:.2g} s each" if per_item else ""

@@ -15,13 +15,13 @@ import imagecodecs
 import numpy as np
 import pytest
 import tifffile
+from helpers.cli import write_identity_checkpoint
 from PIL import Image, PngImagePlugin
 
 from algnet_cli.api import Deblurrer
 from algnet_cli.batch.plan import Job
 from algnet_cli.batch.stills import load_image, save_image
 from algnet_cli.errors import ImageReadError
-from helpers.cli import write_identity_checkpoint
 
 RNG = np.random.default_rng(7)
 SIZES = [(1, 1), (3, 5), (17, 13)]  # (height, width): tiny and odd
@@ -113,7 +113,9 @@ def tiff_tagged(path):
 def animated(fmt, n=3, h=8, w=6, **kw):
     def write(path):
         frames = [Image.fromarray(smooth(h, w) // (i + 1)) for i in range(n)]
-        frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], duration=[50, 80, 120][:n], loop=0, **kw)
+        frames[0].save(
+            path, format=fmt, save_all=True, append_images=frames[1:], duration=[50, 80, 120][:n], loop=0, **kw
+        )
 
     return write
 
@@ -139,7 +141,12 @@ def tiff_cases():
     for h, w in SIZES:
         cases += [
             (f"tiff_grey8_{h}x{w}", ".tif", tiff(u8(h, w), photometric="minisblack"), "exact"),
-            (f"tiff_rgb16_planar_{h}x{w}", ".tif", tiff(u16(3, h, w), photometric="rgb", planarconfig="separate"), "exact"),
+            (
+                f"tiff_rgb16_planar_{h}x{w}",
+                ".tif",
+                tiff(u16(3, h, w), photometric="rgb", planarconfig="separate"),
+                "exact",
+            ),
         ]
     return cases + [
         ("tiff_rgb8_planar_4wide", ".tif", tiff(u8(3, 50, 4), photometric="rgb", planarconfig="separate"), "exact"),
@@ -238,7 +245,12 @@ def decoded(path):
                 frames.append(imagecodecs.png_decode(path.read_bytes()))
             else:
                 frames.append(np.asarray(im.convert("RGBA" if im.mode in ("P", "RGBA", "LA", "PA") else im.mode)))
-        meta = (bool(im.info.get("icc_profile")), dict(im.getexif()).get(0x010F), im.info.get("dpi"), im.info.get("parameters"))
+        meta = (
+            bool(im.info.get("icc_profile")),
+            dict(im.getexif()).get(0x010F),
+            im.info.get("dpi"),
+            im.info.get("parameters"),
+        )
     return frames, structure, meta
 
 

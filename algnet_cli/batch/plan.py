@@ -98,6 +98,14 @@ def plan(request: Request) -> Plan:
         raise UsageError(f"unknown --video-format {vid.container!r}; use {', '.join(v[1:] for v in OUTPUT_CONTAINERS)}")
     found, not_images = discover(list(request.inputs), request.recursive, exclude=out.output)
     if not found:
+        from ..images import UNREADABLE_SUFFIXES
+
+        unread = [p for p in not_images if Path(p).suffix.lower() in UNREADABLE_SUFFIXES]
+        if unread:
+            kinds = ", ".join(sorted({Path(p).suffix.lower() for p in unread}))
+            shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
+            raise UsageError(f"no input images or videos found; {len(unread)} files are in formats algnet does not "
+                             f"read ({kinds}): {shown}")  # fmt: skip
         raise UsageError("no input images or videos found")
     videos = [(s, r) for s, r in found if is_video_path(s)]
     images = [(s, r) for s, r in found if not is_video_path(s)]
@@ -134,7 +142,9 @@ def _single_output(found: list, images: list, out: OutputOptions) -> bool:
             raise UsageError(f"{o}: is a file; with several inputs -o names a folder")
     elif len(found) > 1:
         if is_image_path(o) or is_video_path(o):
-            raise UsageError(f"{o}: names one file, but there are {len(found)} inputs; -o names a folder (end it with /)")
+            raise UsageError(
+                f"{o}: names one file, but there are {len(found)} inputs; -o names a folder (end it with /)"
+            )
         return False
     if len(found) > 1:
         return False

@@ -86,8 +86,9 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """Every file done or already there, and the record written."""
-        return not (self.failed or self.bad_videos or self.record_error)
+        """Every file done or already there, every pair scored (with --gt), and the record written."""
+        unscored = bool(self.scores is not None and getattr(self.scores, "failed", None))
+        return not (self.failed or self.bad_videos or self.record_error or unscored)
 
     def summary(self) -> dict:
         """The machine-readable summary (``algnet deblur --json``)."""

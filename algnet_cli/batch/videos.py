@@ -68,7 +68,9 @@ def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport
         return VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
     except OSError as e:  # a full disk, a folder gone: this video fails, the batch goes on
         reason = e.strerror or str(e)
-        return VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: could not write {job.dst}: {reason}")
+        return VideoReport(
+            str(job.src), str(job.dst), status="failed", error=f"{job.src}: could not write {job.dst}: {reason}"
+        )
 
 
 def run_sequence(plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:

@@ -184,7 +184,9 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
         body = data[i + 4 : i + 2 + length]
         if marker in _SOF and len(body) >= 6:
             comps = body[5]
-            sampling = tuple((body[7 + 3 * k] >> 4, body[7 + 3 * k] & 15) for k in range(comps) if 8 + 3 * k <= len(body))
+            sampling = tuple(
+                (body[7 + 3 * k] >> 4, body[7 + 3 * k] & 15) for k in range(comps) if 8 + 3 * k <= len(body)
+            )
             sof = (_SOF[marker], body[0], comps, sampling, *struct.unpack(">HH", body[1:5]))
         elif marker == 0xEE and body[:5] == b"Adobe" and len(body) >= 12:
             adobe = body[11]

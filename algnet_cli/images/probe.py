@@ -184,5 +184,6 @@ def check_header(
     if header.format in ("png", "jpeg", "webp", "bmp") and header.width * header.height > OPENCV_MAX_PIXELS:
         if header.frames == 1:
             raise ImageReadError(
-                path, f"claims {header.width}x{header.height} pixels, over the decoder's limit of {OPENCV_MAX_PIXELS} pixels"
+                path,
+                f"claims {header.width}x{header.height} pixels, over the decoder's limit of {OPENCV_MAX_PIXELS} pixels",
             )

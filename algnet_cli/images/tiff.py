@@ -229,7 +229,9 @@ def _samples_back(arr: np.ndarray, desc: ImageDescription, notes: list[str], col
 
 def _compression(desc: ImageDescription) -> str:
     if desc.compression in KEPT_COMPRESSIONS:
-        return {"ADOBE_DEFLATE": "zlib", "DEFLATE": "zlib", "WEBP_LOSSLESS": "zlib"}.get(desc.compression, desc.compression.lower())
+        return {"ADOBE_DEFLATE": "zlib", "DEFLATE": "zlib", "WEBP_LOSSLESS": "zlib"}.get(
+            desc.compression, desc.compression.lower()
+        )
     return "zlib"
 
 

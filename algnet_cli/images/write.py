@@ -78,7 +78,9 @@ def save_image(
         writer = {"png": _png, "jpeg": _jpeg, "webp": _webp, "bmp": _bmp, "gif": _gif}[target]
         writer(path, frames[0], description if same else _plain(frames[0], target, description), quality, notes)
     if not same and description.format == "jpeg" and description.trailing:
-        notes.append(f"the {len(description.trailing)} bytes after the JPEG image are not copied into a {target.upper()}")
+        notes.append(
+            f"the {len(description.trailing)} bytes after the JPEG image are not copied into a {target.upper()}"
+        )
     return list(dict.fromkeys(notes))
 
 

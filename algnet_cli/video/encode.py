@@ -8,7 +8,6 @@ renamed when complete; an interrupted one is finalised as ``NAME.partial.EXT``.
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -66,15 +65,21 @@ def check_encode_options(options: EncodeOptions, suffixes) -> None:
             raise UsageError(f"--pix-fmt {options.pix_fmt}: no such pixel format") from None
         supported = [f.name for f in (codec.video_formats or [])]
         if supported and options.pix_fmt not in supported:
-            raise UsageError(f"--pix-fmt {options.pix_fmt}: {encoder} does not take it; it takes {', '.join(supported[:12])}")
+            raise UsageError(
+                f"--pix-fmt {options.pix_fmt}: {encoder} does not take it; it takes {', '.join(supported[:12])}"
+            )
     for suffix in sorted(set(suffixes)):
         try:
-            with av.open(io.BytesIO(), "w", format=suffix.lstrip(".").replace("mkv", "matroska").replace("m4v", "mp4")) as c:
+            with av.open(
+                io.BytesIO(), "w", format=suffix.lstrip(".").replace("mkv", "matroska").replace("m4v", "mp4")
+            ) as c:
                 holds = c.supported_codecs
         except Exception:  # noqa: BLE001 - a container FFmpeg cannot name: the muxer reports it per file
             continue
         if holds and encoder not in holds and codec.name not in holds:
-            raise UsageError(f"--codec {options.codec}: a {suffix} file cannot hold {encoder} video; choose another --codec")
+            raise UsageError(
+                f"--codec {options.codec}: a {suffix} file cannot hold {encoder} video; choose another --codec"
+            )
 
 
 def _subsampled(pix_fmt: str) -> tuple[bool, bool]:

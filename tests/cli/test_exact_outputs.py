@@ -14,12 +14,12 @@ import av
 import numpy as np
 import pytest
 import tifffile
+from helpers.cli import run_deblur, write_identity_checkpoint
+from helpers.videos import make_video
 from PIL import Image
 
 from algnet_cli.errors import CheckpointError, UsageError
 from algnet_cli.hub import parse_ref
-from helpers.cli import run_deblur, write_identity_checkpoint
-from helpers.videos import make_video
 
 RGB = np.random.default_rng(3).integers(0, 256, (24, 32, 3), dtype=np.uint8)
 
@@ -204,7 +204,9 @@ def test_models_rm_never_deletes_the_shipped_weights(tmp_path):
     before = {p: sha256(__import__("pathlib").Path(p)) for p in shipped}
     env = {**os.environ, "ALGNET_CONFIG_DIR": str(tmp_path / "cfg"), "ALGNET_CACHE": str(tmp_path / "cache")}
     for name in ("algnet-small", "default"):
-        r = subprocess.run([sys.executable, "-m", "algnet_cli", "models", "rm", name], capture_output=True, text=True, env=env)
+        r = subprocess.run(
+            [sys.executable, "-m", "algnet_cli", "models", "rm", name], capture_output=True, text=True, env=env
+        )
         assert r.returncode == 2 and "ships inside algnet-cli" in r.stderr, r.stderr
     assert before and all(sha256(__import__("pathlib").Path(p)) == h for p, h in before.items())
 

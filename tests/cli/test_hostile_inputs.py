@@ -229,7 +229,10 @@ def test_any_per_file_error_is_that_files_failure(tmp_path, monkeypatch):
             raise MemoryError()
         if job.src.name == "2.png":
             raise KeyError("a decoder's own surprise")
-        return stills.Decoded(np.zeros((2, 2, 3), np.uint8), {})
+        from algnet_cli.images import Opened, describe_array
+
+        pixels = np.zeros((2, 2, 3), np.uint8)
+        return stills.Decoded(Opened([pixels], describe_array(pixels)))
 
     written = []
 
@@ -237,6 +240,7 @@ def test_any_per_file_error_is_that_files_failure(tmp_path, monkeypatch):
         if job.src.name == "3.png":
             raise KeyError(".gif")
         written.append(job.src.name)
+        return []
 
     class Identity:
         def run(self, imgs):
