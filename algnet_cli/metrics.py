@@ -47,6 +47,7 @@ class Protocol:
     def describe(self) -> dict:
         d = asdict(self)
         d.update(ssim_window=2 * RADIUS + 1, ssim_sigma=SIGMA, K1=K1, K2=K2)
+        d.update(alpha="not scored: colour channels only; a pair whose alpha differs gets a note")
         if self.name == "realblur":
             d.update(alignment="intensity matching + ECC homography, cubic warp, valid region only")
         if self.name == "gopro":

@@ -52,7 +52,7 @@ class Progress:
                 console=console,
                 transient=False,
             )
-            self._task = self._rich.add_task(description, total=total, rate="", current="")
+            self._task = self._rich.add_task(description, total=total or None, rate="", current="")
 
     def __enter__(self) -> Progress:
         if self._rich is not None:
@@ -76,7 +76,8 @@ class Progress:
         if self._rich is not None:
             self._rich.update(self._task, advance=1, rate=rate, current=label[-40:])
         else:
-            print(f"[{self.done}/{self.total}] {label} ({rate})", file=self.stream, flush=True)
+            count = f"{self.done}/{self.total}" if self.total else str(self.done)  # 0: the total is not known
+            print(f"[{count}] {label} ({rate})", file=self.stream, flush=True)
 
 
 def _rate_text(rate: float, unit: str, done: int, elapsed: float) -> str:

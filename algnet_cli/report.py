@@ -26,6 +26,7 @@ class ScoreRow:
     error: str | None = None
     input_psnr: float | None = None  # the blurred input against the same ground truth, when known
     input_ssim: float | None = None
+    note: str | None = None  # what the scores do not show (an alpha channel that differs)
 
 
 @dataclass

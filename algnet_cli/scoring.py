@@ -74,6 +74,8 @@ def score_pair(pair: Pair, protocol: Protocol, input_path: Path | None = None) -
     try:
         pred, gt = read_image(pair.pred), read_image(pair.gt)
         pred, gt = _same_channels(pred, gt, pair)
+        if pred.ndim == 3 and pred.shape[2] in (2, 4) and not np.array_equal(pred[..., -1], gt[..., -1]):
+            row.note = "alpha differs from the ground truth's (alpha is not scored)"
         row.psnr, row.ssim = score(pred, gt, protocol)
         if input_path is not None:
             inp, _ = _same_channels(read_image(input_path), gt, pair)

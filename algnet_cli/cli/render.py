@@ -93,7 +93,9 @@ class DeblurRenderer:
         self._close()
 
     def video_start(self, report) -> None:
-        self._open(report.frames_expected or 0, Path(report.input).name, "frames")
+        # a count estimated from the duration (a sparse or variable-rate video) is no total to show
+        total = 0 if report.frames_estimated else (report.frames_expected or 0)
+        self._open(total, Path(report.input).name, "frames")
 
     def video_frame(self, report) -> None:
         if self.bar is not None:

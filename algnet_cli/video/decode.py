@@ -61,6 +61,7 @@ class VideoReport:
     status: str = "done"  # done | partial (damaged input or interrupted) | failed | skipped
     frames: int = 0
     frames_expected: int | None = None
+    frames_estimated: bool = False  # frames_expected from the duration and rate, not counted by the container
     fps: float | None = None
     size: tuple[int, int] | None = None
     codec: str | None = None
@@ -72,7 +73,9 @@ class VideoReport:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if v not in (None, [])}
+        d = {k: v for k, v in self.__dict__.items() if v not in (None, []) and k != "frames_estimated"}
+        if self.frames_estimated and self.frames_expected:  # a guess from the duration: named as one
+            d["frames_expected_estimate"] = d.pop("frames_expected")
         d["seconds"] = round(self.seconds, 3)
         if self.size:
             d["size"] = list(self.size)
@@ -126,6 +129,7 @@ class Source:
         self.time_base = self.video.time_base
         self.rotation = first_frame_rotation(path)
         self.frames_expected = self.video.frames or None
+        self.frames_estimated = not self.frames_expected
         if not self.frames_expected and self.video.duration and self.time_base:
             self.frames_expected = round(float(self.video.duration * self.time_base * self.rate)) or None
         if not self.frames_expected and self.container.duration:

@@ -77,6 +77,7 @@ def process_video(
     try:
         report.fps, report.size = float(source.rate), (source.width, source.height)
         report.frames_expected, report.rotation = source.frames_expected, source.rotation
+        report.frames_estimated = source.frames_estimated
         if on_start:
             on_start(report)
         if frames_out is not None:
@@ -94,7 +95,12 @@ def process_video(
         source.close()
         report.seconds = time.perf_counter() - t0
     if report.frames == 0:  # audio alone is no deblurred video: nothing was written
-        claimed = f" (its header claims {report.frames_expected})" if report.frames_expected else ""
+        n = report.frames_expected
+        claimed = (
+            (f" (its duration suggests about {n})" if report.frames_estimated else f" (its header claims {n})")
+            if n
+            else ""
+        )
         raise VideoError(src, f"no video frame could be decoded{claimed}; nothing was written")
     if report.problems and report.status == "done":
         report.status = "partial"

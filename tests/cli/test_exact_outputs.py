@@ -112,7 +112,7 @@ def test_invalid_settings_are_usage_errors_before_the_model_loads(tmp_path, args
 
 
 def write_zero_frame_video(path):
-    """A container with a video stream that holds no frame, beside an audio stream with packets."""
+    """A Matroska file with a video stream that holds no frame, beside an audio stream with packets."""
     with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=24)
         v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
@@ -132,12 +132,12 @@ def write_zero_frame_video(path):
 def test_a_video_without_frames_fails_by_name(tmp_path, identity):
     src = tmp_path / "in"
     src.mkdir()
-    write_zero_frame_video(src / "empty.mp4")
+    write_zero_frame_video(src / "empty.mkv")
     Image.fromarray(RGB).save(src / "a.png")
     r = run_deblur(src, "-o", tmp_path / "out", "--model", identity, "-q")
     assert r.returncode == 1
-    assert "empty.mp4" in r.stderr and ("no video frame" in r.stderr or "no video stream" in r.stderr)
-    assert not (tmp_path / "out" / "empty.mp4").exists()
+    assert "empty.mkv" in r.stderr and "no video frame" in r.stderr
+    assert not (tmp_path / "out" / "empty.mkv").exists()
     videos = record(tmp_path / "out")["videos"]
     assert videos[0]["status"] == "failed"
 
@@ -255,9 +255,9 @@ def hostile_folder(root):
     good["png_named.jpg"] = "exact"
     tifffile.imwrite(root / "int32.tif", RGB[..., 0].astype(np.int32), photometric="minisblack")
     Image.fromarray(RGB).save(root / ("n" * 251 + ".png"))
-    write_zero_frame_video(root / "zero.mp4")
+    write_zero_frame_video(root / "zero.mkv")
     (root / "x.png").write_bytes(b"PF\n40000 40000\n-1.0\n" + bytes(4000))
-    bad = {"int32.tif": "not supported", "n" * 251 + ".png": "limit", "zero.mp4": "no video", "x.png": "PFM"}
+    bad = {"int32.tif": "not supported", "n" * 251 + ".png": "limit", "zero.mkv": "no video frame", "x.png": "PFM"}
     return good, bad
 
 
@@ -285,3 +285,55 @@ def test_a_hostile_folder_comes_back_exact_or_noted_and_names_every_bad_file(tmp
             assert np.array_equal(np.asarray(Image.open(src)), np.asarray(Image.open(out))) or row.get("notes"), name
         else:
             assert row.get("notes"), name
+
+
+def test_progress_shows_no_false_rate_or_total(tmp_path):
+    import io
+
+    from algnet_cli.progress import Progress
+
+    out = io.StringIO()
+    with Progress(0, "clip", stream=out, unit="MP", force_terminal=False) as p:  # a total not known
+        p.advance("frame 1", units=0.0001)
+    line = out.getvalue()
+    assert line.startswith("[1] frame 1") and "0.00 MP/s" not in line
+    from algnet_cli.video import VideoReport
+
+    r = VideoReport("a.mkv", "b.mkv", frames_expected=1800001, frames_estimated=True)
+    assert r.to_dict()["frames_expected_estimate"] == 1800001 and "frames_expected" not in r.to_dict()
+
+
+def test_alpha_that_differs_is_named_in_the_scores(tmp_path):
+    from algnet_cli.metrics import Protocol
+    from algnet_cli.scoring import Pair, score_pair
+
+    rgba = np.dstack([RGB, np.full(RGB.shape[:2], 255, np.uint8)])
+    other = rgba.copy()
+    other[..., 3] = 10
+    Image.fromarray(rgba).save(tmp_path / "p.png")
+    Image.fromarray(other).save(tmp_path / "g.png")
+    row = score_pair(Pair("p.png", tmp_path / "p.png", tmp_path / "g.png"), Protocol())
+    assert row.psnr == float("inf") and "alpha differs" in row.note
+    assert "not scored" in Protocol().describe()["alpha"]
+
+
+def test_a_folder_of_unread_formats_names_them(tmp_path):
+    (tmp_path / "a.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(40))
+    (tmp_path / "b.jxl").write_bytes(b"\xff\x0a" + bytes(40))
+    r = run_deblur(tmp_path, "-o", tmp_path / "out", "--model", "default")
+    assert r.returncode == 2 and "a.avif" in r.stderr and "b.jxl" in r.stderr
+
+
+def test_deblur_gt_exits_1_when_a_pair_cannot_be_scored(tmp_path, identity):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "gt").mkdir()
+    Image.fromarray(RGB).save(tmp_path / "in" / "a.png")
+    Image.fromarray(RGB[:10]).save(tmp_path / "gt" / "a.png")  # another size: cannot be scored
+    r = run_deblur(tmp_path / "in", "-o", tmp_path / "out", "--gt", tmp_path / "gt", "--model", identity, "-q")
+    assert r.returncode == 1, r.stderr
+
+
+def test_a_user_set_decoding_limit_is_called_so(tmp_path, identity):
+    Image.fromarray(RGB).save(tmp_path / "a.png")
+    r = run_deblur(tmp_path / "a.png", "-o", tmp_path / "o/", "--max-megapixels", "0.0001", "--model", identity)
+    assert r.returncode == 1 and "--max-megapixels" in r.stderr and "half the memory" not in r.stderr
