@@ -69,6 +69,7 @@ class VideoReport:
     rotation: int = 0
     streams: list[str] = field(default_factory=list)  # what happened to each other stream
     problems: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # FFmpeg's own messages while writing, kept for the record
     seconds: float = 0.0
     error: str | None = None
 
@@ -162,13 +163,8 @@ class Source:
                 self._problems_from_log(logs)
 
     def _problems_from_log(self, logs) -> None:
-        groups: dict[str, int] = {}
-        for level, name, message in logs:
-            if level <= 16:  # av.logging.ERROR and worse
-                key = re.sub(r"-?\d+", "N", f"{name or 'ffmpeg'}: {message.strip()}")
-                groups[key] = groups.get(key, 0) + 1
-        for key, count in groups.items():
-            self._problem(f"{key}" + (f" ({count} times)" if count > 1 else ""))
+        for line in log_lines(logs):
+            self._problem(line)
 
     def _items(self, decode_audio: set[int], frames: bool = True) -> Iterable:
         av = pyav()
@@ -212,6 +208,16 @@ class Source:
 
     def _problem(self, text: str) -> None:
         self.report.problems.append(text)
+
+
+def log_lines(logs) -> list[str]:
+    """FFmpeg's error messages (captured with av.logging.Capture), alike ones counted together."""
+    groups: dict[str, int] = {}
+    for level, name, message in logs:
+        if level <= 16:  # av.logging.ERROR and worse
+            key = re.sub(r"-?\d+", "N", f"{name or 'ffmpeg'}: {message.strip()}")
+            groups[key] = groups.get(key, 0) + 1
+    return [key + (f" ({count} times)" if count > 1 else "") for key, count in groups.items()]
 
 
 def main_video_stream(container):

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import VideoError
 from ..interrupts import shielded
 from ..pipeline import Item, Pipeline
-from .decode import Source, VideoReport, reason
+from .decode import Source, VideoReport, log_lines, pyav, reason
 from .encode import EncodeOptions, FrameFolderWriter, VideoWriter, output_spec
 
 QUEUE_DEPTH = 4
@@ -72,6 +72,16 @@ def process_video(
     """
     src = Path(src)
     report = VideoReport(str(src), str(frames_out if frames_out is not None else dst))
+    # FFmpeg's messages while writing (the muxer's, the encoder's) go into this video's record, not
+    # onto the terminal without a file name; the reader's own are its problems (see decode.Source)
+    with pyav().logging.Capture(local=False) as logs:
+        try:
+            return _process(src, dst, report, restorer, options, container_format, frames_out, on_frame, on_start)
+        finally:
+            report.log = log_lines(logs)
+
+
+def _process(src, dst, report, restorer, options, container_format, frames_out, on_frame, on_start) -> VideoReport:
     t0 = time.perf_counter()
     source = Source(src, report, copy_others=frames_out is None)
     try:

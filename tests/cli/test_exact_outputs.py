@@ -337,3 +337,21 @@ def test_a_user_set_decoding_limit_is_called_so(tmp_path, identity):
     Image.fromarray(RGB).save(tmp_path / "a.png")
     r = run_deblur(tmp_path / "a.png", "-o", tmp_path / "o/", "--max-megapixels", "0.0001", "--model", identity)
     assert r.returncode == 1 and "--max-megapixels" in r.stderr and "half the memory" not in r.stderr
+
+
+def test_ffmpeg_messages_while_writing_go_to_that_videos_record(tmp_path, monkeypatch, capfd):
+    import av.logging
+
+    from algnet_cli.video import encode, process_video
+
+    make_video(tmp_path / "c.mp4", 32, 24, [i * 40 for i in range(3)], audio=None)
+    write = encode.VideoWriter.write
+
+    def noisy(self, kind, a, b):
+        av.logging.log(av.logging.ERROR, "mp4", "a muxer complaint")
+        return write(self, kind, a, b)
+
+    monkeypatch.setattr(encode.VideoWriter, "write", noisy)
+    report = process_video(tmp_path / "c.mp4", tmp_path / "o.mp4", lambda f: f)
+    assert report.status == "done" and len(report.log) == 1 and "a muxer complaint" in report.log[0]
+    assert "a muxer complaint" not in capfd.readouterr().err
