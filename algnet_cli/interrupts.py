@@ -2,7 +2,8 @@
 
 SIGINT and SIGTERM both become KeyboardInterrupt (so every ``finally`` and ``except`` runs), and
 the signal that came is remembered, so that the exit code says which: 130 for SIGINT, 143 for
-SIGTERM. Only the first one raises: the run is already winding down, and a second one arriving
+SIGTERM. Handlers are installed only for the length of a run (:func:`routed`) and the previous
+ones restored after it, so a Python process calling the library keeps its own. Only the first one raises: the run is already winding down, and a second one arriving
 within microseconds (before any shield is up) would otherwise cut its clean-up short. Work that must complete once started (closing a partial video) runs under
 :func:`shielded`: further signals are recorded there and delivered when it ends, so a burst of
 Ctrl-C cannot cut a file in half.
@@ -14,25 +15,50 @@ import contextlib
 import signal
 import threading
 
-_received: list[int] = []
+
+class _Run:
+    """One run's interrupts: the signals received while it ran."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def handler(self, signum, frame) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1:  # the first interrupt stops the run; later ones (a burst of Ctrl-C, or
+            raise KeyboardInterrupt  # `timeout` passing on the one the terminal sent) must not cut its clean-up
 
 
-def _raise(signum, frame):
-    _received.append(signum)
-    if len(_received) == 1:  # the first interrupt stops the run; later ones (a burst of Ctrl-C, or
-        raise KeyboardInterrupt  # `timeout` passing on the one the terminal sent) must not cut its clean-up
+_current: _Run | None = None
+_last: int | None = None  # the signal that interrupted the latest run, for the exit code
 
 
-def install() -> None:
-    """Route SIGINT and SIGTERM to KeyboardInterrupt, remembering which came (main thread only)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _raise)
-        signal.signal(signal.SIGTERM, _raise)
+@contextlib.contextmanager
+def routed():
+    """Within the block, SIGINT and SIGTERM become KeyboardInterrupt (main thread only); on leaving
+    it, the handlers that were there before are restored. Each block keeps its own state, so every
+    interrupted run in a process raises."""
+    global _current, _last
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    run, outer = _Run(), _current
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, run.handler)
+    _current = run
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _current = outer
+        if run.received:
+            _last = run.received[0]
 
 
 def exit_code() -> int:
-    """128 + the first signal that interrupted the run (SIGINT when none was recorded)."""
-    return 128 + (_received[0] if _received else signal.SIGINT)
+    """128 + the first signal that interrupted the latest run (SIGINT when none was recorded)."""
+    return 128 + (_last or signal.SIGINT)
 
 
 def ignore_further() -> None:
@@ -56,7 +82,7 @@ def shielded():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if held:
-            _received.extend(held)
+        if held and _current is not None:
+            _current.received.extend(held)
     if held:
         raise KeyboardInterrupt

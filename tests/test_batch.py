@@ -136,3 +136,100 @@ def test_overwrite_runs_everything_again(tmp_path):
     p = plan(_request(tmp_path / "in", output=tmp_path / "out", skip_existing=False))
     results = run_images(p.images, Inverter(), p.request.output)
     assert [r.status for r in results] == ["done"] and (tmp_path / "out" / "a.png").read_bytes() != b"old"
+
+
+class Interrupting(Inverter):
+    """Sends this process SIGINT while the model runs, as Ctrl-C would."""
+
+    def run(self, imgs):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)
+        return super().run(imgs)
+
+
+def test_execute_leaves_the_signal_handlers_as_it_found_them_and_every_interrupt_raises(tmp_path):
+    import signal
+
+    def mine(signum, frame):
+        raise AssertionError("the caller's handler must not run during a run")
+
+    before = signal.signal(signal.SIGINT, mine)
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        for attempt in range(2):  # a notebook: two interrupted runs in one process
+            _images(tmp_path / f"in{attempt}", "a.png", "b.png")
+            p = plan(_request(tmp_path / f"in{attempt}", output=tmp_path / f"out{attempt}"))
+            with pytest.raises(KeyboardInterrupt):
+                execute(p, Interrupting())
+            assert signal.getsignal(signal.SIGINT) is mine
+        outcome = execute(plan(_request(tmp_path / "in0", output=tmp_path / "out_ok")), Inverter())
+        assert outcome.ok and signal.getsignal(signal.SIGINT) is mine
+        assert signal.getsignal(signal.SIGTERM) is term
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_the_plan_decides_once_and_the_dry_run_reads_it(tmp_path):
+    from algnet_cli.batch import describe_plan
+
+    _images(tmp_path / "in", "a.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"done before")
+    kept = plan(_request(tmp_path / "in", output=tmp_path / "out"))
+    again = plan(_request(tmp_path / "in", output=tmp_path / "out", skip_existing=False))
+    assert [j.action for j in kept.images] == ["skip"] and [j.action for j in again.images] == ["run"]
+
+    class Runner:
+        device, precision_name = "cpu", "fp32"
+
+        def plan_tile(self, h, w):
+            return 0
+
+        def estimate_bytes(self, h, w):
+            return 1.0
+
+    assert "(exists, skipped)" in "\n".join(describe_plan(kept, Runner()))
+    assert "would run again" in "\n".join(describe_plan(again, Runner()))
+    results = run_images(again.images, Inverter(), again.request.output)
+    assert [r.status for r in results] == ["done"]
+
+
+def test_every_error_survives_pickle_with_its_message_and_fields():
+    import inspect
+    import pickle
+
+    from algnet_cli import errors
+
+    made = 0
+    for _, cls in inspect.getmembers(errors, inspect.isclass):
+        if not issubclass(cls, errors.AlgnetError):
+            continue
+        params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+        named = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        args = [["k1", "k2"] if "missing" in p.name or "unexpected" in p.name or "mismatched" in p.name
+                else f"value of {p.name}" for p in named] if named else ["a message"]  # fmt: skip
+        e = cls(*args)
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is cls and str(back) == str(e)
+        assert {k: v for k, v in vars(back).items()} == {k: v for k, v in vars(e).items()}
+        made += 1
+    assert made >= 14
+
+
+def test_a_usage_error_met_during_the_run_exits_2(tmp_path, monkeypatch):
+    from algnet_cli.batch import stills
+    from algnet_cli.errors import UsageError
+
+    _images(tmp_path / "in", "a.png", "b.png")
+    load = stills.load_image
+
+    def picky(job, max_pixels=None):
+        if job.src.name == "a.png":
+            raise UsageError("an option that cannot work for this file")
+        return load(job, max_pixels)
+
+    monkeypatch.setattr(stills, "load_image", picky)
+    outcome = execute(plan(_request(tmp_path / "in", output=tmp_path / "out")), Inverter())
+    assert [r.status for r in outcome.results] == ["failed", "done"] and outcome.exit_code == 2

@@ -36,7 +36,7 @@ def _image_line(job, runner, max_pixels) -> str:
     tile = runner.plan_tile(h, w)
     how = "whole image" if not tile or tile >= max(h, w) else f"tiles of {tile}px"
     est = runner.estimate_bytes(*(min(h, tile), min(w, tile)) if tile else (h, w)) / 2**30
-    exists = " (exists, skipped)" if job.dst.exists() else ""
+    exists = _exists(job)
     frames = f", {header.frames} frames" if header.frames > 1 else ""
     return f"{name}: {w}x{h}{frames}, {how}, ~{est:.1f} GiB{exists}"
 
@@ -52,5 +52,13 @@ def _video_line(job) -> str:
     if job.problem is not None:
         return f"{job.src} -> {job.dst}: would fail: {job.problem}"
     kind = "frames in " if job.kind == "frames" else ""
-    exists = " (exists, skipped)" if job.dst.exists() else ""
-    return f"{job.src} -> {kind}{job.dst}: {desc}{exists}"
+    return f"{job.src} -> {kind}{job.dst}: {desc}{_exists(job)}"
+
+
+def _exists(job) -> str:
+    """What the plan decided about an output that is there already."""
+    if job.action == "skip":
+        return " (exists, skipped)"
+    if job.dst.exists():
+        return " (exists, would run again: --overwrite)"
+    return ""

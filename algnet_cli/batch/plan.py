@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ImageWriteError, UsageError
@@ -62,6 +62,7 @@ class Job:
     dst: Path
     kind: str = "image"
     problem: str | None = None  # why this one input cannot be done, found while planning (the rest go on)
+    action: str = "run"  # run, or skip (its output exists and may not be replaced): decided once, by plan()
 
     def output_exists(self) -> bool:
         if self.kind == "frames":  # complete only when its record says so: an interrupted one is done again
@@ -83,6 +84,7 @@ class Plan:
     not_images: list[str] = field(default_factory=list)
     record_dir: Path | None = None
     earlier_outputs: list[str] = field(default_factory=list)  # files in the output folder that this run writes
+    sequence_action: str = "run"  # the --to-video video: run, or skip (it exists and may not be replaced)
 
     @property
     def jobs(self) -> list[Job]:
@@ -114,6 +116,7 @@ def plan(request: Request) -> Plan:
         _check_sequence(request, videos)
         check_encode_options(vid.encode, [vid.to_video.suffix.lower()])
         result.sequence, result.record_dir = [s for s, _ in images], vid.to_video.parent
+        result.sequence_action = "skip" if out.skip_existing and vid.to_video.exists() else "run"
         return result
     if vid.encode.fps is not None:
         raise UsageError("--fps only applies with --to-video")
@@ -127,7 +130,7 @@ def plan(request: Request) -> Plan:
     if any(j.kind == "video" for j in result.videos):
         check_encode_options(vid.encode, [j.dst.suffix.lower() for j in result.videos if j.kind == "video"])
     for jobs in (result.images, result.videos):
-        jobs[:] = [_check_name(j) for j in jobs]
+        jobs[:] = [_decide(_check_name(j), out.skip_existing) for j in jobs]
     result.record_dir = out.output.parent if single else (out.output or vid.frames_out)
     return result
 
@@ -175,6 +178,18 @@ def _leave_out_earlier_outputs(result: Plan, out: OutputOptions) -> None:
             else:
                 keep.append(j)
         jobs[:] = keep
+
+
+def _decide(job: Job, skip_existing: bool) -> Job:
+    """The one decision on a job, that the run, the dry run, the cluster and the record all read."""
+    from ..images import WRITABLE
+
+    if job.kind == "image" and job.problem is None and job.dst.suffix.lower() not in WRITABLE:
+        what = job.dst.suffix or "a file without a suffix"
+        return replace(job, problem=f"cannot write {what} images; use --format")
+    if job.problem is None and skip_existing and job.output_exists():
+        return replace(job, action="skip")
+    return job
 
 
 def _check_name(job: Job) -> Job:

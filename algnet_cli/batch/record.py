@@ -32,6 +32,7 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     place: dict | None = None  # on a cluster: the node, host, process and worker that did it
     image: dict | None = None  # the input as read: format, stored colour, bits, sample format, ...
+    usage: bool = False  # it failed for a usage error (the exit code says 2)
 
     @property
     def tiles(self) -> int:
@@ -76,6 +77,13 @@ class Outcome:
     @property
     def failed(self) -> list[FileResult]:
         return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all good; 2 when a file failed for a usage error; 1 when anything else failed."""
+        if any(getattr(r, "usage", False) for r in [*self.results, *self.videos]):
+            return 2
+        return 0 if self.ok else 1
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)

@@ -37,7 +37,11 @@ def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=N
         def run_stills(jobs, options, on_result):
             return run_images(jobs, deblurrer, options, on_result)
 
-    interrupts.install()
+    with interrupts.routed():  # the caller's signal handlers are back when this returns or raises
+        return _execute(plan, deblurrer, events, run_stills, run_movies)
+
+
+def _execute(plan: Plan, deblurrer, events: Events, run_stills, run_movies) -> Outcome:
     folders = output_folders(plan)
     check_writable(folders)
     clean_stale_temps([f for f in folders if f.is_dir()])

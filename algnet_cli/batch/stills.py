@@ -34,10 +34,8 @@ class Decoded:
 def load_image(job: Job, max_pixels: int | None = None) -> Decoded:
     """Decode ``job.src`` (every frame of a multi-frame file) after the header checks; see
     :func:`~algnet_cli.images.open_image` for ``max_pixels``."""
-    from ..images import WRITABLE, open_image
+    from ..images import open_image
 
-    if job.dst.suffix.lower() not in WRITABLE:  # before decoding and the model, not after
-        raise UsageError(f"{job.dst}: cannot write {job.dst.suffix or 'a file without a suffix'} images; use --format")
     opened = open_image(job.src, max_pixels=max_pixels)
     notes = list(opened.notes)
     if len(opened.frames) > 1:
@@ -72,8 +70,7 @@ def run_images(
 ) -> list[FileResult]:
     """Every job through ``deblurrer`` (a :class:`~algnet_cli.api.Deblurrer`), in input order.
 
-    Jobs whose output exists are skipped when ``options.skip_existing`` (checked as the stream
-    reaches them, so results stay in input order). A bad file becomes a failed
+    Jobs planned as "skip" (their output exists) are reported as skipped, in input order. A bad file becomes a failed
     result with its reason; the others go on. Same-size single-frame images share a batch where
     the deblurrer takes several (a GPU with memory to spare).
     """
@@ -96,7 +93,7 @@ def run_images(
         batch_key=_batch_key,
         batch_size=lambda d: deblurrer.frames_per_batch(*d.pixels.shape[:2]),
     )
-    items = (Item(job, run=not (options.skip_existing and job.output_exists())) for job in jobs)
+    items = (Item(job, run=job.action == "run") for job in jobs)
     pipeline.run(items, report)
     return results
 
@@ -142,4 +139,5 @@ def _result(item: Item) -> FileResult:
         if item.data is not None:  # the model ran: writing failed
             reason = f"could not write {job.dst}: {reason}"
         res.status, res.error = "failed", reason if str(job.src) in reason else f"{job.src}: {reason}"
+        res.usage = isinstance(item.error, UsageError)  # a usage error met during the work: exit code 2
     return res

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AlgnetError
+from ..errors import AlgnetError, UsageError
 from ..video import VideoReport, partial_path, process_sequence, process_video
 from .plan import Job, Plan
 
@@ -31,11 +31,10 @@ def run_videos(plan: Plan, deblurrer, events: VideoEvents, run_job=None) -> list
     """
     run_job = run_job or run_one
     reports = []
-    skip = plan.request.output.skip_existing
     for job in plan.videos:
         if job.problem is not None:
             report = VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: {job.problem}")
-        elif skip and job.output_exists():
+        elif job.action == "skip":
             report = VideoReport(str(job.src), str(job.dst), status="skipped")
         else:
             report = run_job(job, plan, deblurrer, events)
@@ -65,7 +64,8 @@ def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport
         events.video_interrupted(None, partial if not frames and partial.exists() else None)
         raise
     except AlgnetError as e:
-        return VideoReport(str(job.src), str(job.dst), status="failed", error=str(e))
+        usage = isinstance(e, UsageError)
+        return VideoReport(str(job.src), str(job.dst), status="failed", error=str(e), usage=usage)
     except OSError as e:  # a full disk, a folder gone: this video fails, the batch goes on
         reason = e.strerror or str(e)
         return VideoReport(
@@ -77,7 +77,7 @@ def run_sequence(plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:
     """The --to-video frames into one video (skipped, with a message, when it exists and may not be replaced)."""
     dst = plan.request.video.to_video
     first = plan.sequence[0]
-    if plan.request.output.skip_existing and dst.exists():
+    if plan.sequence_action == "skip":
         events.message(f"{dst} exists; use --overwrite to replace it")
         report = VideoReport(str(first.parent), str(dst), status="skipped")
     else:

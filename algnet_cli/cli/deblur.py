@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from . import deblur_options as o
-from .errors import EXIT_FAILED, EXIT_OK, handle_errors
+from .errors import EXIT_OK, handle_errors
 from .options import CacheDir, Offline, Quiet
 from .render import printable
 
@@ -131,7 +131,7 @@ def deblur(
     else:
         outcome = execute(job, Deblurrer(**model_args), renderer)
     renderer.summary(outcome)
-    raise typer.Exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+    raise typer.Exit(outcome.exit_code)
 
 
 def _check_numbers(**values: float | None) -> None:

@@ -234,7 +234,7 @@ def schedule_images(pool: WorkerPool, jobs: list[Job], options: OutputOptions, o
 
     todo = []
     for i, job in enumerate(jobs):
-        if options.skip_existing and job.output_exists():
+        if job.action == "skip":
             report(i, FileResult(str(job.src), str(job.dst), "skipped"))
         else:
             todo.append(i)
@@ -265,13 +265,17 @@ def _absolute_options(options: OutputOptions) -> OutputOptions:
 
 
 def _reason(e: BaseException) -> str:
-    """The first meaningful line of a Ray error (whose text carries a remote traceback)."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if "Error" in ln and ":" in ln and not ln.startswith(("File ", "Traceback")):
-            kind, _, message = ln.partition(": ")
-            return (message if kind.startswith("algnet_cli.errors.") else ln)[:300]
-    return lines[0][:300] if lines else type(e).__name__
+    """What went wrong, from the worker's own exception (Ray carries it whole: ours survive pickle);
+    for a lost worker, the first line of Ray's message."""
+    from ..errors import AlgnetError
+
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, AlgnetError):
+        return getattr(cause, "reason", None) or str(cause)
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {cause}"[:300]
+    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    return first[:300] or type(e).__name__
 
 
 def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events: Events | None = None) -> Outcome:

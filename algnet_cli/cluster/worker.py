@@ -45,8 +45,7 @@ class DeblurWorker:
         return self.deblurrer.describe_run()
 
     def image(self, job: Job, options: OutputOptions) -> FileResult:
-        """One image file, exactly as a single-machine run does it; skip-existing checked again here,
-        just before the work, in case another run wrote it meanwhile."""
+        """One image file, exactly as a single-machine run does it (the driver has decided to run it)."""
         from ..batch.stills import run_images
 
         result = run_images([job], self.deblurrer, options)[0]

@@ -70,11 +70,12 @@ class VideoReport:
     streams: list[str] = field(default_factory=list)  # what happened to each other stream
     problems: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)  # FFmpeg's own messages while writing, kept for the record
+    usage: bool = False  # it failed for a usage error (the exit code says 2)
     seconds: float = 0.0
     error: str | None = None
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if v not in (None, []) and k != "frames_estimated"}
+        d = {k: v for k, v in self.__dict__.items() if v not in (None, []) and k not in ("frames_estimated", "usage")}
         if self.frames_estimated and self.frames_expected:  # a guess from the duration: named as one
             d["frames_expected_estimate"] = d.pop("frames_expected")
         d["seconds"] = round(self.seconds, 3)

@@ -355,3 +355,29 @@ def test_ffmpeg_messages_while_writing_go_to_that_videos_record(tmp_path, monkey
     report = process_video(tmp_path / "c.mp4", tmp_path / "o.mp4", lambda f: f)
     assert report.status == "done" and len(report.log) == 1 and "a muxer complaint" in report.log[0]
     assert "a muxer complaint" not in capfd.readouterr().err
+
+
+HEADERS = {
+    "pfm": b"PF\n40000 40000\n-1.0\n" + bytes(4 << 20),
+    "hdr": b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 40000 +X 40000\n" + bytes(4 << 20),
+    "unknown": b"\x13\x37 nothing anyone knows" + bytes(4096),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HEADERS))
+def test_files_whose_format_we_do_not_read_are_refused_by_their_header_not_decoded(tmp_path, identity, kind):
+    (tmp_path / "x.png").write_bytes(HEADERS[kind])
+    # the child's peak memory, as its parent sees it (a fresh parent: no other child counts)
+    probe = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.returncode); print(r.stderr)"
+    )
+    cmd = [sys.executable, "-m", "algnet_cli", "deblur", str(tmp_path / "x.png"), "-o", str(tmp_path / "o/")]
+    out = subprocess.run([sys.executable, "-c", probe, *cmd, "--model", str(identity)], capture_output=True, text=True)
+    peak_kib, code, stderr = out.stdout.split("\n", 2)
+    assert int(code) == 1 and "x.png" in stderr
+    if kind == "unknown":
+        assert "unrecognised content" in stderr
+    else:
+        assert "40000x40000" in stderr and {"pfm": "PFM", "hdr": "Radiance HDR"}[kind] in stderr
+    assert int(peak_kib) < 1 << 20  # KiB: under 1 GiB
