@@ -122,11 +122,16 @@ class Deblurrer:
             "versions": {"torch": torch.__version__},
         }
 
-    def deblur_file(self, src: str | Path, dst: str | Path, *, quality: int = 95) -> None:
-        from .images import read_image, read_metadata, write_image
+    def deblur_file(self, src: str | Path, dst: str | Path, *, quality: int = 95) -> list[str]:
+        """Deblur one image file into ``dst`` exactly as ``algnet deblur`` does (every page or frame,
+        the input's description honoured); the notes on what the output could not hold."""
+        from .batch.plan import Job
+        from .batch.stills import load_image, save_image
 
-        img = read_image(src)
-        write_image(dst, self.deblur(img), quality=quality, meta=read_metadata(src))
+        job = Job(Path(src), Path(dst))
+        decoded = load_image(job)
+        outs = [self.deblur(frame) for frame in decoded.opened.frames]
+        return decoded.notes + save_image(job, outs if len(outs) > 1 else outs[0], decoded, quality)
 
 
 def restore(model, image: torch.Tensor) -> torch.Tensor:

@@ -11,10 +11,9 @@ from .fileio import atomic_write
 
 def to_rgb8(img: np.ndarray) -> np.ndarray:
     """Any image array -> H x W x 3 uint8 for display."""
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    from .images import to_8bit
+
+    img = to_8bit(img)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     if img.shape[2] in (2, 4):

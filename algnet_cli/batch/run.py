@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from .. import interrupts
 from .plan import Plan, check_writable, clean_stale_temps, output_folders
@@ -21,43 +23,68 @@ class Events(VideoEvents):
     def images_end(self) -> None: ...
 
 
-def execute(plan: Plan, deblurrer, events: Events | None = None, *, run_stills=None, run_movies=None) -> Outcome:
-    """Carry out ``plan`` with ``deblurrer`` (a :class:`~algnet_cli.api.Deblurrer`) and write the run record.
+class Executor(Protocol):
+    """What carries out a plan's work: one machine (:class:`LocalExecutor`) or a cluster."""
+
+    def run_images(self, jobs: list, options, on_result: Callable[[FileResult], None]) -> list[FileResult]: ...
+
+    def run_videos(self, plan: Plan, events: VideoEvents) -> list: ...
+
+    def run_sequence(self, plan: Plan, events: VideoEvents): ...
+
+    def describe_run(self) -> dict: ...
+
+
+class LocalExecutor:
+    """The work on this machine, with a :class:`~algnet_cli.api.Deblurrer`."""
+
+    def __init__(self, deblurrer):
+        self.deblurrer = deblurrer
+
+    def run_images(self, jobs, options, on_result):
+        return run_images(jobs, self.deblurrer, options, on_result)
+
+    def run_videos(self, plan, events):
+        return run_videos(plan, self.deblurrer, events)
+
+    def run_sequence(self, plan, events):
+        return run_sequence(plan, self.deblurrer, events)
+
+    def describe_run(self) -> dict:
+        return self.deblurrer.describe_run()
+
+
+def execute(plan: Plan, worker, events: Events | None = None) -> Outcome:
+    """Carry out ``plan`` and write the run record; ``worker``: an :class:`Executor`, or a
+    :class:`~algnet_cli.api.Deblurrer` (run here, through :class:`LocalExecutor`).
 
     Output folders are checked for writing, and temporaries that dead runs left in them removed,
     before any model work. Interrupts (SIGINT, SIGTERM) raise KeyboardInterrupt once the output
-    being written is complete or finalised as a partial. ``run_stills(jobs, options, on_result)``
-    replaces :func:`~algnet_cli.batch.stills.run_images` for the image files (a cluster's scheduler),
-    and ``run_movies(plan, events)`` replaces :func:`~algnet_cli.batch.videos.run_videos`;
-    ``deblurrer`` then only needs to deblur video frames and describe the run.
+    being written is complete or finalised as a partial; the signal handlers that were there before
+    are back when this returns or raises.
     """
-    events = events or Events()
-    if run_stills is None:
-
-        def run_stills(jobs, options, on_result):
-            return run_images(jobs, deblurrer, options, on_result)
-
-    with interrupts.routed():  # the caller's signal handlers are back when this returns or raises
-        return _execute(plan, deblurrer, events, run_stills, run_movies)
+    executor = worker if hasattr(worker, "run_images") else LocalExecutor(worker)
+    with interrupts.routed():
+        return _execute(plan, executor, events or Events())
 
 
-def _execute(plan: Plan, deblurrer, events: Events, run_stills, run_movies) -> Outcome:
+def _execute(plan: Plan, executor: Executor, events: Events) -> Outcome:
     folders = output_folders(plan)
     check_writable(folders)
     clean_stale_temps([f for f in folders if f.is_dir()])
     outcome = Outcome(not_images=plan.not_images)
     if plan.sequence:
-        outcome.videos.append(run_sequence(plan, deblurrer, events))
+        outcome.videos.append(executor.run_sequence(plan, events))
     else:
         events.images_start(len(plan.images))
         try:
-            outcome.results = _run_planned(plan, run_stills, events)
+            outcome.results = _run_planned(plan, executor.run_images, events)
         finally:
             events.images_end()
-        outcome.videos = (run_movies or (lambda p, e: run_videos(p, deblurrer, e)))(plan, events)
+        outcome.videos = executor.run_videos(plan, events)
         if plan.request.gt is not None:
             outcome.scores = score_outputs(plan, outcome)
-    _write_record(plan.record_dir, deblurrer, outcome)
+    _write_record(plan.record_dir, executor, outcome)
     return outcome
 
 

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..batch.plan import Job, OutputOptions, Plan
-from ..batch.record import FileResult, Outcome
-from ..batch.run import Events, execute
+from ..batch.plan import Job, OutputOptions
+from ..batch.record import FileResult
 from ..errors import AlgnetError, VideoError
-from .connect import ClusterOptions, connect
+from .connect import ClusterOptions
 from .worker import DeblurWorker
 
 #: how long to wait for a first worker (model loaded) before giving up
@@ -54,6 +53,7 @@ class WorkerPool:
         self.dead: list[dict] = []  # places of workers that died
         self.output_folders: list[Path] = []  # where workers write: cleaned of a dead worker's temporaries
         self.start_error: str | None = None
+        self.described: dict | None = None  # the first ready worker's description of the run, kept
         for _ in range(self.size):
             self._spawn()
 
@@ -75,10 +75,13 @@ class WorkerPool:
                 place = self.ray.get(ref)
             except self.ray.exceptions.RayError as e:
                 self.start_error = _reason(e)
+                self.ray.kill(actor)  # a worker without a model holds its resources for nothing
                 continue
             self.places[place["worker"]] = place
             self.place_of[id(actor)] = place
             self.idle.append(actor)
+            if self.described is None:  # asked once, while a worker is alive: the record needs no live one
+                self.described = self.ray.get(actor.describe_run.remote())
 
     def wait_ready(self) -> None:
         """Until one worker has its model loaded; a model that no worker can load is the user's error."""
@@ -115,9 +118,11 @@ class WorkerPool:
             remove_temps_of(self.output_folders, place["host"], place["pid"])
 
     def describe_run(self) -> dict:
-        self.wait_ready()
-        actor = self.idle[0]
-        info = self.ray.get(actor.describe_run.remote())
+        """The run as the first ready worker described it, and the cluster's workers; written into the
+        record even when no worker is left alive."""
+        if self.described is None:
+            self.poll()
+        info = dict(self.described or {"model": {"source": self.model.get("model")}})
         info["cluster"] = {"address": self.options.address, "workers": list(self.places.values())}
         return info
 
@@ -269,38 +274,12 @@ def _reason(e: BaseException) -> str:
     for a lost worker, the first line of Ray's message."""
     from ..errors import AlgnetError
 
-    cause = getattr(e, "cause", None)
+    cause, seen = getattr(e, "cause", None), 0
+    while isinstance(getattr(cause, "cause", None), BaseException) and seen < 5:  # an actor died of its task's error
+        cause, seen = cause.cause, seen + 1
     if isinstance(cause, AlgnetError):
         return getattr(cause, "reason", None) or str(cause)
     if isinstance(cause, BaseException):
         return f"{type(cause).__name__}: {cause}"[:300]
     first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
     return first[:300] or type(e).__name__
-
-
-def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events: Events | None = None) -> Outcome:
-    """:func:`~algnet_cli.batch.execute` on a Ray cluster: the same plan, outputs, record and exit codes.
-
-    ``model``: the :class:`~algnet_cli.api.Deblurrer` arguments, resolved by each worker on its node.
-    """
-    from ..batch.plan import output_folders
-    from .videos import segments_folder
-
-    with connect(options) as ray:
-        pool = WorkerPool(ray, model, options)
-        pool.output_folders = output_folders(plan) + [segments_folder(j.dst) for j in plan.videos]
-        pool.wait_ready()
-        restorer = ClusterRestorer(pool)
-
-        def run_stills(jobs, output_options, on_result):
-            return schedule_images(pool, jobs, output_options, on_result)
-
-        def run_movies(plan, events):
-            from .videos import run_videos_on
-
-            return run_videos_on(pool, plan, events)
-
-        try:
-            return execute(plan, restorer, events, run_stills=run_stills, run_movies=run_movies)
-        finally:
-            pool.clean_up()

@@ -35,10 +35,18 @@ class DeblurWorker:
             "pid": os.getpid(),
             "worker": ctx.get_actor_id(),
         }
-        self.deblurrer = Deblurrer(**model)
+        self.deblurrer = None
+        self.load_error: Exception | None = None
+        try:
+            self.deblurrer = Deblurrer(**model)
+        except Exception as e:  # noqa: BLE001 - kept, and raised by where(): Ray keeps a task's error whole,
+            self.load_error = e  # an actor's start-up error only as text
 
     def where(self) -> dict:
-        """Where this worker runs: node id, host, process id, actor id (and it is ready: the model is in)."""
+        """Where this worker runs: node id, host, process id, actor id (and it is ready: the model is in).
+        Raises the error that loading the model met."""
+        if self.load_error is not None:
+            raise self.load_error
         return dict(self.place, device=str(self.deblurrer.runner.device))
 
     def describe_run(self) -> dict:

@@ -30,8 +30,10 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
 
 
 def _rgb8(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint16:
-        img = (img // 257).astype(np.uint8)
+    """Any decoded photo (8/16-bit, float in [0, 1]) as H x W x 3 uint8, by the one 8-bit conversion."""
+    from ..images import to_8bit
+
+    img = to_8bit(img)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return img[..., :3]

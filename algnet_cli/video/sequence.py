@@ -78,6 +78,8 @@ def _as_rgb(img: np.ndarray, high: bool) -> np.ndarray:
     img = np.repeat(img[..., :1], 3, axis=2) if img.shape[2] <= 2 else img[..., :3]
     if high and img.dtype == np.uint8:
         img = img.astype(np.uint16) * 257
-    elif not high and img.dtype == np.uint16:
-        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif not high and img.dtype != np.uint8:
+        from ..images import to_8bit
+
+        img = to_8bit(img)
     return np.ascontiguousarray(img)

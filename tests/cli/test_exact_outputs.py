@@ -381,3 +381,30 @@ def test_files_whose_format_we_do_not_read_are_refused_by_their_header_not_decod
     else:
         assert "40000x40000" in stderr and {"pfm": "PFM", "hdr": "Radiance HDR"}[kind] in stderr
     assert int(peak_kib) < 1 << 20  # KiB: under 1 GiB
+
+
+def test_deblur_file_gives_the_cli_output_for_a_multi_page_tiff(tmp_path, identity):
+    from algnet_cli.api import Deblurrer
+
+    pages = np.stack([RGB, 255 - RGB, RGB // 2])
+    tifffile.imwrite(tmp_path / "p.tif", pages, photometric="rgb")
+    r = run_deblur(tmp_path / "p.tif", "-o", tmp_path / "cli.tif", "--model", identity, "-q")
+    assert r.returncode == 0, r.stderr
+    notes = Deblurrer(str(identity), device="cpu", quiet=True).deblur_file(tmp_path / "p.tif", tmp_path / "api.tif")
+    assert any("3 pages" in n for n in notes)
+    assert np.array_equal(tifffile.imread(tmp_path / "api.tif"), tifffile.imread(tmp_path / "cli.tif"))
+    assert np.array_equal(tifffile.imread(tmp_path / "api.tif"), pages)
+
+
+def test_training_photos_and_display_use_the_one_8_bit_conversion():
+    from algnet_cli.compare import to_rgb8
+    from algnet_cli.images import to_8bit
+    from algnet_cli.train.datasets import _rgb8
+
+    sixteen = np.array([[[0, 128, 32767], [32896, 65407, 65535]]], np.uint16).reshape(1, 2, 3)
+    floats = np.array([[[0.0, 0.5, 0.998], [0.002, 1.0, 0.25]]], np.float32).reshape(1, 2, 3)
+    for img in (sixteen, floats):
+        want = to_8bit(img)
+        assert np.array_equal(_rgb8(img), want) and np.array_equal(to_rgb8(img), want)
+    assert to_8bit(sixteen)[0, 0, 1] == 0 and to_8bit(sixteen)[0, 1, 0] == 128  # 128/257 rounds to 0, 32896 to 128
+    assert to_8bit(floats).max() == 255 and to_8bit(floats)[0, 0, 1] == 128  # floats keep their range

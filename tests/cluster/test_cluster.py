@@ -229,3 +229,22 @@ def test_a_model_no_worker_can_load_is_one_line(tmp_path, cluster):
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert "no cluster worker could load the model" in lines[0] and f"{missing}: no such file" in lines[0]
     assert not (tmp_path / "out" / "p00.png").exists()
+
+
+def test_the_record_is_described_without_a_live_worker():
+    """The driver keeps the first ready worker's description: when the last worker has died, the
+    summary and the run record are still written, at once."""
+    from algnet_cli.cluster.driver import WorkerPool
+
+    pool = WorkerPool.__new__(WorkerPool)
+    pool.described = {"model": {"source": "m.safetensors"}, "device": "cpu"}
+    pool.idle, pool.starting, pool.busy = [], {}, 0  # every worker dead, none starting
+    pool.options = type("O", (), {"address": "local"})()
+    pool.places = {"w1": {"worker": "w1", "host": "h"}}
+    pool.model = {"model": "m.safetensors"}
+    t0 = time.monotonic()
+    info = pool.describe_run()
+    assert time.monotonic() - t0 < 1.0
+    assert info["model"] == {"source": "m.safetensors"} and info["cluster"]["workers"] == [
+        {"worker": "w1", "host": "h"}
+    ]
