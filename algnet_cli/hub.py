@@ -85,6 +85,8 @@ def remove_model(name: str, cache: str | Path | None = None) -> tuple[RegistryEn
     if entry is None:
         raise ModelNotFoundError(f"{name}: no registered model of that name")
     path = cached_file(name, cache)
+    if path is None and parse_ref(entry.source) is None and Path(entry.source).is_file():
+        path = Path(entry.source)  # a file that fails its checksum is removed too, not left behind
     if entry.builtin and path is not None and shipped_file(path):
         raise UsageError(
             f"{name} ships inside algnet-cli ({path}); its weights are part of the install and are not removed"
@@ -160,19 +162,34 @@ def find_entry(name: str) -> RegistryEntry | None:
     return next((e for e in registry() if e.name == name), None)
 
 
-def save_user_entry(entry: RegistryEntry) -> None:
+def registry_lock():
+    """The lock that every read-modify-write of the user registry holds (other processes wait)."""
+    from filelock import FileLock
+
     path = user_registry_path()
-    entries = [e for e in _read_registry(path, False) if e.name != entry.name] + [entry]
-    _write_user_registry(path, entries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock", timeout=60)
+
+
+def save_user_entry(entry: RegistryEntry, *, replace: bool = True) -> None:
+    """Add ``entry`` to the user registry (under its lock); with ``replace=False`` a name already
+    registered is a UsageError."""
+    with registry_lock():
+        if not replace and find_entry(entry.name) is not None:
+            raise UsageError(f"a model named {entry.name!r} is already registered; use --force to replace it")
+        path = user_registry_path()
+        entries = [e for e in _read_registry(path, False) if e.name != entry.name] + [entry]
+        _write_user_registry(path, entries)
 
 
 def remove_user_entry(name: str) -> RegistryEntry | None:
-    path = user_registry_path()
-    entries = _read_registry(path, False)
-    gone = next((e for e in entries if e.name == name), None)
-    if gone is not None:
-        _write_user_registry(path, [e for e in entries if e.name != name])
-    return gone
+    with registry_lock():
+        path = user_registry_path()
+        entries = _read_registry(path, False)
+        gone = next((e for e in entries if e.name == name), None)
+        if gone is not None:
+            _write_user_registry(path, [e for e in entries if e.name != name])
+        return gone
 
 
 def _write_user_registry(path: Path, entries: list[RegistryEntry]) -> None:

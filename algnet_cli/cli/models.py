@@ -133,7 +133,11 @@ def import_model(
         raise UsageError(f"a model named {name!r} is already registered; use --force to replace it")
     sd = read_checkpoint(checkpoint)
     config = infer_config(sd, str(checkpoint))
-    dst = imported_dir(cache_dir) / f"{name}.safetensors"
+    import uuid
+
+    # a file of its own: an import that loses a race for the name removes only its own file
+    dst = imported_dir(cache_dir) / f"{name}-{uuid.uuid4().hex[:8]}.safetensors"
+    replaced = find_entry(name)
     atomic_write(dst, lambda p: save_safetensors(sd, p, metadata={"source": str(checkpoint)}))
     entry = RegistryEntry(
         name=name,
@@ -143,7 +147,13 @@ def import_model(
         licence=licence,
         description=description or f"imported from {checkpoint.name}",
     )
-    save_user_entry(entry)
+    try:  # checked again under the registry's lock: another import may have taken the name meanwhile
+        save_user_entry(entry, replace=force)
+    except UsageError:
+        dst.unlink(missing_ok=True)  # no orphan in the cache
+        raise
+    if replaced is not None and not replaced.builtin and Path(replaced.source).parent == imported_dir(cache_dir):
+        Path(replaced.source).unlink(missing_ok=True)  # the file of the entry --force replaced
     typer.echo(f"registered {name}: {config.describe()} -> {dst}")
 
 

@@ -202,7 +202,7 @@ def test_models_rm_never_deletes_the_shipped_weights(tmp_path):
     shipped = sorted((os.path.dirname(algnet_cli.__file__) + "/weights/" + f) for f in os.listdir(
         os.path.dirname(algnet_cli.__file__) + "/weights") if f.endswith(".safetensors"))  # fmt: skip
     before = {p: sha256(__import__("pathlib").Path(p)) for p in shipped}
-    env = {**os.environ, "ALGNET_CONFIG_DIR": str(tmp_path / "cfg"), "ALGNET_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "ALGNET_CONFIG_DIR": str(tmp_path / "cfg"), "ALGNET_CACHE_DIR": str(tmp_path / "cache")}
     for name in ("algnet-small", "default"):
         r = subprocess.run(
             [sys.executable, "-m", "algnet_cli", "models", "rm", name], capture_output=True, text=True, env=env
