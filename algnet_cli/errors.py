@@ -93,3 +93,18 @@ class VideoError(AlgnetError):
 
     def __reduce__(self):  # survives pickling (a cluster worker's error reaches the driver whole)
         return type(self), (self.path, self.reason)
+
+
+class TrainingDiverged(AlgnetError, ArithmeticError):
+    """The loss became NaN or Inf: training stopped before the update, the weights kept finite."""
+
+    def __init__(self, step: int, loss: float, lr: float, detail: str = ""):
+        self.step, self.loss, self.lr, self.detail = step, loss, lr, detail
+        super().__init__(
+            detail
+            or f"the loss became {loss} at iteration {step} (learning rate {lr:.3g}); training stopped, last.pt "
+            "holds the last finite checkpoint; lower --lr and run again"
+        )
+
+    def __reduce__(self):
+        return type(self), (self.step, self.loss, self.lr, self.detail)

@@ -127,7 +127,7 @@ def import_model(
     from ..hub import RegistryEntry, find_entry, imported_dir, save_user_entry
     from ..model.checkpoint import infer_config, read_checkpoint, save_safetensors
 
-    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+    if not re.fullmatch(r"[^\W_][\w.-]*", name):  # letters of any script, digits, '.', '_', '-'
         raise UsageError(f"{name!r}: a model name is letters, digits, '.', '_' and '-'")
     if find_entry(name) is not None and not force:
         raise UsageError(f"a model named {name!r} is already registered; use --force to replace it")

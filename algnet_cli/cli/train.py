@@ -74,6 +74,16 @@ def train(
         raise UsageError("--patch must be a multiple of 16")
     if degradations not in ("classic", "real"):
         raise UsageError("--degradations must be classic or real")
+    import math
+
+    if not (math.isfinite(lr) and lr > 0):
+        raise UsageError(f"--lr must be a number over 0, not {lr}")
+    if max_minutes is not None and not (math.isfinite(max_minutes) and max_minutes > 0):
+        raise UsageError(
+            f"--max-minutes must be a number of minutes over 0 (leave it out for no limit), not {max_minutes}"
+        )
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.startswith("."):
+        raise UsageError(f"--name {name!r}: a file name stem, without folders (the files go into -o)")
     try:
         n = [int(v) for v in blocks.split(",")]
         config = ALGNetConfig(
@@ -100,9 +110,19 @@ def train(
         device=device,
         degradations=degradations,
     )
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg)  # every photo or pair is checked here, before step 1
+    data = trainer.data
+    for path, why in getattr(data, "refused", []):
+        typer.echo(f"skipped {path}: {why}", err=True)
+    unmatched = getattr(data, "unmatched", [])
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
+        typer.echo(f"{len(unmatched)} files without a partner in blur/ or sharp/ are not used: {shown}", err=True)
+    kept = len(getattr(data, "images", None) or getattr(data, "pairs", []))
+    typer.echo(f"training on {kept} {'pairs' if paired else 'photos'}", err=True)
     if trainer.step:
-        typer.echo(f"resuming at iteration {trainer.step}", err=True)
+        changed = f" with {', '.join(trainer.changes)}" if trainer.changes else ""
+        typer.echo(f"resuming at iteration {trainer.step}{changed}", err=True)
     with Progress(steps - trainer.step, "training", quiet=quiet, unit="it") as bar:
 
         def on_step(entry):

@@ -30,13 +30,38 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
 
 
 def _rgb8(img: np.ndarray) -> np.ndarray:
-    """Any decoded photo (8/16-bit, float in [0, 1]) as H x W x 3 uint8, by the one 8-bit conversion."""
+    """Any decoded photo (grey, grey + alpha, RGB, RGBA; 8/16-bit or float in [0, 1]) as H x W x 3
+    uint8, by the one 8-bit conversion; alpha dropped."""
     from ..images import to_8bit
 
     img = to_8bit(img)
     if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    return img[..., :3]
+        img = img[..., None]
+    if img.shape[2] <= 2:
+        img = np.repeat(img[..., :1], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def load_photos(paths: list[Path], side: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Every photo read and checked before training: (the usable ones as RGB uint8, and
+    (path, reason) for each one refused: unreadable, or smaller than ``side`` pixels)."""
+    from ..errors import AlgnetError
+
+    kept, refused = [], []
+    for p in paths:
+        try:
+            img = _rgb8(read_image(p))
+        except (AlgnetError, OSError) as e:
+            refused.append((str(p), getattr(e, "reason", None) or str(e)))
+            continue
+        h, w = img.shape[:2]
+        if min(h, w) < side:
+            refused.append(
+                (str(p), f"{w}x{h}, smaller than the {side} px a training crop needs (--patch and the blur margin)")
+            )
+            continue
+        kept.append(img)
+    return kept, refused
 
 
 class SyntheticPairs(torch.utils.data.Dataset):
@@ -54,14 +79,21 @@ class SyntheticPairs(torch.utils.data.Dataset):
         mix=None,
         realistic: bool = False,
     ):
-        if isinstance(photos, Path):
-            photos = sorted(p for p in photos.rglob("*") if is_image_path(p))
+        from ..errors import UsageError
+
+        folder = photos if isinstance(photos, Path) else None
+        if folder is not None:
+            if not folder.is_dir():
+                raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'} of photos")
+            photos = sorted(p for p in folder.rglob("*") if is_image_path(p))
         if not photos:
-            raise ValueError("no training photos found")
-        self.images = [_rgb8(read_image(p)) for p in photos]
+            raise UsageError(f"{folder or 'the photo list'}: no photos in it (.png, .jpg, .tif, .webp, ...)")
         self.margin = max_kernel // 2 + 1
         side = patch + 2 * self.margin
-        self.images = [im for im in self.images if min(im.shape[:2]) >= side]
+        self.images, self.refused = load_photos(photos, side)
+        if not self.images:
+            first = "; ".join(f"{p}: {why}" for p, why in self.refused[:3])
+            raise UsageError(f"{folder or 'the photo list'}: none of the {len(photos)} photos can be used ({first})")
         areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
         self.weights = areas / areas.sum()
         self.patch, self.length, self.seed = patch, length, seed
@@ -96,27 +128,64 @@ class SyntheticPairs(torch.utils.data.Dataset):
         return _to_tensor(blurred), _to_tensor(sharp)
 
 
-def paired_files(root: Path) -> list[tuple[Path, Path]]:
-    """(blurred, sharp) files of every ``blur/`` folder under root with a sibling ``sharp/``, matched by name."""
+def paired_files(root: Path, unmatched: list[str] | None = None) -> list[tuple[Path, Path]]:
+    """(blurred, sharp) files of every ``blur/`` folder under root with a sibling ``sharp/``, matched by
+    name; files without a partner are added to ``unmatched``."""
     pairs = []
     for blur_dir in sorted(p for p in [root, *root.rglob("*")] if p.is_dir() and p.name == "blur"):
         sharp_dir = blur_dir.parent / "sharp"
         if not sharp_dir.is_dir():
             continue
         sharp = {p.stem: p for p in sharp_dir.iterdir() if is_image_path(p)}
-        for b in sorted(p for p in blur_dir.iterdir() if is_image_path(p)):
-            if b.stem in sharp:
-                pairs.append((b, sharp[b.stem]))
+        blurred = {p.stem: p for p in blur_dir.iterdir() if is_image_path(p)}
+        for stem in sorted(blurred):
+            if stem in sharp:
+                pairs.append((blurred[stem], sharp[stem]))
+        if unmatched is not None:
+            unmatched += [str(blurred[s]) for s in sorted(set(blurred) - set(sharp))]
+            unmatched += [str(sharp[s]) for s in sorted(set(sharp) - set(blurred))]
     return pairs
+
+
+def check_pairs(pairs: list[tuple[Path, Path]], patch: int) -> tuple[list, list[tuple[str, str]]]:
+    """Pairs whose headers read, whose sizes match, and that hold a crop of ``patch`` px; the others
+    refused with the reason (checked before training, from the headers only)."""
+    from ..errors import AlgnetError
+    from ..images import probe_image
+
+    kept, refused = [], []
+    for b, s in pairs:
+        try:
+            hb, hs = probe_image(b), probe_image(s)
+        except (AlgnetError, OSError) as e:
+            refused.append((str(b), getattr(e, "reason", None) or str(e)))
+            continue
+        if (hb.width, hb.height) != (hs.width, hs.height):
+            refused.append((str(b), f"{hb.width}x{hb.height}, but its sharp partner {s} is {hs.width}x{hs.height}"))
+        elif min(hb.width, hb.height) < patch:
+            refused.append((str(b), f"{hb.width}x{hb.height}, smaller than --patch {patch}"))
+        else:
+            kept.append((b, s))
+    return kept, refused
 
 
 class PairedFolder(torch.utils.data.Dataset):
     """Real pairs in the GoPro layout (``.../blur/x.png`` with ``.../sharp/x.png``), random crops."""
 
     def __init__(self, root: Path, patch: int = 128, length: int | None = None, seed: int = 0):
-        self.pairs = paired_files(Path(root))
+        from ..errors import UsageError
+
+        root = Path(root)
+        if not root.is_dir():
+            raise UsageError(f"{root}: {'not a folder' if root.exists() else 'no such folder'} of pairs")
+        self.unmatched: list[str] = []
+        pairs = paired_files(root, self.unmatched)
+        if not pairs:
+            raise UsageError(f"{root}: no blur/ and sharp/ folders with files of the same names (the GoPro layout)")
+        self.pairs, self.refused = check_pairs(pairs, patch)
         if not self.pairs:
-            raise ValueError(f"{root}: no blur/ and sharp/ folders with matching files")
+            first = "; ".join(f"{p}: {why}" for p, why in self.refused[:3])
+            raise UsageError(f"{root}: none of the {len(pairs)} pairs can be used ({first})")
         self.patch, self.seed = patch, seed
         self.length = length if length is not None else len(self.pairs)
 

@@ -12,8 +12,46 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import CheckpointError, TrainingDiverged, UsageError
 from ..fileio import atomic_write, atomic_write_text
 from ..model import ALGNet, ALGNetConfig
+
+#: the settings of a run that a resumed run may change (and whose change it reports)
+RECIPE_KEYS = ("steps", "lr", "batch", "patch", "max_minutes", "degradations", "val_every", "ckpt_every")
+
+
+def _finite(obj):
+    """``obj`` with every non-finite float made None (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _read_state(path: Path, device) -> dict:
+    """A run's last.pt, or a CheckpointError naming it (never advice to unpickle code)."""
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (a run killed while saving?); remove it to start the run again")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch reports damage with many types; its advice is not ours
+        raise CheckpointError(
+            f"{path}: not a readable training checkpoint ({type(e).__name__}); remove it to start the run again"
+        ) from None
+    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        raise CheckpointError(f"{path}: not a training checkpoint of algnet train; remove it to start the run again")
+    return state
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Temporary files that killed runs left in the run folder."""
+    from ..fileio import stale_temps
+
+    for t in stale_temps([folder]):
+        t.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -114,13 +152,19 @@ class Trainer:
         self._val = None
         self.history: list[dict] = []
         self.seconds = 0.0
+        self.changes: list[str] = []  # what a resumed run changed of the recipe
+        self.out.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(self.out)
         last = self.out / "last.pt"
         if last.exists():
             self._load(last)
+        # every photo or pair is read and checked here, before step 1
+        self.data = _dataset(self.cfg, self.cfg.seed, self.cfg.photos, self.cfg.steps * self.cfg.batch)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _state(self) -> dict:
         return {
+            "changes": json.dumps(self.changes),
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
             "step": self.step,
@@ -130,7 +174,20 @@ class Trainer:
         }
 
     def _load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = _read_state(path, self.device)
+        saved = json.loads(state.get("config", "{}"))
+        want, had = self.model.config.to_dict(), saved.get("model")
+        if had is not None and ALGNetConfig.from_dict(had).to_dict() != want:
+            differ = ", ".join(f"{k} {had.get(k)} (asked: {v})" for k, v in want.items() if had.get(k) != v)
+            raise UsageError(
+                f"{path}: this run folder holds a model of another configuration ({differ}); "
+                "give the same options to resume, or another -o to start a new run"
+            )
+        self.changes = json.loads(state.get("changes", "[]")) + [
+            f"{k} {saved[k]} -> {v}"
+            for k, v in asdict(self.cfg).items()
+            if k in RECIPE_KEYS and k in saved and saved[k] != v
+        ]
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.step = int(state["step"])
@@ -140,9 +197,12 @@ class Trainer:
     def save(self) -> None:
         atomic_write(self.out / "last.pt", lambda p: torch.save(self._state(), p))
 
+    def _state_changes(self) -> dict:
+        return {"resumed_with_changes": self.changes} if self.changes else {}
+
     # -- training -----------------------------------------------------------------------------
     def batches(self):
-        ds = _dataset(self.cfg, self.cfg.seed, self.cfg.photos, self.cfg.steps * self.cfg.batch)
+        ds = self.data
         sampler = range(self.step * self.cfg.batch, self.cfg.steps * self.cfg.batch)
         return torch.utils.data.DataLoader(
             ds,
@@ -159,6 +219,8 @@ class Trainer:
         blurred = blurred.to(self.device, non_blocking=True)
         sharp = sharp.to(self.device, non_blocking=True)
         loss = multiscale_loss(self.model(blurred), sharp, self.cfg.fft_weight)
+        if not torch.isfinite(loss):  # before the update: the weights stay those of the last finite step
+            raise TrainingDiverged(self.step + 1, float(loss), lr_at(self.step, self.cfg, self.seconds))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -182,7 +244,14 @@ class Trainer:
         self.model.train()
         return {"step": self.step, "val_psnr": sum(got) / len(got), "val_input_psnr": sum(base) / len(base)}
 
+    def out_of_time(self) -> bool:
+        return bool(self.cfg.max_minutes) and self.seconds >= 60 * self.cfg.max_minutes
+
     def run(self, on_step=None) -> None:
+        """Train to ``cfg.steps`` (or the time budget). A non-finite loss raises TrainingDiverged;
+        last.pt then holds the last checkpoint saved before it, all finite."""
+        if self.out_of_time():  # a finished time-limited run, run again: nothing more to train
+            return
         start = time.perf_counter()
         t_saved = self.seconds
         for blurred, sharp in self.batches():
@@ -191,7 +260,7 @@ class Trainer:
             entry = {"step": self.step, "loss": loss}
             if self.step % self.cfg.val_every == 0 or self.step == self.cfg.steps:
                 entry.update(self.validate())
-            out_of_time = bool(self.cfg.max_minutes) and self.seconds >= 60 * self.cfg.max_minutes
+            out_of_time = self.out_of_time()
             if out_of_time and "val_psnr" not in entry:
                 entry.update(self.validate())
             self.history.append(entry)
@@ -206,6 +275,11 @@ class Trainer:
         from ..fileio import sha256_file
         from ..model.checkpoint import save_safetensors
 
+        bad = [k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise TrainingDiverged(
+                self.step, float("nan"), 0.0, f"{len(bad)} tensors hold NaN or Inf; nothing exported"
+            )
         path = self.out / f"{name}.safetensors"
         cfg = self.model.config
         atomic_write(path, lambda p: save_safetensors(self.model, p, metadata={"config": json.dumps(cfg.to_dict())}))
@@ -220,9 +294,14 @@ class Trainer:
                 "photos": self.cfg.photos,
                 "paired": self.cfg.paired,
                 "val_photos": self.cfg.val_photos,
-                "synthetic_blur": "camera-shake trajectories, lines, defocus disks, Gaussians, identity; linear light; "
-                "Poisson-Gaussian noise; 8-bit; JPEG on 30% of inputs",
+                "blur": (
+                    "real pairs (blurred and sharp photos of the same scenes)"
+                    if self.cfg.paired
+                    else "synthetic: camera-shake trajectories, lines, defocus disks, Gaussians, identity; "
+                    "linear light; Poisson-Gaussian noise; 8-bit; JPEG on 30% of inputs"
+                ),
             },
+            **self._state_changes(),
             "recipe": {
                 k: v for k, v in asdict(self.cfg).items() if k not in ("out", "model", "photos", "paired", "val_photos")
             },
@@ -231,14 +310,14 @@ class Trainer:
             "machine": f"{platform.machine()}, {torch.cuda.get_device_name(self.device) if self.device.type == 'cuda' else platform.processor() or 'CPU'}",
             "validation": vals[-1] if vals else None,
         }
-        atomic_write_text(self.out / f"{name}.card.json", json.dumps(card, indent=2))
+        atomic_write_text(self.out / f"{name}.card.json", json.dumps(_finite(card), indent=2, allow_nan=False))
         md = [
             f"# {name}",
             "",
             f"ALGNet ({cfg.describe()}), {card['parameters']:,} parameters.",
             "",
             f"- Trained {self.step} iterations in {card['wall_time_s']} s on {card['machine']}.",
-            f"- Data: {card['data']['synthetic_blur']}.",
+            f"- Data: {card['data']['blur']}.",
             f"- Recipe: `{json.dumps(card['recipe'])}`.",
         ]
         if card["validation"]:

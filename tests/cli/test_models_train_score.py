@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import tifffile
 from helpers.cli import write_identity_checkpoint, write_tiny_checkpoint
 from PIL import Image
 
@@ -73,3 +74,137 @@ def test_removing_an_entry_whose_file_fails_its_checksum_removes_the_file(tmp_pa
     r = algnet("models", "rm", "m", env=isolated)
     assert r.returncode == 0, r.stderr
     assert not stored.exists()
+
+
+# -- train ------------------------------------------------------------------------------------
+
+TINY_ARGS = ["--width", "8", "--d-state", "4", "--patch", "32", "--batch", "1", "--val-every", "100", "--device", "cpu"]
+
+
+def photo_folder(root):
+    from skimage import data
+
+    root.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(data.astronaut()[:160, :160]).save(root / "good.png")
+    Image.fromarray(data.coffee()[:160, :160]).save(root / "good2.jpg")
+    return root
+
+
+def test_train_checks_every_photo_before_step_1_and_reads_float_tiffs_in_range(tmp_path):
+    from skimage import data
+
+    from algnet_cli.train.datasets import SyntheticPairs
+
+    photos = photo_folder(tmp_path / "photos")
+    ga = np.dstack([data.camera()[:160, :160], np.full((160, 160), 200, np.uint8)])
+    Image.fromarray(ga, "LA").save(photos / "grey_alpha.png")
+    tifffile.imwrite(photos / "float.tif", data.chelsea()[:160, :160].astype(np.float32) / 255, photometric="rgb")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photos / "tiny.png")
+    (photos / "empty.jpg").write_bytes(b"")
+    ds = SyntheticPairs(photos, patch=32, length=4)
+    refused = {os.path.basename(p): why for p, why in ds.refused}
+    assert (
+        set(refused) == {"tiny.png", "empty.jpg"} and "8x8" in refused["tiny.png"] and "empty" in refused["empty.jpg"]
+    )
+    assert len(ds.images) == 4 and all(im.shape[2] == 3 and im.dtype == np.uint8 for im in ds.images)
+    floats = [im for im in ds.images if abs(int(im.max()) - int(data.chelsea()[:160, :160].max())) <= 1]
+    assert floats  # the float TIFF keeps its real range (not divided by 255 twice)
+    r = algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "1", *TINY_ARGS)
+    assert r.returncode == 0, r.stderr
+    assert "tiny.png" in r.stderr and "empty.jpg" in r.stderr and "training on 4 photos" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--lr", "-0.001"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--max-minutes", "-1"], "--max-minutes"),
+        (["--name", "../escaped"], "--name"),
+    ],
+)
+def test_train_options_that_cannot_work_are_usage_errors(tmp_path, args, words):
+    photos = photo_folder(tmp_path / "photos")
+    r = algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "1", *TINY_ARGS, *args)
+    assert r.returncode == 2 and words in r.stderr and "internal error" not in r.stderr
+    assert not (tmp_path / "escaped.safetensors").exists()
+
+
+def test_train_data_mistakes_are_named_not_internal_errors(tmp_path):
+    for folder, what in ((tmp_path / "missing", "no such folder"), (tmp_path / "empty", "no photos")):
+        if what == "no photos":
+            folder.mkdir()
+        r = algnet("train", "--photos", folder, "-o", tmp_path / "run", *TINY_ARGS)
+        assert r.returncode == 2 and str(folder) in r.stderr and what in r.stderr, r.stderr
+    (tmp_path / "pairs" / "x").mkdir(parents=True)
+    r = algnet("train", "--paired", tmp_path / "pairs", "-o", tmp_path / "run", *TINY_ARGS)
+    assert r.returncode == 2 and "blur/ and sharp/" in r.stderr
+    tiny = tmp_path / "tinyphotos"
+    tiny.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tiny / "t.png")
+    r = algnet("train", "--photos", tiny, "-o", tmp_path / "run", *TINY_ARGS)
+    assert r.returncode == 2 and "8x8" in r.stderr and "internal error" not in r.stderr
+
+
+def test_paired_training_refuses_mismatched_and_small_pairs_before_step_1(tmp_path):
+    from skimage import data
+
+    root = tmp_path / "pairs" / "seq"
+    for kind in ("blur", "sharp"):
+        (root / kind).mkdir(parents=True)
+    img = data.astronaut()[:96, :96]
+    for name in ("a", "b"):
+        Image.fromarray(img).save(root / "sharp" / f"{name}.png")
+        Image.fromarray(img // 2).save(root / "blur" / f"{name}.png")
+    Image.fromarray(img[:80]).save(root / "sharp" / "c.png")  # another size than its partner
+    Image.fromarray(img // 2).save(root / "blur" / "c.png")
+    Image.fromarray(img[:20, :20]).save(root / "sharp" / "d.png")  # smaller than --patch
+    Image.fromarray(img[:20, :20]).save(root / "blur" / "d.png")
+    Image.fromarray(img).save(root / "blur" / "lonely.png")
+    r = algnet("train", "--paired", tmp_path / "pairs", "-o", tmp_path / "run", "--steps", "4", *TINY_ARGS[:-2],
+               "--batch", "2", "--device", "cpu")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (
+        "c.png" in r.stderr and "d.png" in r.stderr and "lonely.png" in r.stderr and "training on 2 pairs" in r.stderr
+    )
+    card = json.loads((tmp_path / "run" / "model.card.json").read_text())
+    assert "real pairs" in card["data"]["blur"]
+
+
+def test_divergence_stops_with_a_reason_and_exports_nothing_non_finite(tmp_path):
+    photos = photo_folder(tmp_path / "photos")
+    r = algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "30", "--lr", "1e6",
+               "--ckpt-every", "1", *TINY_ARGS)  # fmt: skip
+    assert r.returncode == 1 and "loss became" in r.stderr and "internal error" not in r.stderr
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    import torch
+
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_a_run_folder_of_another_configuration_and_a_damaged_last_pt_are_one_line(tmp_path):
+    photos = photo_folder(tmp_path / "photos")
+    assert algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "1", *TINY_ARGS).returncode == 0
+    r = algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "2", *TINY_ARGS, "--width", "16")
+    assert r.returncode == 2 and "another configuration" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+    last = tmp_path / "run" / "last.pt"
+    for damage, words in ((b"", "empty file"), (b"garbage" * 100, "not a readable training checkpoint")):
+        last.write_bytes(damage)
+        r = algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "2", *TINY_ARGS)
+        assert r.returncode == 1 and str(last) in r.stderr and words in r.stderr
+        assert "weights_only" not in r.stderr
+
+
+def test_a_resumed_run_says_what_changed_and_a_finished_timed_run_trains_no_more(tmp_path):
+    photos = photo_folder(tmp_path / "photos")
+    assert algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "1", *TINY_ARGS).returncode == 0
+    r = algnet("train", "--photos", photos, "-o", tmp_path / "run", "--steps", "2", "--lr", "0.0005", *TINY_ARGS)
+    assert r.returncode == 0 and "lr 0.001 -> 0.0005" in r.stderr and "steps 1 -> 2" in r.stderr
+    card = json.loads((tmp_path / "run" / "model.card.json").read_text())
+    assert "lr 0.001 -> 0.0005" in card["resumed_with_changes"]
+    timed = ["--photos", photos, "-o", tmp_path / "timed", "--steps", "1000", "--max-minutes", "0.0001", *TINY_ARGS]
+    assert algnet("train", *timed).returncode == 0
+    first = json.loads((tmp_path / "timed" / "model.card.json").read_text())["iterations"]
+    assert algnet("train", *timed).returncode == 0
+    assert json.loads((tmp_path / "timed" / "model.card.json").read_text())["iterations"] == first
