@@ -269,6 +269,8 @@ def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
     from huggingface_hub import errors as hf
     from huggingface_hub import hf_hub_download
 
+    if not offline:
+        _check_reachable(hub)
     try:
         path = hf_hub_download(
             hub.repo_id,
@@ -301,6 +303,32 @@ def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
     except (OSError, TimeoutError) as e:
         raise DownloadError(f"{hub}: download failed ({type(e).__name__}: {str(e)[:160]}); check the network") from None
     return Path(path)
+
+
+#: how long a first connection to the Hub may take before the download is given up (one line, no retries)
+CONNECT_TIMEOUT_S = 3.0
+
+
+def _check_reachable(hub: HubRef) -> None:
+    """Fail in seconds, in one line, when nothing answers at the Hub's address (the client library
+    would retry for about 25 s, printing each retry). Skipped behind a proxy, which the library uses."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    ):
+        return
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__).lower()
+        raise DownloadError(
+            f"{hub}: cannot reach {endpoint} ({why}); check the network, or use --offline with a model in the cache"
+        ) from None
 
 
 def _silent_tqdm():

@@ -50,6 +50,7 @@ class Protocol:
         d.update(alpha="not scored: colour channels only; a pair whose alpha differs gets a note")
         if self.name == "realblur":
             d.update(alignment="intensity matching + ECC homography, cubic warp, valid region only")
+            d.update(min_side=REALBLUR_MIN_SIDE)
         if self.name == "gopro":
             d.update(convention="MATLAB psnr/ssim on 8-bit RGB (3-D Gaussian, replicate padding)")
         return d
@@ -81,12 +82,13 @@ def _prepare(pred, gt, data_range, crop_border, y_channel):
     """Check shapes, pick the data range, take luma and crop borders as asked (dtype unchanged)."""
     _check(pred, gt)
     data_range = float(data_range if data_range is not None else _default_range(gt))
-    if y_channel:
-        if pred.ndim != 3 or pred.shape[2] < 3:
-            raise PairingError("--y-channel needs RGB images")
+    if y_channel and pred.ndim == 3 and pred.shape[2] >= 3:  # grey images are their own Y (as BasicSR does)
         pred, gt = to_y(pred, data_range), to_y(gt, data_range)
     if crop_border:
         c = crop_border
+        if 2 * c >= min(gt.shape[:2]):
+            h, w = gt.shape[:2]
+            raise PairingError(f"--crop-border {c} is too large for a {w}x{h} image (nothing is left to score)")
         pred, gt = pred[c:-c, c:-c, ...], gt[c:-c, c:-c, ...]
     return pred, gt, data_range
 
@@ -212,9 +214,21 @@ def align_realblur(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.nda
     return aligned * mask, gt * mask, mask
 
 
+#: the smallest side the RealBlur alignment (an ECC homography) is trusted on: below it, even
+#: identical images come back misaligned by a few dB
+REALBLUR_MIN_SIDE = 64
+
+
 def realblur_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    """(PSNR, SSIM) of the RealBlur evaluation, on images scaled to [0, 1]."""
+    """(PSNR, SSIM) of the RealBlur evaluation, on images scaled to [0, 1]; pairs under
+    REALBLUR_MIN_SIDE pixels a side are refused (PairingError)."""
     _check(pred, gt)
+    h, w = gt.shape[:2]
+    if min(h, w) < REALBLUR_MIN_SIDE:
+        raise PairingError(
+            f"{w}x{h} is smaller than the {REALBLUR_MIN_SIDE} px a side that the realblur protocol's alignment "
+            "needs; score it with --protocol basicsr"
+        )
     r = _default_range(gt)
     p = pred.astype(np.float64) / r
     g = gt.astype(np.float64) / r

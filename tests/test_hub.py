@@ -108,7 +108,7 @@ def test_404s_have_their_own_messages(hub, env, ref, message):
 def test_unreachable_hub(env):
     env = dict(env, HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on the discard port
     r = algnet(env, "models", "pull", f"hf://{REPO}/tiny.safetensors")
-    assert r.returncode == 1 and "could not reach the Hub" in r.stderr
+    assert r.returncode == 1 and "cannot reach" in r.stderr
 
 
 def test_revision_pin(hub, env):

@@ -50,8 +50,14 @@ def cache_state() -> str:
 
 
 def _cached(folder: Path) -> bool:
+    """Each kernel has a non-empty index and a non-empty compiled file in the cache (a cache of
+    empty files, from a full disk, is not a compiled one)."""
     names = ("scan_forward", "scan_backward")
-    return all(any(folder.rglob(f"*{name}-*.nbi")) for name in names)
+
+    def present(pattern: str) -> bool:
+        return any(p.stat().st_size > 0 for p in folder.rglob(pattern))
+
+    return all(present(f"*{name}-*.nbi") and present(f"*{name}-*.nbc") for name in names)
 
 
 def kernels():

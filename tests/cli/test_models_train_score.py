@@ -208,3 +208,103 @@ def test_a_resumed_run_says_what_changed_and_a_finished_timed_run_trains_no_more
     first = json.loads((tmp_path / "timed" / "model.card.json").read_text())["iterations"]
     assert algnet("train", *timed).returncode == 0
     assert json.loads((tmp_path / "timed" / "model.card.json").read_text())["iterations"] == first
+
+
+# -- score ------------------------------------------------------------------------------------
+
+
+def pair_folders(tmp_path, side=96, shift=0, names=("a.png",)):
+    from skimage import data
+
+    img = data.astronaut()
+    for kind in ("pred", "gt"):
+        (tmp_path / kind).mkdir(exist_ok=True)
+    for name in names:
+        Image.fromarray(img[100 : 100 + side, 150 : 150 + side]).save(tmp_path / "gt" / name)
+        Image.fromarray(img[100 + shift : 100 + shift + side, 150 + shift : 150 + shift + side]).save(
+            tmp_path / "pred" / name
+        )
+    return tmp_path / "pred", tmp_path / "gt"
+
+
+def test_realblur_refuses_pairs_too_small_to_align_and_aligns_shifted_ones(tmp_path):
+    from skimage import data
+
+    from algnet_cli.metrics import Protocol, psnr, score
+
+    small = data.astronaut()[100:110, 150:160]
+    with pytest.raises(Exception, match="smaller than the 64 px"):
+        score(small, small, Protocol("realblur"))
+    pred, gt = pair_folders(tmp_path, side=10)
+    r = algnet("score", pred, gt, "--protocol", "realblur")
+    assert r.returncode == 1 and "a.png" in r.stderr and "64 px" in r.stderr
+    img = data.astronaut()
+    a, b = img[60:124, 30:94], img[61:125, 31:95]  # one pixel apart
+    aligned, _ = score(a, b, Protocol("realblur"))
+    assert aligned > psnr(a, b) + 10
+
+
+def test_report_paths_are_checked_before_scoring(tmp_path):
+    pred, gt = pair_folders(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    r = algnet("score", pred, gt, "--csv", tmp_path / "afile" / "s.csv")
+    assert r.returncode == 2 and "afile is a file, not a folder" in r.stderr and "File exists" not in r.stderr
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user that can write anywhere (root)")
+        r = algnet("score", pred, gt, "--csv", locked / "s.csv", "--json", tmp_path / "s.json")
+        assert r.returncode == 2 and "locked" in r.stderr and not (tmp_path / "s.json").exists()
+    finally:
+        locked.chmod(0o700)
+
+
+def test_one_sheet_that_cannot_be_written_is_named_and_scoring_goes_on(tmp_path):
+    pred, gt = pair_folders(tmp_path, names=("a.png", "b.png"))
+    sheets = tmp_path / "sheets"
+    sheets.mkdir()
+    (sheets / "a.png").mkdir()  # the sheet's name is taken by a folder
+    r = algnet("score", pred, gt, "--compare", sheets, "--json", tmp_path / "s.json")
+    assert "a.png" in r.stderr and "comparison sheet" in r.stderr
+    assert (sheets / "b.png").is_file() and json.loads((tmp_path / "s.json").read_text())["summary"]["pairs"] == 2
+
+
+def test_grey_pairs_score_with_y_channel_and_a_crop_border_too_large_is_named(tmp_path):
+    from skimage import data
+
+    from algnet_cli.metrics import Protocol, score
+
+    grey = data.camera()[:64, :64]
+    p, s = score(grey, grey, Protocol("basicsr", 0, True))
+    assert p == float("inf") and s == pytest.approx(1.0)
+    with pytest.raises(Exception, match="--crop-border 32 is too large"):
+        score(grey, grey, Protocol("basicsr", 32, False))
+
+
+def test_an_unreachable_hub_fails_in_seconds_in_one_line(tmp_path, isolated):
+    t0 = time.monotonic()
+    r = algnet("models", "pull", "hf://owner/repo/m.safetensors", env={**isolated, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert time.monotonic() - t0 < 5 + 4  # the run, plus this interpreter's start-up
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "--offline" in r.stderr
+
+
+def test_doctor_does_not_call_a_cache_of_empty_files_compiled(tmp_path):
+    from algnet_cli.ops import scan_fused
+
+    cache = tmp_path / "kernels" / "ops_x"
+    cache.mkdir(parents=True)
+    for name in (
+        "scan_forward-1.py311.nbi",
+        "scan_forward-1.py311.1.nbc",
+        "scan_backward-2.py311.nbi",
+        "scan_backward-2.py311.1.nbc",
+    ):
+        (cache / f"_numba_kernels.{name}").write_bytes(b"")
+    assert not scan_fused._cached(tmp_path / "kernels")
+    r = algnet("doctor", env={"ALGNET_KERNEL_CACHE": str(tmp_path / "kernels")})
+    assert "not compiled yet" in r.stdout
+    for p in cache.iterdir():
+        p.write_bytes(b"x" * 64)
+    assert scan_fused._cached(tmp_path / "kernels")
