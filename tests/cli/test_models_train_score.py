@@ -308,3 +308,22 @@ def test_doctor_does_not_call_a_cache_of_empty_files_compiled(tmp_path):
     for p in cache.iterdir():
         p.write_bytes(b"x" * 64)
     assert scan_fused._cached(tmp_path / "kernels")
+
+
+def test_a_killed_runs_temporaries_go_and_model_names_take_any_script(tmp_path, isolated):
+    import socket
+
+    photos = photo_folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process that is gone: its temporaries are stale
+    stale = run / f".algnet-tmp-{socket.gethostname()}~{dead.pid}~abc.pt"
+    stale.write_bytes(b"half a checkpoint")
+    assert algnet("train", "--photos", photos, "-o", run, "--steps", "1", *TINY_ARGS).returncode == 0
+    assert not stale.exists()
+    ckpt = write_tiny_checkpoint(tmp_path / "m.safetensors")
+    for name in ("模型", "modèle-ü"):
+        r = algnet("models", "import", ckpt, "--name", name, env=isolated)
+        assert r.returncode == 0, r.stderr
+    assert algnet("models", "import", ckpt, "--name", "../x", env=isolated).returncode == 2
