@@ -83,13 +83,18 @@ class WorkerPool:
             if self.described is None:  # asked once, while a worker is alive: the record needs no live one
                 self.described = self.ray.get(actor.describe_run.remote())
 
-    def wait_ready(self) -> None:
-        """Until one worker has its model loaded; a model that no worker can load is the user's error."""
+    def wait_ready(self, others_s: float = 30.0) -> None:
+        """Until one worker has its model loaded (a model that no worker can load is the user's
+        error), then up to ``others_s`` more for the other workers started with it, so that the work
+        is spread from the start."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not self.idle:
             if not self.starting or time.monotonic() > deadline:
                 raise AlgnetError(f"no cluster worker could load the model: {self.start_error or 'timed out'}")
             self.poll(timeout=1.0)
+        others = time.monotonic() + others_s
+        while self.starting and time.monotonic() < others:
+            self.poll(timeout=0.5)
 
     def take(self):
         self.busy += 1
@@ -136,7 +141,7 @@ class ClusterRestorer:
 
     def frames_per_batch(self, height: int, width: int) -> int:
         if (height, width) not in self.batch:
-            self.pool.wait_ready()
+            self.pool.wait_ready(others_s=0)
             per_worker = self.pool.ray.get(self.pool.idle[0].frames_per_batch.remote(height, width))
             self.batch[(height, width)] = max(1, per_worker) * self.pool.size
         return self.batch[(height, width)]

@@ -248,3 +248,30 @@ def test_the_record_is_described_without_a_live_worker():
     assert info["model"] == {"source": "m.safetensors"} and info["cluster"]["workers"] == [
         {"worker": "w1", "host": "h"}
     ]
+
+
+def test_a_run_whose_last_worker_dies_still_writes_its_summary_and_record(tmp_path, cluster, checkpoint):
+    import shutil
+    import subprocess
+
+    _photos(tmp_path / "in", 12, size=200)
+    model = tmp_path / "m.safetensors"
+    shutil.copy(checkpoint, model)
+    out = tmp_path / "out"
+    run = start_deblur(tmp_path / "in", "-o", out, "--model", model, "--cluster", cluster.address)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("p*.png")) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        model.unlink()  # no replacement can load the model: once these die, no worker is left
+        subprocess.run(["pkill", "-9", "-f", "ray::DeblurWorker"])
+        assert run.wait(timeout=240) == 1
+        stderr = run.stderr.read()
+    finally:
+        if run.poll() is None:
+            run.kill()
+    rec = json.loads((out / "algnet-run.json").read_text())
+    statuses = [f["status"] for f in rec["files"]]
+    assert len(statuses) == 12 and "failed" in statuses and "done" in statuses
+    assert rec["model"] and rec["cluster"]["workers"]
+    assert "failed" in stderr and "algnet-run.json" in stderr and "internal error" not in stderr
