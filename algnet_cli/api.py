@@ -53,7 +53,8 @@ class Deblurrer:
     >>> d = Deblurrer("model.safetensors", device="cpu")          # doctest: +SKIP
     >>> sharp = d.deblur(blurry)      # uint8/uint16/float, H x W or H x W x C; same dtype and shape
 
-    Alpha channels pass through untouched; grey stays grey. ``model`` is anything
+    Alpha channels pass through untouched; grey stays grey. ``strength`` (0 to 1) blends the result
+    with the input, per pixel: input + strength x (restored - input). ``model`` is anything
     :func:`~algnet_cli.load_model` takes (a registry name, hf:// reference or checkpoint path,
     resolved with ``cache_dir``/``offline``), or an ALGNet module already built.
     """
@@ -69,6 +70,7 @@ class Deblurrer:
         tile: int | None = None,
         tile_overlap: int = 32,
         max_memory_gb: float | None = None,
+        strength: float = 1.0,
         cache_dir: str | Path | None = None,
         offline: bool | None = None,
         quiet: bool = False,
@@ -82,7 +84,11 @@ class Deblurrer:
             self.model, self.descriptor = load(
                 model, device=target, tlc=tlc, scan=scan, cache_dir=cache_dir, offline=offline, quiet=quiet
             )
-        options = RunOptions(str(target), precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb)
+        if not (0.0 <= strength <= 1.0):
+            raise ValueError(f"strength must be between 0 and 1, not {strength}")
+        options = RunOptions(
+            str(target), precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb, strength=strength
+        )
         self.runner = Runner(self.model, options)
 
     def run(self, imgs: list[np.ndarray]) -> tuple[list[np.ndarray], RunReport]:
@@ -117,6 +123,7 @@ class Deblurrer:
             "precision": self.runner.precision_name,
             "scan_backend": self.descriptor.scan_backend,
             "tiling": {"tile": "auto" if o.tile is None else o.tile, "overlap": o.tile_overlap},
+            "strength": o.strength,
             **({"oom_splits": totals.oom_splits} if totals.oom_splits else {}),
             "fp32_fallbacks": totals.fp32_fallbacks,
             "versions": {"torch": torch.__version__},

@@ -31,6 +31,7 @@ class RunOptions:
     max_memory_gb: float | None = (
         None  # memory budget for one image; None: 80% of free GPU memory, 3 GiB on CPU (the forward pass; image buffers come on top)
     )
+    strength: float = 1.0  # output = input + strength * (restored - input); 1: the model's output as it is
 
 
 @dataclass
@@ -188,6 +189,10 @@ class Runner:
                 report.oom_splits += 1
                 out = self._tiled(images, max(MIN_TILE, (max(h, w) // 2) // 16 * 16), report)
         self.totals.add(report)
+        s = self.options.strength
+        if s != 1.0:  # per pixel, before any rounding: 0 gives the input back exactly
+            x = images.detach().to("cpu", torch.float32)
+            out = x + s * (out.clamp(0, 1) - x)  # halfway to what S = 1 writes (the output is clamped)
         return out, report
 
     def _tiled(self, images: torch.Tensor, tile: int, report: RunReport) -> torch.Tensor:

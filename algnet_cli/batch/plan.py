@@ -154,7 +154,7 @@ def _single_output(found: list, images: list, out: OutputOptions) -> bool:
     want, kind = (is_image_path, "an image") if images else (is_video_path, "a video")
     if want(o):
         return True
-    if o.suffix:
+    if o.suffix and any(ch.isalpha() for ch in o.suffix):  # out.txt names a file; out.5 may be a folder
         other = "a video" if is_video_path(o) else ("an image" if is_image_path(o) else f"a {o.suffix} file")
         raise UsageError(
             f"-o {o}: names {other}, but the input is {kind}; name {kind} file, or a folder (end it with /)"

@@ -28,6 +28,7 @@ def deblur(
     tile_overlap: o.TileOverlapOption = 32,
     max_memory: o.MaxMemoryOption = None,
     max_megapixels: o.MaxMegapixelsOption = None,
+    strength: o.StrengthOption = 1.0,
     tlc: o.TlcOption = True,
     scan: o.ScanOption = "auto",
     recursive: o.RecursiveOption = False,
@@ -72,6 +73,8 @@ def deblur(
 
       algnet deblur big.tif -o big_sharp.tif --model m.pth --tile 512 --device cpu
 
+      algnet deblur photos/ -o softer/ --strength 0.6          (part of the correction: less ringing)
+
       algnet deblur photos/ -r -o sharp/ --model m.pth --dry-run
 
       algnet deblur GoPro/test/blur/ -r -o out/ --model m.pth --gt GoPro/test/sharp/
@@ -92,6 +95,8 @@ def deblur(
 
     tile_size = _parse_tile(tile)
     _check_numbers(max_memory=max_memory, max_megapixels=max_megapixels, fps=fps)
+    if strength != strength:  # NaN passes Click's range check
+        raise UsageError("--strength must be a number from 0 to 1")
     output = OutputOptions(
         Path(output_arg) if output_arg else None,
         folder=output_arg is not None and output_arg.endswith(("/", os.sep)),
@@ -112,6 +117,7 @@ def deblur(
         tile=tile_size,
         tile_overlap=tile_overlap,
         max_memory_gb=max_memory,
+        strength=strength,
         cache_dir=cache_dir,
         offline=offline or None,
         quiet=quiet or json_out,

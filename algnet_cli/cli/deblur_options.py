@@ -100,3 +100,12 @@ WorkersOption = Annotated[
     Optional[int],
     typer.Option(help="With --cluster: how many workers (default: one per GPU, else one per node).", min=1),
 ]
+StrengthOption = Annotated[
+    float,
+    typer.Option(
+        help="How much of the model's correction to apply, 0 to 1: output = input + S x (restored - input), per "
+        "pixel. Lower it for softer results where the model over-sharpens or rings; 0 gives the input back.",
+        min=0.0,
+        max=1.0,
+    ),
+]

@@ -408,3 +408,22 @@ def test_training_photos_and_display_use_the_one_8_bit_conversion():
         assert np.array_equal(_rgb8(img), want) and np.array_equal(to_rgb8(img), want)
     assert to_8bit(sixteen)[0, 0, 1] == 0 and to_8bit(sixteen)[0, 1, 0] == 128  # 128/257 rounds to 0, 32896 to 128
     assert to_8bit(floats).max() == 255 and to_8bit(floats)[0, 0, 1] == 128  # floats keep their range
+
+
+def test_strength_blends_the_correction_per_pixel(tmp_path):
+    from helpers.cli import write_tiny_checkpoint
+
+    model = write_tiny_checkpoint(tmp_path / "tiny.safetensors")  # a model that changes the image
+    Image.fromarray(RGB).save(tmp_path / "a.png")
+    outs = {}
+    for s in ("1", "0", "0.5", None):
+        args = ["--strength", s] if s is not None else []
+        r = run_deblur(tmp_path / "a.png", "-o", f"{tmp_path / f'o{s}'}/", "--model", model, "-q", *args)
+        assert r.returncode == 0, r.stderr
+        outs[s] = np.asarray(Image.open(tmp_path / f"o{s}" / "a.png")).astype(int)
+    assert np.array_equal(outs["0"], RGB)  # the input, bit for bit
+    assert np.array_equal(outs["1"], outs[None]) and not np.array_equal(outs["1"], RGB)
+    assert np.abs(outs["0.5"] - (RGB.astype(int) + outs["1"]) / 2).max() <= 1  # halfway, within one level
+    assert record(tmp_path / "o0.5")["strength"] == 0.5
+    r = run_deblur(tmp_path / "a.png", "-o", f"{tmp_path / 'bad'}/", "--model", model, "--strength", "1.5")
+    assert r.returncode == 2
