@@ -36,8 +36,8 @@ def array_to_tensor(img: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, f
 def tensor_to_array(y: torch.Tensor, alpha: np.ndarray | None, scale: float, grey: bool, dtype: np.dtype) -> np.ndarray:
     """Inverse of :func:`array_to_tensor` for a (1, 3, H, W) result; clamps to [0, 1] and rounds."""
     out = y[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    if grey:  # in float64, so that three equal float32 channels give that value back exactly
-        out = out.mean(axis=2, keepdims=True, dtype=np.float64)
+    if grey:  # float outputs in float64, so that three equal float32 channels give that value back exactly
+        out = out.mean(axis=2, keepdims=True, dtype=np.float64 if not np.issubdtype(dtype, np.integer) else None)
     if np.issubdtype(dtype, np.integer):
         out = np.floor(out * scale + 0.5).astype(dtype)
     else:
