@@ -1,0 +1,69 @@
+"""The package's imports point one way: no two modules import each other, directly or through others
+(imports inside functions count too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import algnet_cli
+
+ROOT = Path(algnet_cli.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for p in ROOT.rglob("*.py"):
+        parts = p.relative_to(ROOT.parent).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return mods
+
+
+def _targets(mod: str, path: Path, node, mods) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name in mods]
+    base = mod.split(".")
+    if path.name != "__init__.py":
+        base = base[:-1]
+    if node.level:
+        base = base[: len(base) - node.level + 1]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    return [t for t in [target, *(f"{target}.{a.name}" for a in node.names)] if t in mods]
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for t in _targets(mod, path, node, mods):
+                    if t != mod and not mod.startswith(t + "."):  # a module's own package is no cycle
+                        graph[mod].add(t)
+    return graph
+
+
+def _reaches(graph, start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        for n in graph[todo.pop()]:
+            if n == goal:
+                return True
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return False
+
+
+def test_no_import_cycle_within_the_package():
+    graph = import_graph()
+    assert len(graph) > 50  # the walk saw the package
+    cycles = sorted((a, b) for a in graph for b in graph[a] if _reaches(graph, b, a))
+    assert not cycles, cycles
+
+
+def test_the_walk_finds_a_cycle_when_there_is_one():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _reaches(graph, "b", "a") and not _reaches(graph, "a", "d")
