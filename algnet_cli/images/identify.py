@@ -58,7 +58,7 @@ def identify_bytes(head: bytes) -> str | None:
 
 
 def _identify_unreadable(head: bytes) -> str | None:
-    if head[:3] in (b"PF\n", b"Pf\n", b"PF\r", b"Pf\r") or head[:3] in (b"PF ", b"Pf "):
+    if head[:2] in (b"PF", b"Pf") and head[2:3] in (b"\n", b"\r", b" "):
         return "pfm"
     if head.startswith((b"#?RADIANCE", b"#?RGBE")):
         return "hdr"

@@ -193,12 +193,10 @@ def _page_back(img: np.ndarray, desc: ImageDescription, notes: list[str]) -> tup
             return indices.astype(np.uint8 if len(desc.palette) <= 256 else np.uint16), {
                 **kwargs, "photometric": "palette", "colormap": cmap, **_tags(desc)}  # fmt: skip
         notes.append("palette TIFF written as RGB (the result's colours are not all in its palette)")
-    elif desc.stored in ("cmyk", "ycbcr"):
-        pass  # already noted when read
     photometric = "rgb" if colour >= 3 else ("miniswhite" if desc.miniswhite else "minisblack")
     data = _samples_back(arr, desc, notes, colour)
-    if desc.miniswhite and colour == 1:
-        data = _invert(data, 1 if data.dtype == np.bool_ else desc.bits) if data.dtype != np.bool_ else data
+    if desc.miniswhite and colour == 1 and data.dtype != np.bool_:  # 1-bit samples come back inverted already
+        data = _invert(data, desc.bits)
     if desc.planar and channels > 1:
         data = np.ascontiguousarray(np.moveaxis(data, -1, 0))
         kwargs["planarconfig"] = "separate"

@@ -206,8 +206,6 @@ def _jpeg(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, not
         _dropped_meta(meta, "a lossless JPEG is written without them", notes, ("icc", "exif", "xmp"))
         atomic_write(path, lambda p: p.write_bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(img), lossless=True)))
         return
-    if desc.lossless and desc.format != "jpeg":
-        pass  # converting a lossless input: the caller asked for JPEG
     kwargs = _meta_kwargs(meta, ("icc", "exif", "xmp", "dpi", "comment"))
     if desc.subsampling is not None and img.ndim == 3:
         kwargs["subsampling"] = desc.subsampling
