@@ -16,7 +16,7 @@ from ..batch.plan import Job, Plan
 from ..batch.videos import VideoEvents, run_one, run_videos
 from ..errors import AlgnetError
 from ..video import VideoReport, partial_path
-from ..video.segments import index_segments, join_segments
+from ..video.segments import SEGMENT_SUFFIX, index_segments, join_segments, segment_done
 from .driver import ClusterRestorer, WorkerPool, schedule
 
 #: segments per worker: enough to balance uneven segments, few enough to keep the joins cheap
@@ -51,10 +51,10 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
         return None
     partial_path(job.dst).unlink(missing_ok=True)  # superseded by this run
     folder = _prepare_folder(job, encode, segments)
-    parts = [folder / f"{s.index:05d}{job.dst.suffix}" for s in segments]
+    parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
     report = VideoReport(str(job.src), str(job.dst), frames_expected=sum(s.frames for s in segments))
     events.video_start(report)
-    todo = [i for i, part in enumerate(parts) if not part.exists()]
+    todo = [i for i, part in enumerate(parts) if not segment_done(part)]
     for _ in range(sum(segments[i].frames for i in range(len(parts)) if i not in todo)):
         report.frames += 1
         events.video_frame(report)
@@ -66,12 +66,13 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
             events.video_frame(report)
 
     def submit(actor, i: int):
-        return actor.segment.remote(str(job.src.absolute()), segments[i], str(parts[i].absolute()), encode)
+        dst = str(parts[i].absolute())
+        return actor.segment.remote(str(job.src.absolute()), segments[i], dst, encode, str(job.dst.absolute()))
 
     try:
         schedule(pool, todo, submit, done, lambda k, why: failures.append(f"segment {todo[k] + 1}: {why}"))
     except KeyboardInterrupt:
-        finished = sum(p.exists() for p in parts)
+        finished = sum(segment_done(p) for p in parts)
         events.message(
             f"interrupted; {finished} of {len(parts)} segments of {job.src} kept in {folder}, rerun to resume"
         )
@@ -79,7 +80,12 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
     if failures:
         return VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: {failures[0]}")
     report.frames = 0
-    join_segments(job.src, parts, job.dst, report, container_format=None)
+    try:
+        join_segments(job.src, parts, job.dst, report, container_format=None)
+    except AlgnetError as e:
+        return VideoReport(
+            str(job.src), str(job.dst), status="failed", error=f"{e}; the segments stay in {folder} for a rerun"
+        )
     _describe(report, encode, len(parts))
     if len(todo) < len(parts):
         report.streams.append(f"video: {len(parts) - len(todo)} of {len(parts)} segments kept from an interrupted run")
@@ -96,6 +102,7 @@ def _prepare_folder(job: Job, encode, segments) -> Path:
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
         "encode": [encode.codec, encode.crf, encode.pix_fmt],
+        "parts": SEGMENT_SUFFIX + "+timing",  # how a segment is stored
         "segments": [[s.start, s.end, s.frames] for s in segments],
     }
     manifest = folder / "manifest.json"

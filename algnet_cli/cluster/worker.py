@@ -60,11 +60,12 @@ class DeblurWorker:
         result.place = self.where()
         return result
 
-    def segment(self, src: str, segment, dst: str, options) -> list[int]:
-        """One keyframe segment of a video, deblurred and encoded into ``dst`` (atomic); its timestamps."""
+    def segment(self, src: str, segment, dst: str, options, joined_into: str | None = None) -> list[int]:
+        """One keyframe segment of a video, deblurred and encoded into ``dst`` (atomic), for a join
+        into ``joined_into``; its timestamps."""
         from ..video.segments import encode_segment
 
-        return encode_segment(src, segment, dst, self.deblurrer, options)
+        return encode_segment(src, segment, dst, self.deblurrer, options, joined_into)
 
     def frames(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Same-size video frames, deblurred in batches as this worker's memory allows."""

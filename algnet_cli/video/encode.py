@@ -138,6 +138,17 @@ def choose_pix_fmt(
     return fmt, f"pixel format {fmt}"
 
 
+def container_of(path: Path) -> tuple[str, bool]:
+    """The container FFmpeg writes for ``path`` (by its name), and whether it keeps codec headers out
+    of band (global headers). Nothing is created."""
+    av = pyav()
+    try:
+        with av.open(str(path), "w") as c:
+            return c.format.name, bool(c.format.flags & 0x40)  # AVFMT_GLOBALHEADER
+    except (av.FFmpegError, ValueError) as e:
+        raise VideoError(path, f"cannot write this container ({reason(e)})") from None
+
+
 def partial_path(dst: Path) -> Path:
     return dst.with_name(dst.stem + ".partial" + dst.suffix)
 
@@ -158,6 +169,9 @@ class OutputSpec:
     rotation: int = 0
     container_format: str | None = None
     metadata: tuple = ()  # (key, value) pairs of container metadata
+    #: codec headers out of band (True) or in the stream (False); None: as the container wants.
+    #: A segment written for a later join sets it as the joined file's container wants.
+    global_header: bool | None = None
     others: tuple = ()  # the source's audio and subtitle streams
 
 
@@ -192,7 +206,8 @@ class Sink:
         self.encoding = template is None
         if template is not None:
             self.video = self.container.add_stream_from_template(template)
-            self.video.time_base = template.time_base
+            self.video.time_base = spec.time_base
+            self.video.codec_context.framerate = spec.rate  # the source's, as an encoder stream gets
         else:
             self.video = self._encoder_stream(path, spec, supported)
         if spec.rotation:
@@ -231,6 +246,8 @@ class Sink:
                     f"{s.type} #{s.index} ({name}): dropped, the {self.container.format.name} container cannot hold it"
                 )
         self.durations: dict[int, int] = {}
+        #: (pts, dts, duration) of each encoded video packet, in the encoder's time base, when kept
+        self.timing: list[tuple[int, int | None, int]] | None = None
 
     def _encoder_stream(self, path: Path, spec: OutputSpec, supported):
         av = pyav()
@@ -247,6 +264,10 @@ class Sink:
         video.width, video.height, video.pix_fmt = spec.width, spec.height, spec.pix_fmt
         video.time_base = spec.time_base
         video.codec_context.time_base = spec.time_base
+        if spec.global_header is not None:
+            flag = av.codec.context.Flags.global_header
+            ctx = video.codec_context
+            ctx.flags = (ctx.flags | flag) if spec.global_header else (ctx.flags & ~flag)
         return video
 
     def video_packet(self, packet) -> None:
@@ -271,6 +292,8 @@ class Sink:
             d = self.durations.pop(p.pts, None)
             if d:
                 p.duration = d
+            if self.timing is not None:
+                self.timing.append((p.pts, p.dts, p.duration))
             self.container.mux(p)
 
     def packet(self, stream_index: int, packet) -> None:

@@ -11,16 +11,17 @@ the source's time base, so the joined video has every frame and every timestamp 
 from __future__ import annotations
 
 import heapq
+import json
 from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from ..errors import VideoError
-from ..fileio import commit_temp, make_temp
+from ..fileio import atomic_write_text, commit_temp, make_temp
 from ..interrupts import shielded
-from .decode import Frame, Source, VideoReport, main_video_stream, pyav
-from .encode import EncodeOptions, Sink, VideoWriter, output_spec
+from .decode import Frame, Source, VideoReport, main_video_stream, pyav, reason
+from .encode import EncodeOptions, Sink, VideoWriter, container_of, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
 
@@ -57,16 +58,31 @@ def index_segments(src: str | Path, parts: int) -> list[Segment]:
     return segments if len(segments) > 1 else []
 
 
+#: the segments' container: NUT keeps every timestamp exactly in the source's own time base, where
+#: MP4 (an edit list in milliseconds) and Matroska (milliseconds) round them
+SEGMENT_SUFFIX = ".nut"
+
+
 def encode_segment(
-    src: str | Path, segment: Segment, dst: str | Path, restorer: Restorer, options: EncodeOptions = EncodeOptions()
+    src: str | Path,
+    segment: Segment,
+    dst: str | Path,
+    restorer: Restorer,
+    options: EncodeOptions = EncodeOptions(),
+    joined_into: str | Path | None = None,
 ) -> list[int]:
-    """Deblur one segment of ``src`` into the video file ``dst`` (video only, atomic); its frames' timestamps."""
+    """Deblur one segment of ``src`` into the NUT file ``dst`` (video only, atomic); its frames' timestamps.
+
+    ``joined_into``: the file that the segments will be joined into; its container decides whether
+    the codec headers go out of band, as they would in a single-machine run."""
     report = VideoReport(str(src), str(dst))
+    global_header = container_of(Path(joined_into))[1] if joined_into is not None else None
     source = Source(Path(src), report, copy_others=False)
     try:
         spec = output_spec(
             options, source.width, source.height, source.pix_fmt, report,
             rate=source.rate, time_base=source.time_base, rgb=source.rgb,
+            container_format="nut", global_header=global_header,
         )  # fmt: skip
         written: list[int] = []
 
@@ -75,13 +91,27 @@ def encode_segment(
                 written.append(f.pts)
                 yield ("frame", f, None)
 
-        stream_frames(frames(), VideoWriter(Path(dst), spec, report), as_restorer(restorer), report)
+        writer = VideoWriter(Path(dst), spec, report)
+        writer.sink.timing = timing = []
+        stream_frames(frames(), writer, as_restorer(restorer), report)
     finally:
         source.close()
     if len(written) != segment.frames:
         Path(dst).unlink(missing_ok=True)
         raise VideoError(src, f"segment {segment.index + 1}: {len(written)} frames decoded, {segment.frames} expected")
+    record = {"time_base": str(spec.time_base), "packets": timing}
+    atomic_write_text(timing_path(Path(dst)), json.dumps(record))
     return written
+
+
+def timing_path(part: Path) -> Path:
+    """The exact timestamps of a segment's packets, as its encoder gave them; a segment without them
+    is not finished."""
+    return part.with_suffix(".timing.json")
+
+
+def segment_done(part: Path) -> bool:
+    return part.exists() and timing_path(part).exists()
 
 
 def _segment_frames(source: Source, segment: Segment):
@@ -107,7 +137,10 @@ def join_segments(
     src: str | Path, parts: list[Path], dst: str | Path, report: VideoReport, container_format: str | None = None
 ) -> None:
     """The segments' video packets, in order, with the source's other streams (copied, re-encoded or
-    dropped as :class:`~algnet_cli.video.encode.Sink` decides), into ``dst``, atomically."""
+    dropped as :class:`~algnet_cli.video.encode.Sink` decides), into ``dst``, atomically.
+
+    Every failure (a segment that is missing or damaged, a muxer that refuses a packet, a full disk) is a
+    :class:`VideoError` naming ``src``; nothing is left at ``dst`` and the segments are untouched."""
     av = pyav()
     source = Source(Path(src), report)
     tmp = make_temp(Path(dst))
@@ -120,6 +153,9 @@ def join_segments(
             _mux_all(source, parts, sink, report)
             sink.close()
             commit_temp(tmp, Path(dst))
+    except (av.FFmpegError, OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise VideoError(src, f"joining its segments failed: {_why(e)}") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -127,6 +163,13 @@ def join_segments(
         source.close()
     report.output = str(dst)
     report.rotation, report.fps, report.size = source.rotation, float(source.rate), (source.width, source.height)
+
+
+def _why(e: BaseException) -> str:
+    """The error, with FFmpeg's own last message when it left one."""
+    log = getattr(e, "log", None)
+    detail = ": ".join(str(x).strip() for x in log[1:]) if isinstance(log, tuple) and len(log) == 3 else ""
+    return f"{reason(e)} ({detail})" if detail else reason(e)
 
 
 def _join_spec(source: Source, container_format: str | None):
@@ -143,12 +186,15 @@ def _mux_all(source: Source, parts: list[Path], sink: Sink, report: VideoReport)
     """Video packets of every part and the source's other items, merged by time."""
 
     def video():
+        last = None
         for part in parts:
-            with pyav().open(str(part)) as c:
-                s = c.streams.video[0]
-                for p in c.demux(s):
-                    if p.size:
-                        yield _when(p.dts if p.dts is not None else p.pts, p.time_base), 0, ("video", p)
+            for p in _timed_packets(part):
+                if last is not None and p.dts <= last:  # a segment's encoder delay reaches into the one before
+                    if p.pts <= last:
+                        raise VideoError(part, f"packet at {p.pts} cannot follow decoding time {last}")
+                    p.dts = last + 1
+                last = p.dts
+                yield _when(p.dts, p.time_base), 0, ("video", p)
 
     def others():
         for kind, index, item in source.items(sink.decode_audio, frames=False):
@@ -163,6 +209,36 @@ def _mux_all(source: Source, parts: list[Path], sink: Sink, report: VideoReport)
             sink.packet(entry[1], entry[2])
         else:
             sink.audio(entry[1], entry[2])
+
+
+def _timed_packets(part: Path):
+    """The video packets of a segment, with the timestamps that its encoder gave them. A segment that
+    does not match its timestamps is marked unfinished, so that a rerun encodes it again."""
+
+    def damaged(why: str) -> VideoError:
+        timing_path(part).unlink(missing_ok=True)
+        return VideoError(part, f"{why}; a rerun encodes this segment again")
+
+    try:
+        record = json.loads(timing_path(part).read_text())
+        time_base, timing = Fraction(record["time_base"]), record["packets"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise damaged(f"its timestamps are missing or unreadable ({e})") from None
+    k = -1
+    try:
+        with pyav().open(str(part)) as c:
+            for k, p in enumerate(p for p in c.demux(c.streams.video[0]) if p.size):
+                if k >= len(timing):
+                    raise damaged(f"more packets than the {len(timing)} recorded")
+                p.pts, p.dts, p.duration = timing[k]
+                p.time_base = time_base
+                if p.dts is None:
+                    p.dts = p.pts
+                yield p
+    except (pyav().FFmpegError, IndexError) as e:
+        raise damaged(f"unreadable after {k + 1} packets ({_why(e)})") from None
+    if k + 1 != len(timing):
+        raise damaged(f"{k + 1} packets, {len(timing)} recorded")
 
 
 def _when(stamp: int | None, time_base: Fraction | None) -> float:

@@ -6,6 +6,7 @@ import signal
 import time
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 from helpers.cli import run_deblur, start_deblur, write_tiny_checkpoint
@@ -180,17 +181,82 @@ def test_an_interrupted_video_resumes_from_its_finished_segments(tmp_path, clust
     folder = out / ".long.mp4.algnet-segments"
     run = start_deblur(src, "-o", out, "--model", checkpoint, "--cluster", cluster.address)
     deadline = time.monotonic() + 120
-    while not list(folder.glob("0*.mp4")) and time.monotonic() < deadline and run.poll() is None:
+    while not list(folder.glob("0*.timing.json")) and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.05)
     run.send_signal(signal.SIGINT)
     assert run.wait(timeout=120) == 130
-    kept = list(folder.glob("0*.mp4"))
+    kept = list(folder.glob("0*.timing.json"))  # a segment is finished once its timestamps are written
     assert kept and not (out / "long.mp4").exists() and not _temps(out)
     r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
     assert r.returncode == 0, r.stderr
     assert probe(out / "long.mp4")["pts"] == probe(src)["pts"] and not folder.exists()
     rec = json.loads((out / "algnet-run.json").read_text())["videos"][0]
     assert any(f"{len(kept)} of" in s and "kept from an interrupted run" in s for s in rec["streams"])
+
+
+def _timing(path):
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts, rate = sorted(p.pts for p in c.demux(v) if p.size), v.average_rate
+    with av.open(str(path)) as c:
+        return pts, rate, [(p.pts, p.dts) for p in c.demux(audio=0) if p.size]
+
+
+def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, checkpoint):
+    """Keyframes that do not divide the frame count, 24 fps in MP4's 1/12288, 30000/1001 fps in Matroska's
+    milliseconds, B-frames and AAC: the joined outputs carry the single-machine timestamps exactly."""
+    src = tmp_path / "in"
+    src.mkdir()
+    keys = {"g": "10", "keyint_min": "10", "sc_threshold": "0"}
+    make_video(
+        src / "a.mp4", 128, 96, [i * 512 for i in range(36)], time_base=Fraction(1, 12288), rate=24, options=keys
+    )
+    ntsc = Fraction(30000, 1001)
+    pts = [round(i / ntsc * 1000) for i in range(90)]
+    keys = {"g": "9", "keyint_min": "9", "sc_threshold": "0"}
+    make_video(src / "b.mkv", 64, 48, pts, time_base=Fraction(1, 1000), rate=ntsc, options=keys)
+    one, many = tmp_path / "one", tmp_path / "many"
+    assert run_deblur(src, "-o", one, "--model", checkpoint, "-q").returncode == 0
+    r = run_deblur(src, "-o", many, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    assert r.returncode == 0, r.stderr
+    for name, frames in (("a.mp4", 36), ("b.mkv", 90)):
+        joined, whole = _timing(many / name), _timing(one / name)
+        assert joined == whole and len(joined[0]) == frames and joined[2], name
+    rec = json.loads((many / "algnet-run.json").read_text())
+    assert all(any("keyframe segments" in s for s in v["streams"]) for v in rec["videos"])  # cut and joined
+
+
+def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_path, cluster, checkpoint):
+    from types import SimpleNamespace
+
+    from algnet_cli.cluster.videos import SEGMENTS_PER_WORKER, _prepare_folder
+    from algnet_cli.video import EncodeOptions
+    from algnet_cli.video.segments import SEGMENT_SUFFIX, encode_segment, index_segments
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _photos(src, 1, size=64)
+    keys = {"g": "5", "keyint_min": "5", "sc_threshold": "0"}
+    make_video(src / "clip.mp4", 48, 32, [i * 40 for i in range(20)], options=keys)
+    # the segments of an earlier run, one of them damaged on disk since
+    segments = index_segments(src / "clip.mp4", SEGMENTS_PER_WORKER * 2)
+    job = SimpleNamespace(src=src / "clip.mp4", dst=out / "clip.mp4")
+    folder = _prepare_folder(job, EncodeOptions(), segments)
+    parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
+    for s, part in zip(segments, parts):
+        encode_segment(job.src, s, part, lambda f: f, joined_into=job.dst)
+    parts[1].write_bytes(parts[1].read_bytes()[:300])
+    r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    assert r.returncode == 1 and "internal error" not in r.stderr
+    assert "clip.mp4" in r.stderr and "00001.nut" in r.stderr and "a rerun encodes this segment again" in r.stderr
+    rec = json.loads((out / "algnet-run.json").read_text())
+    assert [f["status"] for f in rec["files"]] == ["done"] and rec["videos"][0]["status"] == "failed"
+    assert not (out / "clip.mp4").exists() and not _temps(out)
+    assert all(p.exists() for p in parts)  # kept for the rerun
+    r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    assert r.returncode == 0, r.stderr
+    assert probe(out / "clip.mp4")["pts"] == probe(src / "clip.mp4")["pts"] and not folder.exists()
+    rec = json.loads((out / "algnet-run.json").read_text())["videos"][0]
+    assert any(f"{len(parts) - 1} of {len(parts)} segments kept" in s for s in rec["streams"])
 
 
 def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster, checkpoint):

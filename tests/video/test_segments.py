@@ -2,13 +2,14 @@
 
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 from helpers.videos import decoded_frames, make_video, stream_packets
 
 from algnet_cli.errors import VideoError
 from algnet_cli.video import EncodeOptions, VideoReport, probe, process_video
-from algnet_cli.video.segments import Segment, encode_segment, index_segments, join_segments
+from algnet_cli.video.segments import Segment, encode_segment, index_segments, join_segments, segment_done
 
 
 def invert(frame):
@@ -31,8 +32,11 @@ def test_segments_joined_equal_a_whole_run(tmp_path, name, options):
     lossless = EncodeOptions(codec="ffv1")
     parts = []
     for s in segments:
-        part = tmp_path / f"part{s.index}{src.suffix}"
-        assert len(encode_segment(src, s, part, invert, lossless)) == s.frames
+        part = tmp_path / f"part{s.index}.nut"
+        assert (
+            len(encode_segment(src, s, part, invert, lossless, joined_into=tmp_path / f"joined{src.suffix}"))
+            == s.frames
+        )
         parts.append(part)
     report = VideoReport(str(src), "")
     join_segments(src, parts, tmp_path / f"joined{src.suffix}", report)
@@ -57,5 +61,101 @@ def test_a_segment_that_does_not_decode_as_indexed_is_refused(tmp_path):
     first = index_segments(src, 3)[0]
     wrong = Segment(first.index, first.start, first.end, first.frames + 2)
     with pytest.raises(VideoError, match="frames decoded"):
-        encode_segment(src, wrong, tmp_path / "part.mp4", invert)
-    assert not (tmp_path / "part.mp4").exists()
+        encode_segment(src, wrong, tmp_path / "part.nut", invert)
+    assert not (tmp_path / "part.nut").exists() and not segment_done(tmp_path / "part.nut")
+
+
+def _timing(path):
+    """Sorted frame timestamps, the container's average frame rate, and the audio packets' timestamps."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts, rate = sorted(p.pts for p in c.demux(v) if p.size), v.average_rate
+    with av.open(str(path)) as c:
+        audio = [(p.pts, p.dts) for p in c.demux(audio=0) if p.size] if c.streams.audio else []
+    return pts, rate, audio
+
+
+def _clip(path, rate, keyint, bframes):
+    """Eleven keyframe intervals at ``rate`` ("vfr": jittered), AAC beside them."""
+    n = 11 * keyint
+    if rate == "vfr":
+        tb, fps = Fraction(1, 1000), 25
+        pts = [i * 40 + (17 if i % 4 == 0 else 0) + (i // 30) * 9 for i in range(n)]
+    else:
+        fps = Fraction(rate)
+        # each container's usual time base: Matroska counts milliseconds, MP4 a multiple of the rate
+        tb = (
+            Fraction(1, 1000)
+            if path.suffix == ".mkv"
+            else 1 / (fps * 512)
+            if fps.denominator == 1
+            else Fraction(1, fps.numerator)
+        )
+        pts = [int(i / fps / tb) for i in range(n)]
+    options = {"g": str(keyint), "keyint_min": str(keyint), "sc_threshold": "0", "bf": "3" if bframes else "0"}
+    make_video(path, 64, 48, pts, time_base=tb, rate=fps, audio="aac", options=options)
+
+
+@pytest.mark.parametrize("bframes", [False, True], ids=["no-b", "b-frames"])
+@pytest.mark.parametrize("keyint", [7, 10, 12, 25])
+@pytest.mark.parametrize("rate", ["24", "25", "30000/1001", "vfr"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_many_joins_keep_every_timestamp_of_a_whole_run(tmp_path, suffix, rate, keyint, bframes):
+    """At least 8 joins in one video: no join moves a frame, the frame rate or an audio packet."""
+    src, joined, whole = tmp_path / f"clip{suffix}", tmp_path / f"joined{suffix}", tmp_path / f"whole{suffix}"
+    _clip(src, rate, keyint, bframes)
+    segments = index_segments(src, 11)
+    assert len(segments) >= 9
+    parts = [tmp_path / f"{s.index:05d}.nut" for s in segments]
+    for s, part in zip(segments, parts):
+        encode_segment(src, s, part, invert, joined_into=joined)
+    join_segments(src, parts, joined, VideoReport(str(src), ""))
+    process_video(src, whole, invert)
+    (pts, rate_joined, audio), (pts_whole, rate_whole, audio_whole) = _timing(joined), _timing(whole)
+    assert pts == pts_whole and len(pts) == len(_timing(src)[0])
+    assert rate_joined == rate_whole
+    assert audio == audio_whole and audio
+
+
+def _segmented(tmp_path, suffix=".mp4"):
+    src = tmp_path / f"clip{suffix}"
+    make_video(src, 48, 32, [i * 40 for i in range(24)], options={"g": "6", "keyint_min": "6", "sc_threshold": "0"})
+    dst = tmp_path / "out" / f"clip{suffix}"
+    dst.parent.mkdir()
+    parts = []
+    for s in index_segments(src, 4):
+        parts.append(tmp_path / f"{s.index:05d}.nut")
+        encode_segment(src, s, parts[-1], invert, joined_into=dst)
+    return src, dst, parts
+
+
+def test_a_damaged_segment_fails_the_join_and_is_encoded_again_on_a_rerun(tmp_path):
+    src, dst, parts = _segmented(tmp_path)
+    data = parts[2].read_bytes()
+    parts[2].write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match=r"00002\.nut.*recorded; a rerun encodes this segment again"):
+        join_segments(src, parts, dst, VideoReport(str(src), ""))
+    assert list(dst.parent.iterdir()) == []  # no output, no temporary file
+    assert [segment_done(p) for p in parts] == [True, True, False, True]
+
+
+def test_a_muxer_that_refuses_a_packet_fails_the_video_not_the_run(tmp_path, monkeypatch):
+    from algnet_cli.video import encode
+
+    src, dst, parts = _segmented(tmp_path, ".mkv")
+    calls = []
+
+    def refuse(self, packet):
+        calls.append(packet)
+        if len(calls) == 9:
+            raise av.error.ArgumentError(
+                22, "Invalid argument", str(dst), (16, "matroska", "non monotonically increasing dts")
+            )
+        self.container.mux(packet)
+
+    monkeypatch.setattr(encode.Sink, "video_packet", refuse)
+    with pytest.raises(
+        VideoError, match=r"clip\.mkv: joining its segments failed: Invalid argument \(matroska: non mono"
+    ):
+        join_segments(src, parts, dst, VideoReport(str(src), ""))
+    assert list(dst.parent.iterdir()) == [] and all(segment_done(p) for p in parts)
