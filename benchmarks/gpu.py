@@ -1,35 +1,49 @@
-"""GPU benchmark: the official-style fp32 baseline against our fp32 and bf16 paths, side by side.
+"""The one command a GPU run needs: the selective scan and whole models, side by side, saved to a results file.
 
-Default GoPro-size configuration with seeded random weights, 1280x720 inputs. Prints for each path
-images per second, peak GPU memory, and the max abs difference / PSNR of its output against the
-fp32 baseline; the Triton scan against the PyTorch reference scan at L=921600, D=64, N=32; and the
-largest image that runs whole on the card.
+Sections (each printed as it finishes, then written with the machine, date and commit to
+``benchmarks/results/gpu_<device>.txt``, or ``--out``):
 
-A second section runs trained weights (the embedded default model, or --weights FILE) on a real photo
-(1280x720 crop of --photo), fp32 against bf16: random weights make the network amplify rounding far
-more than trained ones do, so both are shown.
+1. **scan** at (batch 1, D 64, N 32, L 921600), a 1280x720 feature map: forward and forward + backward
+   for the Triton single pass, the chunked Triton kernel and mamba-ssm's ``selective_scan_fn`` (when it
+   imports), each with its largest relative difference from the single pass;
+2. **models** on a 1280x720 image, fp32 and bf16, in images/s with peak memory, and bf16 against fp32 in
+   PSNR: ``algnet-small`` (the embedded default, trained) and the GoPro-size configuration (trained with
+   ``--gopro-weights FILE``, else seeded random weights, reported as such). The input is a crop of
+   ``--photo`` (a real photo; ``examples/blurred/clock_motion.png`` unless given).
 
-Run: python benchmarks/gpu.py                      (a few minutes on one GPU)
-     python benchmarks/gpu.py --trained-only       (the trained section alone, under a minute)
-     python benchmarks/gpu.py --quick              (tiny model and sizes; checks the script itself, CPU too)
+``--smoke`` runs every section at tiny sizes on the CPU, with the Triton kernels under
+``TRITON_INTERPRET=1`` (set here), so the script cannot rot while no GPU is at hand; the test suite runs it.
+
+Run: python benchmarks/gpu.py                   (a GPU; about 3 minutes)
+     python benchmarks/gpu.py --smoke --out F   (the CPU; under a minute)
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import io
 import math
+import os
+import subprocess
 import sys
 import time
+from contextlib import redirect_stdout
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "reference"))
-from seeded_weights import seeded_image, seeded_state_dict  # noqa: E402
+if "--smoke" in sys.argv:
+    os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import machine  # noqa: E402
+from seeded_weights import seeded_state_dict  # noqa: E402
 
 from algnet_cli.model import DEFAULT, ALGNet, ALGNetConfig  # noqa: E402
-from algnet_cli.ops import resolve_backend, selective_scan  # noqa: E402
+from algnet_cli.ops import scan_triton  # noqa: E402
 from algnet_cli.runner import Runner, RunOptions  # noqa: E402
 
 
@@ -39,6 +53,7 @@ def sync(device):
 
 
 def timed(fn, device, repeats):
+    """Mean seconds per call over ``repeats`` calls (after the caller's warm-up), and the last result."""
     sync(device)
     t = time.perf_counter()
     for _ in range(repeats):
@@ -53,21 +68,20 @@ def reset_peak(device):
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def peak_gib(device):
+def peak_gib(device) -> float:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
 
 
-def psnr(a, b):
+def psnr(a, b) -> float:
     mse = (a.double() - b.double()).pow(2).mean().item()
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def scan_section(device, length, fast_backend):
-    g = torch.Generator(device="cpu").manual_seed(0)
-    d, n = 64, 32
+def scan_inputs(device, d, n, length, grad=False):
+    g = torch.Generator().manual_seed(0)
     args = [
         torch.randn(1, d, length, generator=g),
-        torch.randn(1, d, length, generator=g),
+        torch.randn(1, d, length, generator=g) - 1.0,
         -torch.exp(torch.rand(d, n, generator=g) * 3),
         torch.randn(1, n, length, generator=g),
         torch.randn(1, n, length, generator=g),
@@ -75,135 +89,144 @@ def scan_section(device, length, fast_backend):
         torch.randn(1, d, length, generator=g),
         torch.randn(d, generator=g) * 0.5,
     ]
-    args = [a.to(device) for a in args]
-    run = lambda backend: selective_scan(*args, delta_softplus=True, backend=backend)  # noqa: E731
-    run(fast_backend)
-    t_fast, y_fast = timed(lambda: run(fast_backend), device, 5)
-    t_ref, y_ref = timed(lambda: run("reference"), device, 1)
-    rel = ((y_fast - y_ref).abs().max() / y_ref.abs().max()).item()
-    print(
-        f"scan L={length} D={d} N={n} fp32: reference {t_ref * 1e3:10.1f} ms | {fast_backend} {t_fast * 1e3:8.2f} ms"
-        f" | {t_ref / t_fast:7.1f}x faster | max rel diff {rel:.1e}"
-    )
+    return [a.to(device).requires_grad_(grad) for a in args]
 
 
-def model_section(device, config, size, baseline_repeats, repeats):
-    h, w = size
-    net = ALGNet(config)
-    net.load_state_dict(seeded_state_dict(net.state_dict(), seed=1))
-    x = seeded_image((1, 3, h, w), seed=2)
-    results = {}
+def scan_kernels(chunk, tile):
+    kernels = {
+        "triton single pass": lambda *a: scan_triton.selective_scan_triton(*a, True, chunk=0),
+        f"triton chunked ({chunk})": lambda *a: scan_triton.selective_scan_triton(*a, True, chunk=chunk, tile=tile),
+    }
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
-    # baseline: the official path as closely as we can follow it here: fp32, no autocast, PyTorch reference scan
-    base = ALGNet(config)
-    base.load_state_dict(net.state_dict())
-    base = base.to(device).eval().set_scan_backend("reference")
-    xd = x.to(device)
-    with torch.inference_mode():
-        base(xd[..., :64, :64])  # cuDNN and allocator warm-up
-        reset_peak(device)
-        t, out = timed(lambda: base(xd)[-1][..., :h, :w].float(), device, baseline_repeats)
-    reference = out.cpu()
-    results["fp32 baseline (reference scan)"] = (t, peak_gib(device), 0.0, float("inf"))
-    for label, precision in (("fp32 ours", "fp32"), ("bf16 ours", "bf16")):
-        runner = Runner(net, RunOptions(device=str(device), precision=precision))
-        runner(x)  # warm-up, Triton compilation
-        reset_peak(device)
-        t, out = timed(lambda: runner(x), device, repeats)  # noqa: B023
-        out = out.cpu()
-        results[label] = (t, peak_gib(device), (out - reference).abs().max().item(), psnr(out, reference))
-    base_t = results["fp32 baseline (reference scan)"][0]
-    print(f"model {config.describe()}, input {w}x{h}, seeded random weights")
-    print(f"  {'path':<32}{'img/s':>10}{'x baseline':>12}{'peak GiB':>10}{'max|diff|':>12}{'PSNR dB':>10}")
-    for label, (t, mem, diff, p) in results.items():
-        print(f"  {label:<32}{1 / t:>10.3f}{base_t / t:>12.1f}{mem:>10.2f}{diff:>12.2e}{p:>10.1f}")
-    return net
+        kernels["mamba-ssm selective_scan_fn"] = lambda u, dt, A, B, C, D, z, bias: selective_scan_fn(
+            u, dt, A, B[:, None], C[:, None], D, z, bias, delta_softplus=True
+        )
+    except Exception as e:  # noqa: BLE001 - not installed, or built for another torch
+        print(f"  (mamba-ssm's selective_scan_fn does not import: {type(e).__name__})")
+    return kernels
 
 
-def trained_section(device, weights, photo, size, repeats):
+def scan_section(device, d, n, length, chunk, tile, repeats):
+    print(f"scan (1, {d}, {n}, {length}), fp32, softplus, D, z and delta_bias; ms per call")
+    print(f"  {'kernel':<32}{'forward':>10}{'fwd+bwd':>10}{'max rel diff':>14}")
+    forward_args, grad_args = scan_inputs(device, d, n, length), scan_inputs(device, d, n, length, grad=True)
+    weights = torch.randn(1, d, length, generator=torch.Generator().manual_seed(1)).to(device)
+    baseline = None
+    for label, kernel in scan_kernels(chunk, tile).items():
+        with torch.no_grad():
+            kernel(*forward_args)  # compile, warm up
+            t_fwd, y = timed(lambda: kernel(*forward_args), device, repeats)  # noqa: B023
+
+        def both():
+            out = kernel(*grad_args)  # noqa: B023
+            return torch.autograd.grad((out * weights).sum(), grad_args)
+
+        both()
+        t_both, _ = timed(both, device, repeats)
+        baseline = y if baseline is None else baseline
+        rel = ((y - baseline).abs().max() / baseline.abs().max()).item()
+        print(f"  {label:<32}{t_fwd * 1e3:>10.2f}{t_both * 1e3:>10.2f}{rel:>14.1e}", flush=True)
+
+
+def photo_tensor(photo, h, w):
     import numpy as np
 
-    from algnet_cli.api import Deblurrer
     from algnet_cli.images import read_image
 
-    h, w = size
-    net = Deblurrer(model=weights, device="cpu").model
-    img = read_image(photo) if photo else None
-    if img is None or img.shape[0] < h or img.shape[1] < w:
-        x = seeded_image((1, 3, h, w), seed=2)
-        source = "seeded image"
-    else:
-        top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
-        crop = img[top : top + h, left : left + w, :3].astype(np.float32) / np.iinfo(img.dtype).max
-        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None]
-        source = Path(photo).name
-    rows = {}
-    reference = None
-    for label, precision in (("fp32 ours", "fp32"), ("bf16 ours", "bf16")):
+    img = read_image(photo)
+    reps = (-(-h // img.shape[0]), -(-w // img.shape[1]), 1)
+    img = np.tile(img[..., :3], reps)[:h, :w]  # a photo smaller than the size is tiled
+    x = torch.from_numpy(np.ascontiguousarray(img).astype(np.float32) / np.iinfo(img.dtype).max)
+    return x.permute(2, 0, 1)[None]
+
+
+def model_rows(label, net, x, device, repeats):
+    rows, reference = [], None
+    for precision in ("fp32", "bf16"):
         runner = Runner(net, RunOptions(device=str(device), precision=precision))
-        runner(x)
+        runner(x)  # warm-up, kernel compilation
         reset_peak(device)
         t, out = timed(lambda: runner(x), device, repeats)  # noqa: B023
         out = out.cpu().clamp(0, 1)
         reference = out if reference is None else reference
-        rows[label] = (t, peak_gib(device), (out - reference).abs().max().item(), psnr(out, reference))
-    print(
-        f"trained weights {weights} ({net.config.describe()}), input {w}x{h} from {source}, outputs clamped to [0, 1]"
-    )
-    print(f"  {'path':<32}{'img/s':>10}{'x fp32':>12}{'peak GiB':>10}{'max|diff|':>12}{'PSNR dB':>10}")
-    base_t = rows["fp32 ours"][0]
-    for label, (t, mem, diff, p) in rows.items():
-        print(f"  {label:<32}{1 / t:>10.3f}{base_t / t:>12.2f}{mem:>10.2f}{diff:>12.2e}{p:>10.1f}")
-
-
-def largest_section(device, net, sizes):
-    runner = Runner(net, RunOptions(device=str(device), precision="auto"))
-    largest = None
-    for h, w in sizes:
-        try:
-            reset_peak(device)
-            t, _ = timed(lambda: runner(torch.rand(1, 3, h, w)), device, 1)  # noqa: B023
-            largest = (w, h, t, peak_gib(device))
-        except torch.OutOfMemoryError:
-            break
-    torch.cuda.empty_cache() if device.type == "cuda" else None
-    if largest:
-        w, h, t, mem = largest
+        rows.append((precision, t, peak_gib(device), psnr(out, reference)))
+    print(f"  {label}")
+    for precision, t, mem, p in rows:
         print(
-            f"largest whole image tried that ran ({runner.precision_name}): {w}x{h} ({w * h / 1e6:.1f} MP) in {t:.2f} s, peak {mem:.1f} GiB"
-            + ("" if (h, w) != sizes[-1] else " (the largest size tried)")
+            f"    {precision:<6}{1 / t:>10.3f} img/s{rows[0][1] / t:>8.2f}x fp32{mem:>8.2f} GiB peak{p:>9.1f} dB vs fp32"
         )
+
+
+def models_section(device, size, configs, repeats, photo, gopro_weights, gopro_label="GoPro-size configuration"):
+    from algnet_cli import load_model
+
+    h, w = size
+    x = photo_tensor(photo, h, w)
+    print(f"models on {w}x{h} from {Path(photo).name}: images/s, bf16 against fp32 (outputs clamped to [0, 1])")
+    small = load_model("default")
+    model_rows(f"algnet-small, embedded trained weights ({small.config.describe()})", small, x, device, repeats)
+    if gopro_weights:
+        gopro, how = load_model(gopro_weights), f"trained weights {gopro_weights}"
+    else:
+        gopro = ALGNet(configs)
+        gopro.load_state_dict(seeded_state_dict(gopro.state_dict(), seed=1))
+        how = "seeded random weights (no trained GoPro-size checkpoint given; PSNR is not a trained model's)"
+    model_rows(f"{gopro_label}, {how} ({gopro.config.describe()})", gopro, x, device, repeats)
+
+
+def header(device) -> str:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        commit = commit.stdout.strip() or "unknown"
+    except OSError:
+        commit = "unknown"
+    today = datetime.date.today().isoformat()
+    return f"device {name}; torch {torch.__version__}; {today}; commit {commit}"
+
+
+class Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, s):
+        for st in self.streams:
+            st.write(s)
+        return len(s)
+
+    def flush(self):
+        for st in self.streams:
+            st.flush()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="tiny model and sizes, to check the script")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU, Triton under its interpreter")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--skip-largest", action="store_true")
-    ap.add_argument("--trained-only", action="store_true", help="only the trained-weights section")
-    ap.add_argument("--weights", default="default", help="trained model for the second section (name or file)")
-    ap.add_argument("--photo", default=None, help="photo to crop the trained section's input from")
+    ap.add_argument("--photo", default=str(ROOT / "examples" / "blurred" / "clock_motion.png"))
+    ap.add_argument("--gopro-weights", default=None, help="a trained GoPro-size checkpoint (name or file)")
+    ap.add_argument("--out", type=Path, default=None, help="results file (default benchmarks/results/gpu_<device>.txt)")
     args = ap.parse_args()
-    device = torch.device(args.device)
-    fast = resolve_backend("auto", device.type)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device {name}, torch {torch.__version__}, scan auto -> {fast}")
-    if args.quick:
-        scan_section(device, 4096, fast)
-        tiny = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1))
-        net = model_section(device, tiny, (72, 128), 1, 2)
-        trained_section(device, args.weights, args.photo, (72, 128), 1)
-        if not args.skip_largest:
-            largest_section(device, net, [(128, 128), (256, 256)])
-        return
-    if args.trained_only:
-        trained_section(device, args.weights, args.photo, (720, 1280), 5)
-        return
-    scan_section(device, 921600, fast)
-    net = model_section(device, DEFAULT, (720, 1280), 1, 5)
-    trained_section(device, args.weights, args.photo, (720, 1280), 5)
-    if not args.skip_largest:
-        largest_section(device, net, [(1080, 1920), (1440, 2560), (2160, 3840), (2880, 5120), (4320, 7680)])
+    device = torch.device("cpu" if args.smoke else args.device)
+    if device.type == "cpu" and not args.smoke:
+        ap.error("no CUDA device here; run with --smoke to check the script on the CPU")
+    slug = "smoke_cpu" if args.smoke else torch.cuda.get_device_name(device).split()[-1].lower()
+    out = args.out or ROOT / "benchmarks" / "results" / f"gpu_{slug}.txt"
+    text = io.StringIO()
+    with redirect_stdout(Tee(sys.stdout, text)):
+        print(header(device))
+        if args.smoke:
+            scan_section(device, 6, 4, 100, chunk=16, tile=4, repeats=1)
+            tiny = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1))
+            models_section(device, (64, 96), tiny, 1, args.photo, args.gopro_weights, "a tiny stand-in for GoPro-size")
+        else:
+            scan_section(device, 64, 32, 921_600, chunk=scan_triton.CHUNK, tile=scan_triton.CHUNK_TILE, repeats=10)
+            models_section(device, (720, 1280), DEFAULT, 5, args.photo, args.gopro_weights)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.getvalue())
+    print(f"saved to {out}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ def doctor() -> None:
         avail = available_backends(dev)
         names = ", ".join(f"{k}{'' if v else ' (unavailable)'}" for k, v in avail.items())
         lines.append(f"scan on {dev:<4} auto -> {resolve_backend('auto', dev)}; {names}")
+    from ..ops import scan_triton
+
+    lines.append(f"triton scan  {scan_triton.kernel_description()}")
     lines.append(f"cpu kernel   {_fused_kernel_state()}")
     try:
         from ..video import describe_backend

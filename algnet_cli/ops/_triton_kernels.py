@@ -187,7 +187,7 @@ def scan_bwd_kernel(
         g = tl.load(g_ptr + row + offs_l, mask=mask_l, other=0.0)
         # recompute the forward states of this tile
         h0 = tl.load(states_ptr + ((b * dim + d) * n_tiles + tile) * BLOCK_N + offs_n)
-        hs, x = _tile_states(dt, u, A, Bt, h0)
+        hs, _ = _tile_states(dt, u, A, Bt, h0)
         gy = g
         if HAS_Z:
             zz = tl.load(z_ptr + row + offs_l, mask=mask_l, other=0.0)
@@ -203,7 +203,21 @@ def scan_bwd_kernel(
         lam_carry = tl.sum(tl.where(first[:, None], lam, 0.0), axis=0)
         # gradients
         lam_B = tl.sum(lam * Bt, axis=1)
-        prev = hs - x  # a_t * h_{t-1}
+        # a_t h_{t-1}, from a second scan over the steps shifted by one (row 0: h0 itself). Taking
+        # it as hs - x would cancel catastrophically where the decays flush to zero.
+        mask_p = mask_l & (tl.arange(0, BLOCK) > 0)
+        u_p = tl.load(u_ptr + row + offs_l - 1, mask=mask_p, other=0.0)
+        dt_p = tl.load(dt_ptr + row + offs_l - 1, mask=mask_p, other=0.0) + bias
+        if SOFTPLUS:
+            dt_p = _softplus(dt_p)
+        dt_p = tl.where(mask_p, dt_p, 0.0)
+        B_p = tl.load(
+            B_ptr + b * dstate * length + offs_n[None, :] * length + offs_l[:, None] - 1,
+            mask=mask_p[:, None] & mask_n[None, :],
+            other=0.0,
+        )
+        h_before, _ = _tile_states(dt_p, u_p, A, B_p, h0)
+        prev = tl.exp(dt[:, None] * A[None, :]) * h_before
         lam_prev = lam * prev
         d_dt = u * lam_B + tl.sum(lam_prev * A[None, :], axis=1)
         dA_acc += tl.sum(lam_prev * dt[:, None], axis=0)

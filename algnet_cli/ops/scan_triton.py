@@ -1,10 +1,17 @@
 """Triton kernels for the Mamba-1 selective scan: forward, and backward for training.
 
-One program per (batch, channel). The (state,) vector lives in registers; the sequence is
-walked in tiles of ``BLOCK_L`` steps, each tile solved with a parallel associative scan of the
-linear recurrence ``h_t = a_t h_{t-1} + b_t`` and joined to the state carried from the tile
-before. softplus of delta, the D skip and the silu(z) gate are fused. Runs on CUDA, and on
-the CPU under ``TRITON_INTERPRET=1`` (how the tests check it).
+Two kernels, one contract:
+
+- **single pass**: one program per (batch, channel). The (state,) vector lives in registers; the
+  sequence is walked in tiles of ``BLOCK_L`` steps, each tile solved with a parallel associative
+  scan of the linear recurrence ``h_t = a_t h_{t-1} + b_t`` and joined to the state carried from
+  the tile before.
+- **chunked** (``_triton_chunked``): the sequence cut into chunks of ``CHUNK`` steps, one program per
+  (batch, block of channels, chunk), with a small pass that carries the states across chunks. It
+  starts ``chunks`` times more programs and reads the inputs twice.
+
+softplus of delta, the D skip and the silu(z) gate are fused in both. :func:`use_chunked` picks
+one per call. Runs on CUDA, and on the CPU under ``TRITON_INTERPRET=1`` (how the tests check it).
 """
 
 from __future__ import annotations
@@ -17,6 +24,31 @@ import torch
 from .scan_ref import needs_grad
 
 BLOCK_L = 128
+#: the chunked kernel: steps per chunk, steps per in-register tile, channels per program
+CHUNK, CHUNK_TILE, CHUNK_BLOCK_D = 2048, 32, 4
+#: below this length the single pass walks at most 64 tiles in order, and the chunked kernel's
+#: second read of the inputs and its three launches cost more than the parallelism gains
+SWITCH_LENGTH = 4 * CHUNK
+
+
+def use_chunked(batch: int, dim: int, length: int, device: torch.device | None = None) -> bool:
+    """The switch: chunked when the sequence is long (``SWITCH_LENGTH`` steps or more) and the single
+    pass would start too few programs to fill the GPU (fewer than 8 per multiprocessor: each one
+    walks its whole sequence in order, so the card waits on the latency of one program)."""
+    if length < SWITCH_LENGTH:
+        return False
+    sms = 132
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return batch * dim < 8 * sms
+
+
+def kernel_description() -> str:
+    """Which Triton kernel runs, for ``doctor``."""
+    return (
+        f"chunked ({CHUNK}-step chunks) from {SWITCH_LENGTH} steps when batch x channels is under 8 per "
+        f"multiprocessor (a 720p map at batch 1), else single pass"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,18 +95,31 @@ def selective_scan_triton(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
+    chunk: int | None = None,
+    tile: int = CHUNK_TILE,
 ) -> torch.Tensor:
     """Same contract as :func:`~algnet_cli.ops.scan_ref.selective_scan_reference`.
 
     u, delta, z: (batch, dim, length); A: (dim, state); B, C: (batch, state, length); D, delta_bias:
     (dim,). Accumulates in float32; returns ``u.dtype``. Differentiable: when autograd needs it, the
-    forward also keeps the state entering every tile, and the backward kernel recomputes each tile
-    from there.
+    forward also keeps the state entering every tile (single pass) or every chunk (chunked), and
+    the backward kernels recompute from there.
+
+    ``chunk``: None picks by :func:`use_chunked`; 0 forces the single pass; otherwise the chunked
+    kernel with chunks of that many steps (a multiple of ``tile``, the steps per in-register tile).
     """
     from ..errors import ScanBackendError
 
     if not available(u.device.type):
         raise ScanBackendError(unavailable_reason(u.device.type))
+    if chunk is None:
+        chunk = CHUNK if use_chunked(u.shape[0], u.shape[1], u.shape[2], u.device) else 0
+    if chunk:
+        if chunk % tile or tile & (tile - 1):
+            raise ValueError(f"chunk {chunk} must be a multiple of the tile {tile}, a power of two")
+        from .scan_triton_chunked import chunked_scan
+
+        return chunked_scan(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), chunk, tile)
     if needs_grad(u, delta, A, B, C, D, z, delta_bias):
         return _ScanFn.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
     out, _ = _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store_states=False)

@@ -30,6 +30,7 @@ def test_doctor_reports_backends(tmp_path):
         [sys.executable, "-m", "algnet_cli", "doctor"], capture_output=True, text=True, check=True, env=env
     ).stdout
     assert "scan on cpu  auto -> fused" in out
+    assert "triton scan  chunked (2048-step chunks) from 8192 steps" in out  # which Triton kernel runs where
     assert f"not compiled yet, cache {tmp_path / 'kernels'}; the first CPU run compiles it" in out
     assert "torch" in out
     import av

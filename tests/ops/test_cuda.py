@@ -24,6 +24,22 @@ def test_triton_on_cuda_matches_naive_loop(shape):
     assert rel_err(got.cpu(), naive_scan(*args, True)) < 1e-5
 
 
+@pytest.mark.parametrize("length", [2048 - 1, 2048 + 1, 3 * 2048 + 17])
+def test_chunked_triton_on_cuda_matches_naive_loop_forward_and_backward(length):
+    from helpers.scan import assert_gradients_match_reference
+
+    if not scan_triton.available("cuda"):
+        pytest.skip("triton not importable")
+    args = make_inputs(1, 6, 16, length, 1.0, seed=length)
+    got = scan_triton.selective_scan_triton(*[a.cuda() for a in args], True, chunk=2048)
+    assert rel_err(got.cpu(), naive_scan(*args, True)) < 1e-5
+    assert_gradients_match_reference(
+        lambda *leaves: scan_triton.selective_scan_triton(*[t.cuda() for t in leaves], True, chunk=2048).cpu(),
+        list(args),
+        True,
+    )
+
+
 def test_model_on_cuda_matches_cpu():
     cfg = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1))
     net = ALGNet(cfg)

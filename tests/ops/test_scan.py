@@ -152,6 +152,7 @@ TRITON_GRAD_GRID = [
     (2, 3, 4, 300, True, True),
     (1, 2, 5, 77, False, True),
     (1, 2, 16, 129, True, False),
+    (1, 3, 16, 140, True, "long steps"),  # delta + 8: decays flush to zero
 ]
 
 
@@ -160,6 +161,8 @@ def test_triton_backward_matches_the_reference_gradients(b, d, n, length, extras
     if not scan_triton.available("cpu"):
         pytest.skip("triton is not installed")
     args = list(make_inputs(b, d, n, length, seed=3, extras=extras))
+    if softplus == "long steps":
+        args[1], softplus = args[1] + 8.0, True
     if not softplus:  # positive steps without softplus
         args[1] = args[1].abs()
         if extras:
