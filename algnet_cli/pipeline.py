@@ -99,41 +99,56 @@ class Pipeline:
 
     def run(self, items: Iterable[Item], on_done: Callable[[Item], None] | None = None) -> None:
         """Stream ``items``; ``on_done(item)`` is called here, in order, once each is saved or failed."""
-        stream = _Stream(self, items, on_done or (lambda item: None))
-        stream.start()
+        shared = _Shared()
+        reader = _ReadAhead(self, items, shared)
+        writer = _WriteBehind(self, on_done or (lambda item: None), shared)
+        model = _ModelStage(self, reader, writer, shared)
+        reader.start()
+        writer.start()
         try:
-            stream.model_loop()
+            model.loop()
         except KeyboardInterrupt:
             with shielded():  # what the model finished is written; a second Ctrl-C must not cut it
-                stream.finish(write_pending=True)
+                _finish(reader, writer, shared, write_pending=True)
             raise
         except BaseException:
             with shielded():
-                stream.finish(write_pending=False)
+                _finish(reader, writer, shared, write_pending=False)
             raise
-        stream.finish(write_pending=True)
+        _finish(reader, writer, shared, write_pending=True)
 
 
-class _Stream:
-    """The threads and queues of one :meth:`Pipeline.run`."""
+class _Shared:
+    """What the stages of one run share: the stop signals, and the first error that ends the stream."""
 
-    def __init__(self, pipe: Pipeline, items: Iterable[Item], on_done: Callable[[Item], None]):
-        self.pipe, self.items, self.on_done = pipe, items, on_done
+    def __init__(self):
         self.stop_reading, self.stop_writing = threading.Event(), threading.Event()
-        self.inbox = _Queue(pipe.depth, self.stop_reading)
-        self.outbox = _Queue(pipe.depth, self.stop_writing)
-        self.done: queue.Queue = queue.Queue()
-        self.sent = 0  # items handed to the writer
-        self.reported = 0  # of which on_done has been called
         self.fatal: BaseException | None = None
-        self.reader = threading.Thread(target=self._read, name="algnet-read", daemon=True)
-        self.writer = threading.Thread(target=self._write, name="algnet-write", daemon=True)
+
+    def fail(self, e: BaseException) -> None:
+        self.fatal = self.fatal or e
+
+    def raise_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+
+
+class _ReadAhead:
+    """The reader thread: walks the items, decodes those for the model on a small pool (in order), and
+    queues them for the model stage."""
+
+    def __init__(self, pipe: Pipeline, items: Iterable[Item], shared: _Shared):
+        self.pipe, self.items, self.shared = pipe, items, shared
+        self.inbox = _Queue(pipe.depth, shared.stop_reading)
+        self.thread = threading.Thread(target=self._read, name="algnet-read", daemon=True)
 
     def start(self) -> None:
-        self.reader.start()
-        self.writer.start()
+        self.thread.start()
 
-    # -- the reader thread ----------------------------------------------------------------------
+    def get(self):
+        """The next item, or ``_END``."""
+        return self.inbox.get()
+
     def _loaded(self) -> Iterator[Item]:
         load = self.pipe.load
         if load is None:
@@ -145,9 +160,9 @@ class _Stream:
                 ahead.append((item, pool.submit(load, item.key) if item.run else None))
                 if len(ahead) > self.pipe.readers:
                     yield self._result(*ahead.popleft())
-                if self.stop_reading.is_set():
+                if self.shared.stop_reading.is_set():
                     break
-            while ahead and not self.stop_reading.is_set():
+            while ahead and not self.shared.stop_reading.is_set():
                 yield self._result(*ahead.popleft())
             for _, future in ahead:
                 future.cancel()
@@ -168,12 +183,33 @@ class _Stream:
             for item in self._loaded():
                 if not self.inbox.put(item):
                     return
-        except BaseException as e:  # noqa: BLE001 - handed to the model loop
-            self.fatal = self.fatal or e
+        except BaseException as e:  # noqa: BLE001 - handed to the model stage
+            self.shared.fail(e)
         finally:
             self.inbox.put(_END)
 
-    # -- the writer thread ----------------------------------------------------------------------
+
+class _WriteBehind:
+    """The writer thread: saves what the model stage hands it, in order; and the reporting of the saved
+    (or failed) items through ``on_done``, on the calling thread."""
+
+    def __init__(self, pipe: Pipeline, on_done: Callable[[Item], None], shared: _Shared):
+        self.pipe, self.on_done, self.shared = pipe, on_done, shared
+        self.outbox = _Queue(pipe.depth, shared.stop_writing)
+        self.done: queue.Queue = queue.Queue()
+        self.sent = 0  # items handed to the writer
+        self.reported = 0  # of which on_done has been called
+        self.thread = threading.Thread(target=self._write, name="algnet-write", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def put(self, item: Item) -> bool:
+        if not self.outbox.put(item):
+            return False
+        self.sent += 1
+        return True
+
     def _write(self) -> None:
         while True:
             item = self.outbox.get()
@@ -185,18 +221,38 @@ class _Stream:
                 except BaseException as e:  # noqa: BLE001 - the item's, or the stream's when fail_fast
                     item.error = e
                     if self.pipe.fail_fast:
-                        self.fatal = self.fatal or e
-                        self.stop_writing.set()
-                        self.stop_reading.set()
+                        self.shared.fail(e)
+                        self.shared.stop_writing.set()
+                        self.shared.stop_reading.set()
                         return
             self.done.put(item)
 
-    # -- the model, on the calling thread -----------------------------------------------------------
-    def model_loop(self) -> None:
+    def report(self, block: bool) -> None:
+        """``on_done`` for every item written so far (``block``: and for those still being written)."""
+        while self.reported < self.sent:
+            try:
+                item = self.done.get(timeout=0.1) if block else self.done.get_nowait()
+            except queue.Empty:
+                if not block or not self.thread.is_alive():
+                    return
+                continue
+            self.reported += 1
+            self.on_done(item)
+            item.data = None  # written and reported: free it
+
+
+class _ModelStage:
+    """The model, on the calling thread: items gathered into batches of equal keys, run, and handed to
+    the writer in stream order with the pass-through items among them."""
+
+    def __init__(self, pipe: Pipeline, reader: _ReadAhead, writer: _WriteBehind, shared: _Shared):
+        self.pipe, self.reader, self.writer, self.shared = pipe, reader, writer, shared
+
+    def loop(self) -> None:
         pending: list[Item] = []  # in stream order: a batch to run and the pass-through items among it
         batch: list[Item] = []
         while True:
-            item = self.inbox.get()
+            item = self.reader.get()
             if item is _END:
                 break
             if item.run and item.error is None:
@@ -207,20 +263,19 @@ class _Stream:
             pending.append(item)
             if batch and len(batch) >= self.pipe.batch_size(batch[0].data):
                 self._flush(pending, batch)
-            self._report(block=False)
-        self._raise_fatal()
+            self.writer.report(block=False)
+        self.shared.raise_fatal()
         self._flush(pending, batch)
 
     def _flush(self, pending: list[Item], batch: list[Item]) -> None:
         if batch:
             self._run_batch(batch)
         for item in pending:
-            if not self.outbox.put(item):
+            if not self.writer.put(item):
                 break
-            self.sent += 1
         pending.clear()
         batch.clear()
-        self._raise_fatal()
+        self.shared.raise_fatal()
 
     def _run_batch(self, batch: list[Item]) -> None:
         t0 = time.perf_counter()
@@ -239,31 +294,16 @@ class _Stream:
         for it, out in zip(batch, outs):
             it.data, it.seconds, it.report = out, share, report
 
-    def _raise_fatal(self) -> None:
-        if self.fatal is not None:
-            raise self.fatal
 
-    def _report(self, block: bool) -> None:
-        while self.reported < self.sent:
-            try:
-                item = self.done.get(timeout=0.1) if block else self.done.get_nowait()
-            except queue.Empty:
-                if not block or not self.writer.is_alive():
-                    return
-                continue
-            self.reported += 1
-            self.on_done(item)
-            item.data = None  # written and reported: free it
-
-    def finish(self, write_pending: bool) -> None:
-        """Stop reading; let the writer finish what it was handed (or drop it), and report it."""
-        self.stop_reading.set()
-        if write_pending:
-            self.outbox.put(_END)
-        else:
-            self.stop_writing.set()
-        self.writer.join()
-        self.stop_writing.set()
-        self.reader.join(timeout=5)
-        self._report(block=True)
-        self._raise_fatal()
+def _finish(reader: _ReadAhead, writer: _WriteBehind, shared: _Shared, write_pending: bool) -> None:
+    """Stop reading; let the writer finish what it was handed (or drop it), and report it."""
+    shared.stop_reading.set()
+    if write_pending:
+        writer.outbox.put(_END)
+    else:
+        shared.stop_writing.set()
+    writer.thread.join()
+    shared.stop_writing.set()
+    reader.thread.join(timeout=5)
+    writer.report(block=True)
+    shared.raise_fatal()

@@ -67,3 +67,43 @@ def test_no_import_cycle_within_the_package():
 def test_the_walk_finds_a_cycle_when_there_is_one():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _reaches(graph, "b", "a") and not _reaches(graph, "a", "d")
+
+
+#: decorators that mark a compiled kernel (numba, Triton): straight-line kernel code is exempt
+_KERNEL_DECORATORS = ("jit", "njit", "guvectorize", "vectorize")
+
+
+def _decorated_as_kernel(node) -> bool:
+    for d in node.decorator_list:
+        target = d.func if isinstance(d, ast.Call) else d
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name in _KERNEL_DECORATORS:
+            return True
+    return False
+
+
+def _long_functions(limit: int = 80) -> list[str]:
+    """Functions whose body (docstring included, signature and decorators not) runs over ``limit`` lines."""
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not _decorated_as_kernel(node):
+                lines = node.body[-1].end_lineno - node.body[0].lineno + 1
+                if lines > limit:
+                    found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name}: {lines} lines")
+    return found
+
+
+def test_no_function_body_runs_over_80_lines():
+    assert _long_functions() == []
+
+
+def test_the_length_check_counts_bodies_and_exempts_only_kernels(tmp_path, monkeypatch):
+    body = "\n".join(f"    x{i} = {i}" for i in range(81))
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(
+        f"def long(\n    a=1,\n    b=2,\n):\n{body}\n\n@numba.njit(cache=True)\ndef kernel():\n{body}\n"
+    )
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path / "pkg")
+    assert [f.split(" ", 1)[1] for f in _long_functions()] == ["long: 81 lines"]

@@ -88,7 +88,7 @@ def deblur(
       algnet deblur archive/ -r -o /shared/sharp/ --cluster auto (a Ray cluster; shared storage)
     """
     from ..api import Deblurrer
-    from ..batch import OutputOptions, Request, VideoOptions, describe_plan, execute, plan
+    from ..batch import Request, VideoOptions, describe_plan, execute, plan
     from ..errors import UsageError
     from ..video import EncodeOptions
     from .render import DeblurRenderer
@@ -97,15 +97,7 @@ def deblur(
     _check_numbers(max_memory=max_memory, max_megapixels=max_megapixels, fps=fps)
     if strength != strength:  # NaN passes Click's range check
         raise UsageError("--strength must be a number from 0 to 1")
-    output = OutputOptions(
-        Path(output_arg) if output_arg else None,
-        folder=output_arg is not None and output_arg.endswith(("/", os.sep)),
-        fmt=fmt,
-        quality=quality,
-        suffix=suffix,
-        skip_existing=skip_existing,
-        max_pixels=None if max_megapixels is None else int(max_megapixels * 1e6),
-    )
+    output = _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels)
     video = VideoOptions(EncodeOptions(codec, crf, pix_fmt, fps), video_format, frames_out, to_video)
     job = plan(Request(tuple(inputs), recursive, output, video, gt))
     model_args = dict(
@@ -138,6 +130,21 @@ def deblur(
         outcome = execute(job, Deblurrer(**model_args), renderer)
     renderer.summary(outcome)
     raise typer.Exit(outcome.exit_code)
+
+
+def _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels):
+    """Where and how the outputs are written; ``-o`` ending in a slash names a folder."""
+    from ..batch import OutputOptions
+
+    return OutputOptions(
+        Path(output_arg) if output_arg else None,
+        folder=output_arg is not None and output_arg.endswith(("/", os.sep)),
+        fmt=fmt,
+        quality=quality,
+        suffix=suffix,
+        skip_existing=skip_existing,
+        max_pixels=None if max_megapixels is None else int(max_megapixels * 1e6),
+    )
 
 
 def _check_numbers(**values: float | None) -> None:

@@ -111,15 +111,7 @@ def train(
         degradations=degradations,
     )
     trainer = Trainer(cfg)  # every photo or pair is checked here, before step 1
-    data = trainer.data
-    for path, why in getattr(data, "refused", []):
-        typer.echo(f"skipped {path}: {why}", err=True)
-    unmatched = getattr(data, "unmatched", [])
-    if unmatched:
-        shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
-        typer.echo(f"{len(unmatched)} files without a partner in blur/ or sharp/ are not used: {shown}", err=True)
-    kept = len(getattr(data, "images", None) or getattr(data, "pairs", []))
-    typer.echo(f"training on {kept} {'pairs' if paired else 'photos'}", err=True)
+    _announce_data(trainer.data, paired is not None)
     if trainer.step:
         changed = f" with {', '.join(trainer.changes)}" if trainer.changes else ""
         typer.echo(f"resuming at iteration {trainer.step}{changed}", err=True)
@@ -134,3 +126,15 @@ def train(
         trainer.run(on_step)
     path = trainer.export(name)
     typer.echo(f"exported {path}")
+
+
+def _announce_data(data, paired: bool) -> None:
+    """Which photos (or pairs) were refused and why, the unmatched files, and how many are used."""
+    for path, why in getattr(data, "refused", []):
+        typer.echo(f"skipped {path}: {why}", err=True)
+    unmatched = getattr(data, "unmatched", [])
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
+        typer.echo(f"{len(unmatched)} files without a partner in blur/ or sharp/ are not used: {shown}", err=True)
+    kept = len(getattr(data, "images", None) or getattr(data, "pairs", []))
+    typer.echo(f"training on {kept} {'pairs' if paired else 'photos'}", err=True)

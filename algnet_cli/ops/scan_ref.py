@@ -62,3 +62,8 @@ def selective_scan_reference(
     if z is not None:
         y = y * F.silu(z.float())
     return y.to(dtype_in)
+
+
+def contiguous_f32(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A detached, contiguous float32 copy (or view) of a kernel input; None stays None."""
+    return None if t is None else t.detach().float().contiguous()

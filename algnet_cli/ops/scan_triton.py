@@ -21,11 +21,11 @@ import os
 
 import torch
 
-from .scan_ref import needs_grad
+from .scan_ref import contiguous_f32, needs_grad
 
 BLOCK_L = 128
-#: the chunked kernel: steps per chunk, steps per in-register tile, channels per program
-CHUNK, CHUNK_TILE, CHUNK_BLOCK_D = 2048, 32, 4
+#: the chunked kernel: steps per chunk, steps per in-register tile
+CHUNK, CHUNK_TILE = 2048, 32
 #: below this length the single pass walks at most 64 tiles in order, and the chunked kernel's
 #: second read of the inputs and its three launches cost more than the parallelism gains
 SWITCH_LENGTH = 4 * CHUNK
@@ -126,13 +126,9 @@ def selective_scan_triton(
     return out.to(u.dtype)
 
 
-def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.detach().float().contiguous()
-
-
 def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store_states):
     triton, kernel, _ = _kernels()
-    u, delta, A, B, C, D, z, delta_bias = (_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias))
+    u, delta, A, B, C, D, z, delta_bias = (contiguous_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias))
     batch, dim, length = u.shape
     dstate = A.shape[1]
     block_n = triton.next_power_of_2(dstate)
@@ -192,7 +188,7 @@ class _ScanFn(torch.autograd.Function):
     def backward(ctx, grad):
         triton, _, bwd = _kernels()
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
-        u, delta, A, B, C, D, z, delta_bias = (_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias))
+        u, delta, A, B, C, D, z, delta_bias = (contiguous_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias))
         g = grad.float().contiguous()
         batch, dim, length = u.shape
         dstate = A.shape[1]
