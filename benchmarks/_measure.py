@@ -71,3 +71,65 @@ def scan_training_inputs(b: int, d: int, n: int, length: int):
         torch.randn(d, generator=g) * 0.5,
     ]
     return inputs, torch.randn(b, d, length, generator=g)
+
+
+def machine_slug() -> str:
+    """A short file-name form of the machine: cpu-intel-xeon, cpu-amd-epyc, or the GPU's model."""
+    import re
+
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
+    except ImportError:
+        pass
+    cpu = machine().split(",")[0].lower()
+    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"\(r\)|\(tm\)|processor|cpu|\d+-core", " ", cpu)) if w]
+    return "cpu-" + "-".join(words[:3])
+
+
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, s):
+        for st in self.streams:
+            st.write(s)
+        return len(s)
+
+    def flush(self):
+        for st in self.streams:
+            st.flush()
+
+
+def recorded(name: str, out=None):
+    """Run the benchmark with its printed output also saved to ``benchmarks/results/NAME_MACHINE.txt`` (or
+    ``out``), headed by the machine, the date and the commit."""
+    import contextlib
+    import datetime
+    import io
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    @contextlib.contextmanager
+    def run():
+        path = Path(out) if out else root / "benchmarks" / "results" / f"{name}_{machine_slug()}.txt"
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+            ).stdout.strip()
+        except OSError:
+            commit = ""
+        text = io.StringIO()
+        text.write(f"# {machine()}; {datetime.date.today().isoformat()}; commit {commit or 'unknown'}\n")
+        with contextlib.redirect_stdout(_Tee(sys.stdout, text)):
+            yield
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.getvalue())
+        print(f"results saved to {path}")
+
+    return run()

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine, measure  # noqa: E402
+from _measure import machine, measure, recorded  # noqa: E402
 
 
 def make_jpegs(folder: Path, n: int, size=(1920, 1080)) -> list[Path]:
@@ -109,4 +109,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("batch"):
+        main()

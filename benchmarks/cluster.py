@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine  # noqa: E402
+from _measure import machine, recorded  # noqa: E402
 
 
 def make_photos(folder: Path, n: int) -> None:
@@ -103,4 +103,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("cluster"):
+        main()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine  # noqa: E402
+from _measure import machine, recorded  # noqa: E402
 
 from algnet_cli import Deblurrer  # noqa: E402
 from algnet_cli.metrics import psnr, ssim  # noqa: E402
@@ -112,4 +112,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("quality"):
+        main()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine, measure  # noqa: E402
+from _measure import machine, measure, recorded  # noqa: E402
 
 
 def setup(length: int, grad: bool):
@@ -78,4 +78,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("scan"):
+        main()

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import scan_training_inputs  # noqa: E402
+from _measure import recorded, scan_training_inputs  # noqa: E402
 
 from algnet_cli.ops import selective_scan  # noqa: E402
 
@@ -62,4 +62,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("scan_backward"):
+        main()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine  # noqa: E402
+from _measure import machine, recorded  # noqa: E402
 
 from algnet_cli.images import read_image  # noqa: E402
 from algnet_cli.metrics import Protocol  # noqa: E402
@@ -82,4 +82,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("score"):
+        main()

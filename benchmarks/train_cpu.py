@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine, scan_training_inputs  # noqa: E402
+from _measure import machine, recorded, scan_training_inputs  # noqa: E402
 
 import algnet_cli  # noqa: E402
 from algnet_cli.model.checkpoint import load_checkpoint  # noqa: E402
@@ -85,4 +85,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("train_cpu"):
+        main()

@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine  # noqa: E402
+from _measure import machine, recorded  # noqa: E402
 
 
 def source_frames(n: int) -> list[np.ndarray]:
@@ -98,4 +98,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("video"):
+        main()

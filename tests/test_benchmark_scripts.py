@@ -27,3 +27,36 @@ def test_the_gpu_benchmark_runs_end_to_end_at_tiny_sizes(tmp_path):
     assert all(float(m[1]) > 0 for m in models)
     assert all(math.isinf(float(m[3])) for m in models[::2])  # fp32 against itself
     assert float(models[1][3]) > 30  # the embedded trained model in bf16 stays close to fp32
+
+
+def _figures(root):
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "check_figures.py"), str(root)], capture_output=True, text=True
+    )
+    return r.returncode, r.stdout
+
+
+def test_every_figure_the_docs_quote_is_in_its_results_file():
+    code, out = _figures(ROOT)
+    assert code == 0, out
+    assert (ROOT / "docs" / "benchmarks.md").read_text().count("](../benchmarks/results/") >= 20
+
+
+def test_the_figure_check_fails_on_a_figure_changed_by_hand(tmp_path):
+    import shutil
+
+    for part in ("docs", "benchmarks/results"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    assert _figures(tmp_path)[0] == 0
+    page = tmp_path / "docs" / "benchmarks.md"
+    text = page.read_text()
+    link = re.search(r"\[(\d+\.\d+) s\]\((\.\./benchmarks/results/[^)]+)\)", text)
+    wrong = f"{float(link.group(1)) + 0.01:.2f}"
+    page.write_text(text.replace(link.group(0), f"[{wrong} s]({link.group(2)})", 1))
+    code, out = _figures(tmp_path)
+    assert code == 1 and f"{wrong} (in '{wrong} s') is not in {link.group(2)}" in out
+    # a figure written without its file is refused on the benchmarks page
+    page.write_text(text + "| `benchmarks/x.py` | something | 3.5 s |\n")
+    code, out = _figures(tmp_path)
+    assert code == 1 and "a figure without its results file: 3.5 s" in out
