@@ -73,7 +73,7 @@ def test_tile_count_follows_the_plan():
 
 def test_algnet_tiled_against_whole_is_bounded():
     """The embedded model's global branch, stems and pooling see the whole image, so tiles change
-    its output a little; README states the figure this bounds (41 dB at 128 px tiles here)."""
+    its output a little; docs/deblurring.md states the figure this bounds (41 dB at 128 px tiles here)."""
     import math
 
     import cv2
