@@ -81,9 +81,10 @@ def line_kernel(rng: np.random.Generator, max_size: int = 31, min_length: float 
     return _splat(pts, min(max_size, _canvas(length)))
 
 
-def disk_kernel(rng: np.random.Generator, max_size: int = 31) -> np.ndarray:
-    """Defocus: a uniform disk of random radius, anti-aliased by supersampling."""
-    radius = rng.uniform(1.0, (max_size - 3) / 2)
+def disk_kernel(rng: np.random.Generator, max_size: int = 31, radius: float | None = None) -> np.ndarray:
+    """Defocus: a uniform disk of random radius (or ``radius``), anti-aliased by supersampling."""
+    if radius is None:
+        radius = rng.uniform(1.0, (max_size - 3) / 2)
     size = min(max_size, _canvas(2 * radius))
     s = 8
     c = (size - 1) / 2

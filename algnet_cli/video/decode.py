@@ -170,6 +170,7 @@ class Source:
     def _items(self, decode_audio: set[int], frames: bool = True) -> Iterable:
         av = pyav()
         index = 0
+        when, last_pts = BestEffortTimestamps(), None
         streams = [self.video, *self.others] if frames else self.others
         if not streams:
             return
@@ -196,7 +197,11 @@ class Source:
                     index += 1
                     if f.is_corrupt:
                         self._problem(f"frame {index} ({_when(packet)}) decoded with errors, concealed by the decoder")
-                    yield ("frame", Frame(index, f.to_ndarray(format=self.rgb), f.pts, f.time_base, f.duration), None)
+                    pts = when(f.pts, f.dts)
+                    if pts is not None and last_pts is not None and pts <= last_pts:
+                        pts = last_pts + 1  # the guess can repeat a time where it switches; the encoder cannot
+                    last_pts = pts if pts is not None else last_pts
+                    yield ("frame", Frame(index, f.to_ndarray(format=self.rgb), pts, f.time_base, f.duration), None)
             for s in decode_audio:  # flush audio decoders
                 stream = self.container.streams[s]
                 try:
@@ -209,6 +214,29 @@ class Source:
 
     def _problem(self, text: str) -> None:
         self.report.problems.append(text)
+
+
+class BestEffortTimestamps:
+    """The presentation time of each decoded frame, as libavcodec's ``best_effort_timestamp`` chooses
+    it (``guess_correct_pts``; PyAV does not expose it): the frame's pts, unless the pts have gone
+    backwards more often than the dts have, then its dts. Containers without real pts (AVI with
+    B-frames) number packets in decoding order, so their frames' pts come out of order; their dts
+    do not."""
+
+    def __init__(self):
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts = self.last_dts = None
+
+    def __call__(self, pts: int | None, dts: int | None) -> int | None:
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
+            return pts
+        return dts
 
 
 def log_lines(logs) -> list[str]:
@@ -254,6 +282,13 @@ def _when(packet) -> str:
 def reason(e: BaseException) -> str:
     text = getattr(e, "strerror", None) or str(e)
     return text.split(": '")[0].strip() or type(e).__name__
+
+
+def reason_logged(e: BaseException) -> str:
+    """:func:`reason`, with FFmpeg's own last message when the error carries one."""
+    log = getattr(e, "log", None)
+    detail = ": ".join(str(x).strip() for x in log[1:]) if isinstance(log, tuple) and len(log) == 3 else ""
+    return f"{reason(e)} ({detail})" if detail else reason(e)
 
 
 def probe(path: str | Path) -> dict:

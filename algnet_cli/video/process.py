@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import VideoError
 from ..interrupts import shielded
 from ..pipeline import Item, Pipeline
-from .decode import Source, VideoReport, log_lines, pyav, reason
+from .decode import Source, VideoReport, log_lines, pyav, reason, reason_logged
 from .encode import EncodeOptions, FrameFolderWriter, VideoWriter, output_spec
 
 QUEUE_DEPTH = 4
@@ -162,7 +162,10 @@ def stream_frames(items: Iterable[tuple], writer, restorer: Restorer, report: Vi
     else:
         interrupted = False
     with shielded():  # a second Ctrl-C must not cut the file being finalised in half
-        writer.finish(report, interrupted)
+        try:
+            writer.finish(report, interrupted)
+        except (pyav().FFmpegError, ValueError) as e:  # the encoder's last packets refused by the muxer
+            raise VideoError(report.output, f"writing failed ({reason_logged(e)})") from e
     if interrupted:
         report.status = "partial"
         report.problems.append(f"interrupted after {report.frames} frames")

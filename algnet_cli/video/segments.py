@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import VideoError
 from ..fileio import atomic_write_text, commit_temp, make_temp
 from ..interrupts import shielded
-from .decode import Frame, Source, VideoReport, main_video_stream, pyav, reason
+from .decode import Frame, Source, VideoReport, main_video_stream, pyav, reason_logged
 from .encode import EncodeOptions, Sink, VideoWriter, container_of, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
@@ -38,14 +38,18 @@ class Segment:
 def index_segments(src: str | Path, parts: int) -> list[Segment]:
     """At most ``parts`` segments of nearly equal frame counts, cut at keyframes, from the packets alone.
 
-    An empty list when the video cannot be cut (no timestamps, a single keyframe): process it whole.
+    An empty list when the video cannot be cut (no timestamps, pts that only count packets, a single
+    keyframe): process it whole.
     """
     av = pyav()
     with av.logging.Capture(), av.open(str(src)) as c:
         v = main_video_stream(c)
+        reorders = bool(v.codec_context.has_b_frames)
         packets = [(p.pts, p.is_keyframe) for p in c.demux(v) if p.size]
     if not packets or any(pts is None for pts, _ in packets):
         return []
+    if reorders and all(a[0] < b[0] for a, b in zip(packets, packets[1:])):
+        return []  # a codec that reorders frames, with pts in decoding order (AVI): no real presentation times
     times = sorted(pts for pts, _ in packets)
     keys = sorted({pts for pts, key in packets if key and pts > times[0]})
     before = {k: bisect_left(times, k) for k in keys}  # frames shown before each keyframe
@@ -155,7 +159,7 @@ def join_segments(
             commit_temp(tmp, Path(dst))
     except (av.FFmpegError, OSError, ValueError) as e:
         tmp.unlink(missing_ok=True)
-        raise VideoError(src, f"joining its segments failed: {_why(e)}") from e
+        raise VideoError(src, f"joining its segments failed: {reason_logged(e)}") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -163,13 +167,6 @@ def join_segments(
         source.close()
     report.output = str(dst)
     report.rotation, report.fps, report.size = source.rotation, float(source.rate), (source.width, source.height)
-
-
-def _why(e: BaseException) -> str:
-    """The error, with FFmpeg's own last message when it left one."""
-    log = getattr(e, "log", None)
-    detail = ": ".join(str(x).strip() for x in log[1:]) if isinstance(log, tuple) and len(log) == 3 else ""
-    return f"{reason(e)} ({detail})" if detail else reason(e)
 
 
 def _join_spec(source: Source, container_format: str | None):
@@ -236,7 +233,7 @@ def _timed_packets(part: Path):
                     p.dts = p.pts
                 yield p
     except (pyav().FFmpegError, IndexError) as e:
-        raise damaged(f"unreadable after {k + 1} packets ({_why(e)})") from None
+        raise damaged(f"unreadable after {k + 1} packets ({reason_logged(e)})") from None
     if k + 1 != len(timing):
         raise damaged(f"{k + 1} packets, {len(timing)} recorded")
 
