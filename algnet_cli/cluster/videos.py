@@ -16,7 +16,7 @@ from ..batch.plan import Job, Plan
 from ..batch.videos import VideoEvents, run_one, run_videos
 from ..errors import AlgnetError
 from ..video import VideoReport, partial_path
-from ..video.segments import SEGMENT_SUFFIX, index_segments, join_segments, segment_done
+from ..video.segments import NOT_AS_INDEXED, SEGMENT_SUFFIX, index_segments, join_segments, segment_done
 from .driver import ClusterRestorer, WorkerPool, schedule
 
 #: segments per worker: enough to balance uneven segments, few enough to keep the joins cheap
@@ -77,6 +77,12 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
             f"interrupted; {finished} of {len(parts)} segments of {job.src} kept in {folder}, rerun to resume"
         )
         raise
+    if failures and all(NOT_AS_INDEXED in f for f in failures):
+        # the container does not seek to the keyframes its packets name (MPEG-TS, a file without an
+        # index): the video is streamed through the workers instead, as one machine reads it
+        shutil.rmtree(folder, ignore_errors=True)
+        events.message(f"{job.src}: cannot be cut at its keyframes ({failures[0]}); its frames are streamed instead")
+        return None
     if failures:
         return VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: {failures[0]}")
     report.frames = 0

@@ -62,6 +62,8 @@ def index_segments(src: str | Path, parts: int) -> list[Segment]:
     return segments if len(segments) > 1 else []
 
 
+#: what a segment that does not decode as its packets were indexed says (its container seeks imprecisely)
+NOT_AS_INDEXED = "frames decoded"
 #: the segments' container: NUT keeps every timestamp exactly in the source's own time base, where
 #: MP4 (an edit list in milliseconds) and Matroska (milliseconds) round them
 SEGMENT_SUFFIX = ".nut"
@@ -102,7 +104,9 @@ def encode_segment(
         source.close()
     if len(written) != segment.frames:
         Path(dst).unlink(missing_ok=True)
-        raise VideoError(src, f"segment {segment.index + 1}: {len(written)} frames decoded, {segment.frames} expected")
+        raise VideoError(
+            src, f"segment {segment.index + 1}: {len(written)} {NOT_AS_INDEXED}, {segment.frames} expected"
+        )
     record = {"time_base": str(spec.time_base), "packets": timing}
     atomic_write_text(timing_path(Path(dst)), json.dumps(record))
     return written

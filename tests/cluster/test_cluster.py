@@ -259,6 +259,27 @@ def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_pat
     assert any(f"{len(parts) - 1} of {len(parts)} segments kept" in s for s in rec["streams"])
 
 
+def test_a_video_that_does_not_seek_to_its_keyframes_is_streamed_instead(tmp_path, cluster, checkpoint):
+    """MPEG-TS seeks imprecisely: its segments do not decode as indexed, so the driver streams the frames
+    through the workers, and the output is the single machine's."""
+    src = tmp_path / "in"
+    src.mkdir()
+    keys = {"g": "7", "keyint_min": "7", "sc_threshold": "0"}
+    tb = Fraction(1, 90000)
+    make_video(src / "clip.ts", 64, 48, [i * 3600 for i in range(40)], time_base=tb, options=keys, audio=None)
+    one, many = tmp_path / "one", tmp_path / "many"
+    args = ("--model", checkpoint, "-q", "--video-format", "mp4")
+    assert run_deblur(src, "-o", one, *args).returncode == 0
+    r = run_deblur(src, "-o", many, *args, "--cluster", cluster.address)
+    assert r.returncode == 0, r.stderr
+    assert (
+        probe(many / "clip.mp4")["pts"] == probe(one / "clip.mp4")["pts"] and len(probe(one / "clip.mp4")["pts"]) == 40
+    )
+    assert not list(many.glob(".*algnet-segments*"))
+    rec = json.loads((many / "algnet-run.json").read_text())["videos"][0]
+    assert rec["status"] == "done" and not any("keyframe segments" in s for s in rec["streams"])  # streamed
+
+
 def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster, checkpoint):
     from algnet_cli.batch import Job, OutputOptions
     from algnet_cli.cluster import ClusterOptions
