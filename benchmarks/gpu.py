@@ -218,7 +218,7 @@ def main():
     with redirect_stdout(Tee(sys.stdout, text)):
         print(header(device))
         if args.smoke:
-            scan_section(device, 6, 4, 100, chunk=16, tile=4, repeats=1)
+            scan_section(device, 5, 4, 40, chunk=16, tile=4, repeats=1)
             tiny = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1))
             models_section(device, (64, 96), tiny, 1, args.photo, args.gopro_weights, "a tiny stand-in for GoPro-size")
         else:
