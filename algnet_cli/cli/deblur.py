@@ -39,7 +39,7 @@ def deblur(
     dry_run: o.DryRunOption = False,
     json_out: o.JsonOutOption = False,
     gt: o.GtOption = None,
-    codec: o.CodecOption = "h264",
+    codec: o.CodecOption = "auto",
     crf: o.CrfOption = 18,
     pix_fmt: o.PixFmtOption = None,
     video_format: o.VideoFormatOption = None,

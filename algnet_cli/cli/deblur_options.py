@@ -70,7 +70,11 @@ GtOption = Annotated[
     ),
 ]
 CodecOption = Annotated[
-    str, typer.Option(help="Video encoder: h264, h265, vp9, av1, ffv1 (lossless) or any FFmpeg encoder name.")
+    str,
+    typer.Option(
+        help="Video encoder: auto (H.264, or the container's own where it cannot hold H.264: VP9 in WebM), "
+        "h264, h265, vp9, av1, ffv1 (lossless) or any FFmpeg encoder name."
+    ),
 ]
 CrfOption = Annotated[int, typer.Option(help="Video quality for h264/h265/vp9/av1 (lower is better).", min=0, max=63)]
 PixFmtOption = Annotated[

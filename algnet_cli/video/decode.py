@@ -34,6 +34,13 @@ VIDEO_SUFFIXES = (
     ".wmv",
     ".flv",
     ".ogv",
+    ".3gp",
+    ".3g2",
+    ".f4v",
+    ".vob",
+    ".m2v",
+    ".asf",
+    ".mxf",
 )
 #: containers a video output may be written as (the --video-format choices), a subset of the above
 OUTPUT_CONTAINERS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")

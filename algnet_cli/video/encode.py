@@ -25,7 +25,10 @@ CODEC_ALIASES = {
     "av1": "libsvtav1",
 }
 CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
-DEFAULT_CODEC = "h264"
+#: the default: H.264 where the output's container holds it, else that container's own video codec
+#: (VP9 in WebM, VP8 in Ogg), see :func:`codec_for`
+AUTO_CODEC = "auto"
+DEFAULT_CODEC = AUTO_CODEC
 DEFAULT_CRF = 18
 
 
@@ -38,8 +41,11 @@ class EncodeOptions:
 
 
 def encoder_name(codec: str) -> str:
-    """The FFmpeg encoder for a user's codec name (h264 -> libx264), checked to exist."""
+    """The FFmpeg encoder for a user's codec name (h264 -> libx264; auto, without a container to ask:
+    libx264), checked to exist."""
     av = pyav()
+    if codec == AUTO_CODEC:
+        codec = "h264"
     name = CODEC_ALIASES.get(codec.lower(), codec)
     try:
         c = av.codec.Codec(name, "w")
@@ -58,6 +64,7 @@ def check_encode_options(options: EncodeOptions, suffixes) -> None:
     av = pyav()
     encoder = encoder_name(options.codec)
     codec = av.codec.Codec(encoder, "w")
+    auto = options.codec == AUTO_CODEC  # made concrete per output, so every container takes it
     if options.pix_fmt is not None:
         try:
             av.VideoFormat(options.pix_fmt, 16, 16)
@@ -76,7 +83,7 @@ def check_encode_options(options: EncodeOptions, suffixes) -> None:
                 holds = c.supported_codecs
         except Exception:  # noqa: BLE001 - a container FFmpeg cannot name: the muxer reports it per file
             continue
-        if holds and encoder not in holds and codec.name not in holds:
+        if holds and encoder not in holds and codec.name not in holds and not auto:
             raise UsageError(
                 f"--codec {options.codec}: a {suffix} file cannot hold {encoder} video; choose another --codec"
             )
@@ -138,15 +145,29 @@ def choose_pix_fmt(
     return fmt, f"pixel format {fmt}"
 
 
-def container_of(path: Path) -> tuple[str, bool]:
-    """The container FFmpeg writes for ``path`` (by its name), and whether it keeps codec headers out
-    of band (global headers). Nothing is created."""
+def container_of(path: Path, container_format: str | None = None) -> tuple[str, bool, frozenset, str | None]:
+    """The container FFmpeg writes for ``path`` (by its name, or ``container_format``): its name,
+    whether it keeps codec headers out of band (global headers), the codecs it can hold (empty: any)
+    and its own default video codec. Nothing is created."""
     av = pyav()
     try:
-        with av.open(str(path), "w") as c:
-            return c.format.name, bool(c.format.flags & 0x40)  # AVFMT_GLOBALHEADER
+        with av.open(str(path), "w", format=container_format) as c:
+            holds = frozenset(c.supported_codecs or ())
+            return c.format.name, bool(c.format.flags & 0x40), holds, c.default_video_codec  # 0x40: GLOBALHEADER
     except (av.FFmpegError, ValueError) as e:
         raise VideoError(path, f"cannot write this container ({reason(e)})") from None
+
+
+def codec_for(options: EncodeOptions, dst: Path, container_format: str | None = None) -> EncodeOptions:
+    """``options`` with ``auto`` made concrete for the output ``dst``: H.264 where its container holds
+    it, else the container's own video codec (a .webm output gets VP9)."""
+    if options.codec != AUTO_CODEC:
+        return options
+    import dataclasses
+
+    _, _, holds, default = container_of(Path(dst), container_format)
+    codec = "h264" if not holds or {"h264", "libx264"} & holds or not default else default
+    return dataclasses.replace(options, codec=codec)
 
 
 def partial_path(dst: Path) -> Path:

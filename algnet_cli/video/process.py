@@ -20,7 +20,7 @@ from ..errors import VideoError
 from ..interrupts import shielded
 from ..pipeline import Item, Pipeline
 from .decode import Source, VideoReport, log_lines, pyav, reason, reason_logged
-from .encode import EncodeOptions, FrameFolderWriter, VideoWriter, output_spec
+from .encode import EncodeOptions, FrameFolderWriter, VideoWriter, codec_for, output_spec
 
 QUEUE_DEPTH = 4
 
@@ -94,7 +94,7 @@ def _process(src, dst, report, restorer, options, container_format, frames_out, 
             writer = FrameFolderWriter(Path(frames_out), source.high_bit, str(src), source.frames_expected)
         else:
             spec = output_spec(
-                options, source.width, source.height, source.pix_fmt, report,
+                codec_for(options, Path(dst), container_format), source.width, source.height, source.pix_fmt, report,
                 rate=source.rate, time_base=source.time_base, rgb=source.rgb, rotation=source.rotation,
                 container_format=container_format, metadata=tuple(source.metadata.items()),
                 others=tuple(source.others),

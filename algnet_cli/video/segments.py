@@ -21,7 +21,7 @@ from ..errors import VideoError
 from ..fileio import atomic_write_text, commit_temp, make_temp
 from ..interrupts import shielded
 from .decode import Frame, Source, VideoReport, main_video_stream, pyav, reason_logged
-from .encode import EncodeOptions, Sink, VideoWriter, container_of, output_spec
+from .encode import EncodeOptions, Sink, VideoWriter, codec_for, container_of, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
 
@@ -82,7 +82,10 @@ def encode_segment(
     ``joined_into``: the file that the segments will be joined into; its container decides whether
     the codec headers go out of band, as they would in a single-machine run."""
     report = VideoReport(str(src), str(dst))
-    global_header = container_of(Path(joined_into))[1] if joined_into is not None else None
+    global_header = None
+    if joined_into is not None:  # encoded as the joined file's container wants it
+        global_header = container_of(Path(joined_into))[1]
+        options = codec_for(options, Path(joined_into))
     source = Source(Path(src), report, copy_others=False)
     try:
         spec = output_spec(

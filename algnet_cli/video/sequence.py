@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import AlgnetError, UsageError
 from .decode import Frame, VideoReport
-from .encode import EncodeOptions, VideoWriter, output_spec
+from .encode import EncodeOptions, VideoWriter, codec_for, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
 
@@ -43,7 +43,15 @@ def process_sequence(
     high = first.dtype == np.uint16
     rgb = "rgb48le" if high else "rgb24"
     spec = output_spec(
-        options, w, h, rgb, report, rate=fps, time_base=1 / fps, rgb=rgb, container_format=container_format
+        codec_for(options, Path(dst), container_format),
+        w,
+        h,
+        rgb,
+        report,
+        rate=fps,
+        time_base=1 / fps,
+        rgb=rgb,
+        container_format=container_format,
     )
 
     def items() -> Iterator[tuple]:

@@ -159,3 +159,18 @@ def test_a_muxer_that_refuses_a_packet_fails_the_video_not_the_run(tmp_path, mon
     ):
         join_segments(src, parts, dst, VideoReport(str(src), ""))
     assert list(dst.parent.iterdir()) == [] and all(segment_done(p) for p in parts)
+
+
+def test_segments_for_a_webm_are_encoded_in_a_codec_webm_holds(tmp_path):
+    """The default codec is made concrete against the joined file's container, not the segments'."""
+    src = tmp_path / "clip.webm"
+    make_video(src, 48, 32, [i * 40 for i in range(18)], codec="libvpx", audio="libopus", options={"g": "6"})
+    dst = tmp_path / "out.webm"
+    parts = []
+    for s in index_segments(src, 3):
+        parts.append(tmp_path / f"{s.index:05d}.nut")
+        encode_segment(src, s, parts[-1], invert, joined_into=dst)
+    join_segments(src, parts, dst, VideoReport(str(src), ""))
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+    assert len(parts) >= 2 and _timing(dst)[0] == _timing(src)[0]

@@ -84,8 +84,11 @@ def test_container_without_the_audio_codec_reencodes_with_a_note(tmp_path, deblu
     info = probe(tmp_path / "out.webm")
     assert ("audio", "opus") in info["streams"] and info["frames"] == 5
     with pytest.raises(UsageError, match="cannot hold"):
-        process_video(src, tmp_path / "bad.webm", deblurrer.deblur)  # h264 in webm
+        process_video(src, tmp_path / "bad.webm", deblurrer.deblur, EncodeOptions(codec="h264"))  # asked for
     assert not list(tmp_path.glob(TEMP_PREFIX + "*"))
+    # the default codec follows the container: WebM cannot hold H.264, so VP9
+    report = process_video(src, tmp_path / "auto.webm", deblurrer.deblur)
+    assert report.codec == "libvpx-vp9" and probe(tmp_path / "auto.webm")["frames"] == 5
 
 
 def test_pixel_format_choice():
@@ -435,6 +438,22 @@ def test_an_avi_with_b_frames_keeps_every_frame_in_order(tmp_path, checkpoint):
     assert nearest == list(range(30))
     assert stream_packets(out) == stream_packets(src)  # the audio, copied
     assert index_segments(src, 4) == []  # a cluster streams it rather than cutting it by packet numbers
+
+
+def test_webm_and_3gp_inputs_come_back_in_their_own_containers(tmp_path, checkpoint):
+    """With the default codec, a WebM comes back as VP9 WebM (it cannot hold H.264) and a 3GP, a video by
+    its suffix, as H.264 3GP: no --codec needed for either."""
+    src = tmp_path / "in"
+    src.mkdir()
+    make_video(src / "a.webm", 48, 32, [i * 40 for i in range(8)], codec="libvpx", audio="libopus")
+    make_video(src / "b.3gp", 48, 32, [i * 512 for i in range(8)], time_base=Fraction(1, 12800), audio="aac")
+    r = run_deblur(src, "-o", tmp_path / "out", "--model", checkpoint, "-q")
+    assert r.returncode == 0, r.stderr
+    videos = {v["input"]: v for v in json.loads((tmp_path / "out" / "algnet-run.json").read_text())["videos"]}
+    assert videos[str(src / "a.webm")]["codec"] == "libvpx-vp9" and videos[str(src / "b.3gp")]["codec"] == "libx264"
+    for name in ("a.webm", "b.3gp"):
+        assert probe(tmp_path / "out" / name)["pts"] == probe(src / name)["pts"]
+        assert stream_packets(tmp_path / "out" / name) == stream_packets(src / name)  # the audio, copied
 
 
 def test_best_effort_timestamps_follow_the_dts_when_the_pts_go_back():
