@@ -21,7 +21,7 @@ from ..errors import VideoError
 from ..fileio import atomic_write_text, commit_temp, make_temp
 from ..interrupts import shielded
 from .decode import Frame, Source, VideoReport, main_video_stream, pyav, reason_logged
-from .encode import EncodeOptions, Sink, VideoWriter, codec_for, container_of, output_spec
+from .encode import EncodeOptions, Sink, VideoWriter, codec_for, container_of, encoder_name, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
 
@@ -64,8 +64,9 @@ def index_segments(src: str | Path, parts: int) -> list[Segment]:
 
 #: what a segment that does not decode as its packets were indexed says (its container seeks imprecisely)
 NOT_AS_INDEXED = "frames decoded"
-#: the segments' container: NUT keeps every timestamp exactly in the source's own time base, where
-#: MP4 (an edit list in milliseconds) and Matroska (milliseconds) round them
+#: the segments' container: NUT takes nearly every codec in the source's own time base (a codec it has
+#: no tag for goes into the joined file's container instead). The exact timestamps are kept beside
+#: each segment in any case: MP4 (an edit list in milliseconds) and Matroska (milliseconds) round them
 SEGMENT_SUFFIX = ".nut"
 
 
@@ -82,16 +83,20 @@ def encode_segment(
     ``joined_into``: the file that the segments will be joined into; its container decides whether
     the codec headers go out of band, as they would in a single-machine run."""
     report = VideoReport(str(src), str(dst))
-    global_header = None
+    global_header, container = None, "nut"
     if joined_into is not None:  # encoded as the joined file's container wants it
-        global_header = container_of(Path(joined_into))[1]
+        joined, global_header, _, _ = container_of(Path(joined_into))
         options = codec_for(options, Path(joined_into))
+        nut_holds = container_of(Path(dst), "nut")[2]
+        encoder = encoder_name(options.codec)
+        if nut_holds and encoder not in nut_holds and av_codec_name(encoder) not in nut_holds:
+            container = joined  # NUT has no tag for it (ProRes): the joined file's container holds it
     source = Source(Path(src), report, copy_others=False)
     try:
         spec = output_spec(
             options, source.width, source.height, source.pix_fmt, report,
             rate=source.rate, time_base=source.time_base, rgb=source.rgb,
-            container_format="nut", global_header=global_header,
+            container_format=container, global_header=global_header,
         )  # fmt: skip
         written: list[int] = []
 
@@ -113,6 +118,11 @@ def encode_segment(
     record = {"time_base": str(spec.time_base), "packets": timing}
     atomic_write_text(timing_path(Path(dst)), json.dumps(record))
     return written
+
+
+def av_codec_name(encoder: str) -> str:
+    """The codec an FFmpeg encoder writes (libx264 -> h264)."""
+    return pyav().codec.Codec(encoder, "w").canonical_name
 
 
 def timing_path(part: Path) -> Path:

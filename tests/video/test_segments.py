@@ -174,3 +174,24 @@ def test_segments_for_a_webm_are_encoded_in_a_codec_webm_holds(tmp_path):
     with av.open(str(dst)) as c:
         assert c.streams.video[0].codec_context.name == "vp9"
     assert len(parts) >= 2 and _timing(dst)[0] == _timing(src)[0]
+
+
+def test_a_codec_that_nut_cannot_hold_is_segmented_in_the_output_container(tmp_path):
+    """ProRes has no NUT tag: its segments go into the joined file's container (MOV), and the timestamps
+    kept beside them still make the join equal a whole run."""
+    src = tmp_path / "clip.mov"
+    pts = [i * 512 for i in range(15)]
+    make_video(src, 48, 32, pts, codec="libx264", time_base=Fraction(1, 12800), options={"g": "5"}, audio="aac")
+    prores = EncodeOptions(codec="prores_ks")
+    joined, whole = tmp_path / "joined.mov", tmp_path / "whole.mov"
+    parts = []
+    for s in index_segments(src, 3):
+        parts.append(tmp_path / f"{s.index:05d}.nut")
+        encode_segment(src, s, parts[-1], invert, prores, joined_into=joined)
+    assert len(parts) == 3 and all(segment_done(p) for p in parts)
+    join_segments(src, parts, joined, VideoReport(str(src), ""))
+    process_video(src, whole, invert, prores)
+    assert _timing(joined) == _timing(whole) and len(_timing(joined)[0]) == 15
+    assert len(decoded_frames(joined)) == 15  # (prores_ks itself is not bit-reproducible run to run)
+    with av.open(str(joined)) as c:
+        assert c.streams.video[0].codec_context.name == "prores"
