@@ -1,0 +1,97 @@
+"""What a CPU user waits for: `algnet deblur` end to end, the first image against the rest, fp32 against bf16.
+
+Writes 1280x720 photos (crops of ``--photo``, tiled when smaller, each shifted) into a temporary folder,
+then runs the real command line, side by side in one run, for each precision:
+- one photo, end to end (interpreter start, imports, model load, decode, model, encode, record);
+- a folder of 8: the first image's model time (from the run record) against the median of the others;
+- bf16 against fp32: per-image PSNR of the outputs, and the steady time ratio.
+
+Run: python benchmarks/cpu_latency.py [--photo FILE] [--model default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import machine, recorded  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def photos(src: Path, folder: Path, n: int, h: int = 720, w: int = 1280) -> None:
+    from algnet_cli.images import read_image, write_image
+
+    img = read_image(src)[..., :3]
+    img = np.tile(img, (-(-h // img.shape[0]), -(-w // img.shape[1]), 1))
+    folder.mkdir(parents=True)
+    for i in range(n):
+        write_image(folder / f"p{i}.png", np.ascontiguousarray(np.roll(img, 53 * i, axis=1)[:h, :w]))
+
+
+def deblur(inputs: Path, out: Path, precision: str, model: str) -> tuple[float, list[float]]:
+    """Wall seconds of the command, and the model seconds of each image from its record."""
+    cmd = [sys.executable, "-m", "algnet_cli", "deblur", str(inputs), "-o", f"{out}/", "-q"]
+    cmd += ["--precision", precision, "--model", model]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ})
+    wall = time.perf_counter() - t
+    record = json.loads((out / "algnet-run.json").read_text())
+    return wall, [f["seconds"] for f in record["files"]]
+
+
+def psnr(a: Path, b: Path) -> float:
+    from algnet_cli.images import read_image
+
+    x, y = read_image(a).astype(np.float64), read_image(b).astype(np.float64)
+    mse = float(np.mean((x - y) ** 2)) / 255.0**2
+    return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photo", type=Path, default=ROOT / "examples" / "blurred" / "text_defocus.jpg")
+    ap.add_argument("--model", default="default")
+    args = ap.parse_args()
+    import torch
+
+    from algnet_cli.runner import pick_precision
+
+    auto = {torch.float32: "fp32", torch.bfloat16: "bf16"}[pick_precision("auto", torch.device("cpu"))]
+    print(f"algnet deblur on the CPU, 1280x720 photos from {args.photo.name}, model {args.model}, on {machine()}")
+    print(f"  --precision auto picks {auto} here")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photos(args.photo, tmp / "one", 1)
+        photos(args.photo, tmp / "eight", 8)
+        rows = {}
+        for precision in ("fp32", "bf16"):
+            wall1, (model1,) = deblur(tmp / "one", tmp / f"o1-{precision}", precision, args.model)
+            wall8, seconds = deblur(tmp / "eight", tmp / f"o8-{precision}", precision, args.model)
+            steady = statistics.median(seconds[1:])
+            rows[precision] = (wall1, model1, wall8, seconds[0], steady)
+            print(
+                f"  {precision}: one photo end to end {wall1:6.2f} s (model {model1:.2f} s; overhead over the steady "
+                f"time {wall1 - steady:5.2f} s); folder of 8 {wall8:6.2f} s; first image {seconds[0]:.2f} s against "
+                f"steady {steady:.2f} s ({seconds[0] / steady:.2f}x)"
+            )
+        ratio = rows["fp32"][4] / rows["bf16"][4]
+        print(f"  bf16 against fp32, steady per-image time: {ratio:.2f}x {'faster' if ratio >= 1 else 'as fast'}")
+        values = [psnr(tmp / "o8-fp32" / f"p{i}.png", tmp / "o8-bf16" / f"p{i}.png") for i in range(8)]
+        print(f"  bf16 output against fp32: {min(values):.1f} to {max(values):.1f} dB PSNR over the 8 photos")
+
+
+if __name__ == "__main__":
+    with recorded("cpu_latency"):
+        main()
