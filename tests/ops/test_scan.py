@@ -152,7 +152,7 @@ TRITON_GRAD_GRID = [
     (2, 3, 4, 300, True, True),
     (1, 2, 5, 77, False, True),
     (1, 2, 16, 129, True, False),
-    (1, 3, 16, 140, True, "long steps"),  # delta + 8: decays flush to zero
+    (1, 2, 8, 40, True, "long steps"),  # delta + 8: decays flush to zero
 ]
 
 

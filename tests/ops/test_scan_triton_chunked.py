@@ -33,12 +33,9 @@ def _inputs(d, n, length, shift=0.0, extras=True, seed=0):
         (6, 16, CHUNK - 1, 0.0, True),  # a partial first chunk
         (6, 16, CHUNK, 0.0, True),  # exactly one chunk
         (6, 16, CHUNK + 1, 0.0, True),  # one step into the second chunk
-        (5, 16, 3 * CHUNK + 17, 0.0, True),  # four chunks, the last one partial; 5 channels in blocks of 4
-        (3, 1, 3 * CHUNK + 17, 0.0, True),  # a single state
-        (6, 32, CHUNK + 1, 0.0, True),  # 32 states
-        (6, 16, 3 * CHUNK + 17, 8.0, True),  # long steps: decays flush to zero within a chunk
-        (6, 16, 3 * CHUNK + 17, -30.0, True),  # steps of 1e-13: decays of 1, states carried across every chunk
-        (6, 16, 3 * CHUNK + 17, 0.0, False),  # no D, z or delta_bias
+        (5, 16, 3 * CHUNK + 17, 0.0, True),  # four chunks, the last partial; 5 channels in blocks of 4
+        (5, 32, 3 * CHUNK + 17, 8.0, True),  # 32 states; long steps: decays flush to zero within a chunk
+        (6, 1, 3 * CHUNK + 17, -30.0, False),  # one state; steps of 1e-13 carried across every chunk; no D, z, bias
     ],
 )
 def test_chunked_forward_and_backward_match_the_float64_reference(d, n, length, shift, extras):
