@@ -21,14 +21,10 @@ Run: python benchmarks/gpu.py                   (a GPU; about 3 minutes)
 from __future__ import annotations
 
 import argparse
-import datetime
-import io
 import math
 import os
-import subprocess
 import sys
 import time
-from contextlib import redirect_stdout
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +35,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine  # noqa: E402
+from _measure import machine, recorded  # noqa: E402
 from seeded_weights import seeded_state_dict  # noqa: E402
 
 from algnet_cli.model import DEFAULT, ALGNet, ALGNetConfig  # noqa: E402
@@ -178,27 +174,7 @@ def models_section(device, size, configs, repeats, photo, gopro_weights, gopro_l
 
 def header(device) -> str:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        commit = commit.stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
-    today = datetime.date.today().isoformat()
-    return f"device {name}; torch {torch.__version__}; {today}; commit {commit}"
-
-
-class Tee(io.TextIOBase):
-    def __init__(self, *streams):
-        self.streams = streams
-
-    def write(self, s):
-        for st in self.streams:
-            st.write(s)
-        return len(s)
-
-    def flush(self):
-        for st in self.streams:
-            st.flush()
+    return f"device {name}; torch {torch.__version__}"
 
 
 def main():
@@ -214,8 +190,7 @@ def main():
         ap.error("no CUDA device here; run with --smoke to check the script on the CPU")
     slug = "smoke_cpu" if args.smoke else torch.cuda.get_device_name(device).split()[-1].lower()
     out = args.out or ROOT / "benchmarks" / "results" / f"gpu_{slug}.txt"
-    text = io.StringIO()
-    with redirect_stdout(Tee(sys.stdout, text)):
+    with recorded("gpu", out):  # saved with the machine, the date and the commit
         print(header(device))
         if args.smoke:
             scan_section(device, 5, 4, 40, chunk=16, tile=4, repeats=1)
@@ -224,9 +199,6 @@ def main():
         else:
             scan_section(device, 64, 32, 921_600, chunk=scan_triton.CHUNK, tile=scan_triton.CHUNK_TILE, repeats=10)
             models_section(device, (720, 1280), DEFAULT, 5, args.photo, args.gopro_weights)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text.getvalue())
-    print(f"saved to {out}")
 
 
 if __name__ == "__main__":

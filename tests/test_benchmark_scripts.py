@@ -17,7 +17,8 @@ def test_the_gpu_benchmark_runs_end_to_end_at_tiny_sizes(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     text = out.read_text()
-    assert text.startswith("device ") and "commit " in text  # machine, date and commit head the results
+    first = text.splitlines()[0]
+    assert first.startswith("# ") and "commit " in first and "device " in text  # machine, date and commit head it
     rows = re.findall(r"^  (triton single pass|triton chunked \(16\))\s+([\d.]+)\s+([\d.]+)\s+([\d.e+-]+)$", text, re.M)
     assert [r[0] for r in rows] == ["triton single pass", "triton chunked (16)"]
     assert all(float(fwd) > 0 and float(both) > float(fwd) for _, fwd, both, _ in rows)

@@ -57,6 +57,21 @@ def _steps(dt_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.conste
 
 
 @triton.jit
+def _block(A_ptr, bias_ptr, dim, dstate, HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's block of channels and states: offsets, masks, A (BLOCK_D, BLOCK_N) and delta_bias."""
+    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask_d = offs_d < dim
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_n = offs_n < dstate
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    A = tl.load(A_ptr + offs_d[:, None] * dstate + offs_n[None, :], mask=mask_dn, other=0.0)
+    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0)
+    return offs_d, mask_d, offs_n, mask_n, mask_dn, A, bias
+
+
+@triton.jit
 def chunk_fwd(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr,
     h_in_ptr, h_end_ptr, dt_sum_ptr,
@@ -69,17 +84,9 @@ def chunk_fwd(
     (batch, state, length); A (dim, state); h_in, h_end (batch, dim, chunks, BLOCK_N); dt_sum
     (batch, dim, chunks)."""
     b = tl.program_id(0)
-    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     c = tl.program_id(2)
     n_chunks = tl.cdiv(length, chunk)
-    mask_d = offs_d < dim
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < dstate
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + offs_d[:, None] * dstate + offs_n[None, :], mask=mask_dn, other=0.0)
-    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0)
+    offs_d, mask_d, offs_n, mask_n, mask_dn, A, bias = _block(A_ptr, bias_ptr, dim, dstate, HAS_BIAS, BLOCK_D, BLOCK_N)
     state = ((b * dim + offs_d[:, None]) * n_chunks + c) * BLOCK_N + offs_n[None, :]
     if FINAL:
         h = tl.load(h_in_ptr + state, mask=mask_dn, other=0.0)
@@ -163,17 +170,9 @@ def chunk_bwd_local(
     """Backward pass 1: each chunk's adjoint at its first step from a zero carry at its end, and the
     sum of the steps t+1 over its steps t (the decay that carries an adjoint across the chunk)."""
     b = tl.program_id(0)
-    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     c = tl.program_id(2)
     n_chunks = tl.cdiv(length, chunk)
-    mask_d = offs_d < dim
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < dstate
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + offs_d[:, None] * dstate + offs_n[None, :], mask=mask_dn, other=0.0)
-    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0)
+    offs_d, mask_d, offs_n, mask_n, mask_dn, A, bias = _block(A_ptr, bias_ptr, dim, dstate, HAS_BIAS, BLOCK_D, BLOCK_N)
     start = c * chunk
     end = tl.minimum(start + chunk, length)
     n_tiles = tl.cdiv(end - start, TILE)
@@ -217,18 +216,10 @@ def chunk_bwd(
     and read by the program that owns the tile. dA (batch, dim, chunks, state), dD and dbias
     (batch, dim, chunks): per-chunk partial sums."""
     b = tl.program_id(0)
-    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     c = tl.program_id(2)
     n_chunks = tl.cdiv(length, chunk)
     n_all = tl.cdiv(length, TILE)
-    mask_d = offs_d < dim
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < dstate
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + offs_d[:, None] * dstate + offs_n[None, :], mask=mask_dn, other=0.0)
-    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0)
+    offs_d, mask_d, offs_n, mask_n, mask_dn, A, bias = _block(A_ptr, bias_ptr, dim, dstate, HAS_BIAS, BLOCK_D, BLOCK_N)
     Dd = tl.zeros([BLOCK_D], dtype=tl.float32)
     if HAS_D:
         Dd = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0)
