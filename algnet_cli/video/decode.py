@@ -177,7 +177,7 @@ class Source:
     def _items(self, decode_audio: set[int], frames: bool = True) -> Iterable:
         av = pyav()
         index = 0
-        when, last_pts = BestEffortTimestamps(), None
+        when = BestEffortTimestamps()
         streams = [self.video, *self.others] if frames else self.others
         if not streams:
             return
@@ -205,9 +205,6 @@ class Source:
                     if f.is_corrupt:
                         self._problem(f"frame {index} ({_when(packet)}) decoded with errors, concealed by the decoder")
                     pts = when(f.pts, f.dts)
-                    if pts is not None and last_pts is not None and pts <= last_pts:
-                        pts = last_pts + 1  # the guess can repeat a time where it switches; the encoder cannot
-                    last_pts = pts if pts is not None else last_pts
                     yield ("frame", Frame(index, f.to_ndarray(format=self.rgb), pts, f.time_base, f.duration), None)
             for s in decode_audio:  # flush audio decoders
                 stream = self.container.streams[s]
@@ -228,11 +225,12 @@ class BestEffortTimestamps:
     it (``guess_correct_pts``; PyAV does not expose it): the frame's pts, unless the pts have gone
     backwards more often than the dts have, then its dts. Containers without real pts (AVI with
     B-frames) number packets in decoding order, so their frames' pts come out of order; their dts
-    do not."""
+    do not. Where the guess switches it can repeat a time, which no encoder takes: a time that does
+    not move forward becomes the last one plus one tick."""
 
     def __init__(self):
         self.faulty_pts = self.faulty_dts = 0
-        self.last_pts = self.last_dts = None
+        self.last_pts = self.last_dts = self.last = None
 
     def __call__(self, pts: int | None, dts: int | None) -> int | None:
         if dts is not None:
@@ -241,9 +239,11 @@ class BestEffortTimestamps:
         if pts is not None:
             self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
             self.last_pts = pts
-        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
-            return pts
-        return dts
+        guess = pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
+        if guess is not None and self.last is not None and guess <= self.last:
+            guess = self.last + 1
+        self.last = guess if guess is not None else self.last
+        return guess
 
 
 def log_lines(logs) -> list[str]:

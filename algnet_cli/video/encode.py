@@ -59,8 +59,6 @@ def encoder_name(codec: str) -> str:
 def check_encode_options(options: EncodeOptions, suffixes) -> None:
     """Refuse, before any work, a codec or pixel format that does not exist, and a codec that a
     container among ``suffixes`` (the outputs' file suffixes) cannot hold."""
-    import io
-
     av = pyav()
     encoder = encoder_name(options.codec)
     codec = av.codec.Codec(encoder, "w")
@@ -77,13 +75,10 @@ def check_encode_options(options: EncodeOptions, suffixes) -> None:
             )
     for suffix in sorted(set(suffixes)):
         try:
-            with av.open(
-                io.BytesIO(), "w", format=suffix.lstrip(".").replace("mkv", "matroska").replace("m4v", "mp4")
-            ) as c:
-                holds = c.supported_codecs
-        except Exception:  # noqa: BLE001 - a container FFmpeg cannot name: the muxer reports it per file
+            holds = container_of(Path("output" + suffix))[2]
+        except VideoError:  # a container FFmpeg cannot name: the muxer reports it per file
             continue
-        if holds and encoder not in holds and codec.name not in holds and not auto:
+        if not auto and not holds_encoder(holds, encoder):
             raise UsageError(
                 f"--codec {options.codec}: a {suffix} file cannot hold {encoder} video; choose another --codec"
             )
@@ -158,15 +153,25 @@ def container_of(path: Path, container_format: str | None = None) -> tuple[str, 
         raise VideoError(path, f"cannot write this container ({reason(e)})") from None
 
 
-def codec_for(options: EncodeOptions, dst: Path, container_format: str | None = None) -> EncodeOptions:
+def holds_encoder(holds: frozenset, encoder: str) -> bool:
+    """Whether a container that holds the codecs ``holds`` (empty: any) takes what ``encoder``
+    writes: by the encoder's own name, FFmpeg's name for it, or the codec it writes."""
+    if not holds:
+        return True
+    codec = pyav().codec.Codec(encoder, "w")
+    return bool({encoder, codec.name, codec.canonical_name} & holds)
+
+
+def codec_for(options: EncodeOptions, dst: Path, container_format: str | None = None, facts=None) -> EncodeOptions:
     """``options`` with ``auto`` made concrete for the output ``dst``: H.264 where its container holds
-    it, else the container's own video codec (a .webm output gets VP9)."""
+    it, else the container's own video codec (a .webm output gets VP9). ``facts``: what
+    :func:`container_of` says of ``dst``, when the caller has it already."""
     if options.codec != AUTO_CODEC:
         return options
     import dataclasses
 
-    _, _, holds, default = container_of(Path(dst), container_format)
-    codec = "h264" if not holds or {"h264", "libx264"} & holds or not default else default
+    _, _, holds, default = facts or container_of(Path(dst), container_format)
+    codec = "h264" if holds_encoder(holds, "libx264") or not default else default
     return dataclasses.replace(options, codec=codec)
 
 
@@ -273,8 +278,7 @@ class Sink:
     def _encoder_stream(self, path: Path, spec: OutputSpec, supported):
         av = pyav()
         encoder = spec.encoder
-        enc_codec = av.codec.Codec(encoder, "w")
-        if supported and enc_codec.name not in supported and encoder not in supported:
+        if not holds_encoder(frozenset(supported or ()), encoder):
             fmt = self.container.format.name
             self.container.close()
             raise UsageError(f"{path.name}: the {fmt} container cannot hold {encoder} video; choose another --codec")

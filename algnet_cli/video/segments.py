@@ -21,7 +21,7 @@ from ..errors import VideoError
 from ..fileio import atomic_write_text, commit_temp, make_temp
 from ..interrupts import shielded
 from .decode import Frame, Source, VideoReport, main_video_stream, pyav, reason_logged
-from .encode import EncodeOptions, Sink, VideoWriter, codec_for, container_of, encoder_name, output_spec
+from .encode import EncodeOptions, Sink, VideoWriter, codec_for, container_of, encoder_name, holds_encoder, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
 
@@ -85,11 +85,10 @@ def encode_segment(
     report = VideoReport(str(src), str(dst))
     global_header, container = None, "nut"
     if joined_into is not None:  # encoded as the joined file's container wants it
-        joined, global_header, _, _ = container_of(Path(joined_into))
-        options = codec_for(options, Path(joined_into))
-        nut_holds = container_of(Path(dst), "nut")[2]
-        encoder = encoder_name(options.codec)
-        if nut_holds and encoder not in nut_holds and av_codec_name(encoder) not in nut_holds:
+        facts = container_of(Path(joined_into))
+        joined, global_header = facts[0], facts[1]
+        options = codec_for(options, Path(joined_into), facts=facts)
+        if not holds_encoder(container_of(Path(dst), "nut")[2], encoder_name(options.codec)):
             container = joined  # NUT has no tag for it (ProRes): the joined file's container holds it
     source = Source(Path(src), report, copy_others=False)
     try:
@@ -118,11 +117,6 @@ def encode_segment(
     record = {"time_base": str(spec.time_base), "packets": timing}
     atomic_write_text(timing_path(Path(dst)), json.dumps(record))
     return written
-
-
-def av_codec_name(encoder: str) -> str:
-    """The codec an FFmpeg encoder writes (libx264 -> h264)."""
-    return pyav().codec.Codec(encoder, "w").canonical_name
 
 
 def timing_path(part: Path) -> Path:

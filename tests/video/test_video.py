@@ -466,3 +466,7 @@ def test_best_effort_timestamps_follow_the_dts_when_the_pts_go_back():
     got = [avi(p, d) for p, d in [(1, 2), (2, 3), (3, 4), (4, 5), (6, 6), (5, 7), (7, 8), (11, 10), (10, 11)]]
     assert got[:5] == [1, 2, 3, 4, 6] and got[5:] == [7, 8, 10, 11]  # after the first step back: the dts
     assert BestEffortTimestamps()(None, 5) == 5
+    # where the guess switches from pts to dts it can repeat a time: the time moves on by one tick
+    switch = BestEffortTimestamps()
+    frames = [(1, 2), (2, 3), (3, 4), (4, 5), (5, 7), (7, 8), (8, 9), (9, 10), (12, 11), (11, 12)]
+    assert [switch(p, d) for p, d in frames] == [1, 2, 3, 4, 5, 7, 8, 9, 12, 13]
