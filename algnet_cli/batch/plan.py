@@ -19,6 +19,8 @@ class OutputOptions:
     output: a folder, or a file name for a single input (None: only with --frames-out); folder: the
     user wrote -o with a trailing slash, so it is a folder whatever its suffix. fmt: 'keep' or a
     key of ``images.FORMATS``. max_pixels: the decoding limit (None: half the memory available).
+    skip_sharp: images that triage judges sharp are not run through the model but copied (byte for
+    byte when the output keeps the input's format).
     """
 
     output: Path | None = None
@@ -28,6 +30,7 @@ class OutputOptions:
     suffix: str = ""
     skip_existing: bool = True
     max_pixels: int | None = None
+    skip_sharp: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class FileResult:
     place: dict | None = None  # on a cluster: the node, host, process and worker that did it
     image: dict | None = None  # the input as read: format, stored colour, bits, sample format, ...
     usage: bool = False  # it failed for a usage error (the exit code says 2)
+    blur: dict | None = None  # blur scores (0 sharp, 1 blurred): input, output, and the gain
+    triage: dict | None = None  # with --skip-sharp: the verdict, and whether it was copied or deblurred
 
     @property
     def tiles(self) -> int:
@@ -49,6 +51,8 @@ class FileResult:
             **({"error": self.error} if self.error else {}),
             **({"notes": self.notes} if self.notes else {}),
             **({"image": self.image} if self.image else {}),
+            **({"blur": self.blur} if self.blur else {}),
+            **({"triage": self.triage} if self.triage else {}),
             **(
                 {"node": self.place["node"], "worker": self.place["worker"], "host": self.place["host"]}
                 if self.place

@@ -21,6 +21,12 @@ class Decoded:
 
     opened: object  # images.Opened
     notes: list[str] = field(default_factory=list)
+    blur: float | None = None  # the input's blur score (its first frame)
+    verdict: str | None = None  # with --skip-sharp, triage's verdict: a sharp one is copied, not deblurred
+
+    @property
+    def sharp(self) -> bool:
+        return self.verdict == "sharp"
 
     @property
     def pixels(self):
@@ -31,17 +37,20 @@ class Decoded:
         return self.opened.frames if len(self.opened.frames) > 1 else None
 
 
-def load_image(job: Job, max_pixels: int | None = None) -> Decoded:
-    """Decode ``job.src`` (every frame of a multi-frame file) after the header checks; see
-    :func:`~algnet_cli.images.open_image` for ``max_pixels``."""
+def load_image(job: Job, max_pixels: int | None = None, skip_sharp: bool = False) -> Decoded:
+    """Decode ``job.src`` (every frame of a multi-frame file) after the header checks, and score its
+    blur; see :func:`~algnet_cli.images.open_image` for ``max_pixels``. With ``skip_sharp``, an
+    image that triage judges sharp is marked to be copied rather than deblurred."""
     from ..images import open_image
+    from ..triage import blur_score, judge
 
     opened = open_image(job.src, max_pixels=max_pixels)
     notes = list(opened.notes)
     if len(opened.frames) > 1:
         kind = opened.description.frames_kind or "frames"
         notes.append(f"{len(opened.frames)} {kind}, each deblurred and written back")
-    return Decoded(opened, notes)
+    blur = blur_score(opened.frames[0])
+    return Decoded(opened, notes, blur=blur, verdict=judge(blur) if skip_sharp else None)
 
 
 def output_format(job: Job) -> str | None:
@@ -56,13 +65,25 @@ def output_format(job: Job) -> str | None:
 
 def save_image(job: Job, out, decoded: Decoded, quality: int = 95) -> list[str]:
     """Write the result (a list of frames for a multi-frame input) atomically, as the input's
-    description says; the notes on whatever the output could not hold."""
+    description says; the notes on whatever the output could not hold. An input judged sharp
+    (``out`` None) is copied byte for byte when the output keeps its format, else written as decoded."""
     from ..images import save_image as save
 
     opened = decoded.opened
-    frames = out if isinstance(out, list) else [out]
+    if out is None and output_format(job) is None:
+        _copy(job.src, job.dst)
+        return []
+    frames = opened.frames if out is None else out if isinstance(out, list) else [out]
     return save(job.dst, frames, opened.description, quality=quality, fmt=output_format(job),
                 frame_descriptions=opened.frame_descriptions)  # fmt: skip
+
+
+def _copy(src, dst) -> None:
+    import shutil
+
+    from ..fileio import atomic_write
+
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def run_images(
@@ -82,12 +103,17 @@ def run_images(
 
     def save(item: Item) -> None:
         if item.run:  # not a skipped one
-            item.data[1].notes.extend(save_image(item.key, item.data[0], item.data[1], options.quality))
+            out, decoded = item.data
+            decoded.notes.extend(save_image(item.key, out, decoded, options.quality))
+            first = decoded.pixels if out is None else out[0] if isinstance(out, list) else out
+            item.data = (None, decoded, blur_score(first))  # the output kept no longer than needed
+
+    from ..triage import blur_score
 
     pipeline = Pipeline(
         lambda batch: _restore(deblurrer, batch),
         save,
-        load=lambda job: load_image(job, options.max_pixels),
+        load=lambda job: load_image(job, options.max_pixels, options.skip_sharp),
         readers=PREFETCH,
         depth=PREFETCH,
         batch_key=_batch_key,
@@ -99,7 +125,7 @@ def run_images(
 
 
 def _batch_key(decoded: Decoded):
-    if decoded.frames is not None:
+    if decoded.frames is not None or decoded.sharp:
         return None
     return decoded.pixels.shape, decoded.pixels.dtype.str
 
@@ -111,6 +137,8 @@ def _restore(deblurrer, batch: list[Decoded]):
         outs, report = deblurrer.run([d.pixels for d in batch])
         return list(zip(outs, batch)), report
     decoded = batch[0]
+    if decoded.sharp:  # --skip-sharp: copied, not deblurred
+        return [(None, decoded)], None
     if decoded.frames is None:
         outs, report = deblurrer.run([decoded.pixels])
         return [(outs[0], decoded)], report
@@ -132,6 +160,12 @@ def _result(item: Item) -> FileResult:
         res.size = (decoded.pixels.shape[1], decoded.pixels.shape[0])
         res.notes = list(dict.fromkeys(decoded.notes))
         res.image = decoded.opened.description.summary()
+        res.blur = {"input": round(decoded.blur, 4)}
+        if len(item.data) > 2:  # written
+            res.blur["output"] = round(item.data[2], 4)
+            res.blur["gain"] = round(decoded.blur - item.data[2], 4)
+        if decoded.verdict is not None:
+            res.triage = {"verdict": decoded.verdict, "action": "copied" if decoded.sharp else "deblurred"}
     if item.report is not None:
         res.run = item.report.to_dict()
     if item.error is not None:

@@ -12,12 +12,14 @@ from .doctor import doctor
 from .models import app as models_app
 from .score import score
 from .train import train
+from .triage import triage
 
 app = typer.Typer(
     name="algnet",
     help="Deblur photos and video frames with ALGNet (Gao & Dang, ACM MM 2024).\n\n"
     "Examples:\n\n"
     "  algnet deblur photos/ -o sharp/ --model ALGNet_GoPro.pth\n\n"
+    "  algnet triage photos/\n\n"
     "  algnet doctor\n\n"
     "  algnet models import ALGNet_GoPro.pth --name gopro\n\n"
     "  algnet score restored/ ground_truth/ --markdown scores.md",
@@ -47,3 +49,4 @@ app.command(help=doctor.__doc__)(doctor)
 app.add_typer(models_app)
 app.command(help=score.__doc__)(score)
 app.command(help=train.__doc__)(train)
+app.command(help=triage.__doc__)(triage)

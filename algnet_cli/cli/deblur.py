@@ -29,6 +29,10 @@ def deblur(
     max_memory: o.MaxMemoryOption = None,
     max_megapixels: o.MaxMegapixelsOption = None,
     strength: o.StrengthOption = 1.0,
+    skip_sharp: o.SkipSharpOption = False,
+    preview: o.PreviewOption = None,
+    preview_count: o.PreviewCountOption = 8,
+    preview_pick: o.PreviewPickOption = "spread",
     tlc: o.TlcOption = True,
     scan: o.ScanOption = "auto",
     recursive: o.RecursiveOption = False,
@@ -75,6 +79,10 @@ def deblur(
 
       algnet deblur photos/ -o softer/ --strength 0.6          (part of the correction: less ringing)
 
+      algnet deblur photos/ --preview sheet.png                (8 crops before and after, nothing else)
+
+      algnet deblur photos/ -o sharp/ --skip-sharp             (copy the photos triage judges sharp)
+
       algnet deblur photos/ -r -o sharp/ --model m.pth --dry-run
 
       algnet deblur GoPro/test/blur/ -r -o out/ --model m.pth --gt GoPro/test/sharp/
@@ -97,7 +105,12 @@ def deblur(
     _check_numbers(max_memory=max_memory, max_megapixels=max_megapixels, fps=fps)
     if strength != strength:  # NaN passes Click's range check
         raise UsageError("--strength must be a number from 0 to 1")
-    output = _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels)
+    if preview is not None:
+        _preview(inputs, recursive, preview, preview_count, preview_pick, max_megapixels, dict(
+            model=model, device=device, precision=precision, tlc=tlc, scan=scan, tile=tile_size,
+            tile_overlap=tile_overlap, max_memory_gb=max_memory, strength=strength, cache_dir=cache_dir,
+            offline=offline or None, quiet=quiet))  # fmt: skip
+    output = _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels, skip_sharp)
     video = VideoOptions(EncodeOptions(codec, crf, pix_fmt, fps), video_format, frames_out, to_video)
     job = plan(Request(tuple(inputs), recursive, output, video, gt))
     model_args = dict(
@@ -114,6 +127,8 @@ def deblur(
         offline=offline or None,
         quiet=quiet or json_out,
     )
+    if skip_sharp and video.to_video is not None:
+        raise UsageError("--skip-sharp applies to images, not to the frames of --to-video")
     if workers is not None and cluster is None:
         raise UsageError("--workers only applies with --cluster")
     if dry_run:
@@ -132,7 +147,36 @@ def deblur(
     raise typer.Exit(outcome.exit_code)
 
 
-def _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels):
+def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixels, model_args: dict) -> None:
+    """--preview: the sheet, and nothing else; exits."""
+    from ..api import Deblurrer
+    from ..batch.discover import discover
+    from ..batch.preview import make_preview, pick
+    from ..errors import UsageError
+    from ..fileio import make_temp
+    from ..images import format_of_suffix
+
+    if how not in ("spread", "blurriest"):
+        raise UsageError(f"--preview-pick must be spread or blurriest, not {how!r}")
+    if sheet.is_dir() or format_of_suffix(sheet) not in ("png", "jpeg", "tiff", "webp"):
+        raise UsageError(f"--preview {sheet}: name an image file to write (.png)")
+    try:
+        make_temp(sheet).unlink()
+    except OSError as e:
+        raise UsageError(f"--preview {sheet}: cannot write there ({e.strerror or e})") from None
+    found, _ = discover(list(inputs), recursive)
+    if not found:
+        raise UsageError("no image or video among the inputs")
+    chosen = pick([src for src, _ in found], count, how)
+    max_pixels = None if max_megapixels is None else int(max_megapixels * 1e6)
+    result = make_preview(chosen, Deblurrer(**model_args), sheet, max_pixels=max_pixels)
+    for row in result.failed:
+        typer.echo(printable(f"algnet: preview: {row.error}"), err=True)
+    typer.echo(printable(f"preview sheet: {sheet} ({len(result.rows) - len(result.failed)} of {len(found)} inputs)"))
+    raise typer.Exit(1 if result.failed else EXIT_OK)
+
+
+def _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels, skip_sharp=False):
     """Where and how the outputs are written; ``-o`` ending in a slash names a folder."""
     from ..batch import OutputOptions
 
@@ -144,6 +188,7 @@ def _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapix
         suffix=suffix,
         skip_existing=skip_existing,
         max_pixels=None if max_megapixels is None else int(max_megapixels * 1e6),
+        skip_sharp=skip_sharp,
     )
 
 

@@ -113,3 +113,22 @@ StrengthOption = Annotated[
         max=1.0,
     ),
 ]
+SkipSharpOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-sharp",
+        help="Run the model only on images that triage (algnet triage) judges blurred or unsure; copy the "
+        "sharp ones to the output byte for byte. The run record says which was which, with the score.",
+    ),
+]
+PreviewOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Write a preview sheet (PNG) instead of running the batch: for a few inputs, the crop with the "
+        "most detail before and after, labelled with the blur scores; nothing else is written.",
+    ),
+]
+PreviewCountOption = Annotated[int, typer.Option(help="How many inputs the preview sheet shows.", min=1, max=64)]
+PreviewPickOption = Annotated[
+    str, typer.Option(help="Which inputs the preview shows: spread (evenly over the inputs) or blurriest (by triage).")
+]

@@ -329,3 +329,54 @@ def probe_header(path: str | Path) -> dict:
             "fps": float(v.average_rate or v.guessed_rate or 0),
             "frames": v.frames or None,
         }
+
+
+def sample_frames(path: str | Path, count: int, fmt: str = "gray") -> list[np.ndarray]:
+    """Up to ``count`` frames spread evenly over a video's duration, as stored (``fmt``: a PyAV
+    pixel format such as ``gray`` or ``rgb24``): each is the first frame at or after an even share
+    of the duration, found by seeking to the keyframe before it. A clip whose duration is unknown
+    or that cannot seek is read from the start, every frame counted, and the frames taken at even
+    shares of the count. Raises VideoError when the file does not open as a video."""
+    path = Path(path)
+    av = pyav()
+    why = unreadable_reason(path)
+    if why is not None:
+        raise VideoError(path, why)
+    try:
+        with av.logging.Capture(), av.open(str(path)) as c:
+            stream = main_video_stream(c)
+            if stream is None:
+                raise VideoError(path, "no video stream")
+            stream.thread_type = "AUTO"
+            frames = _seek_samples(c, stream, count, fmt)
+            if frames is None:
+                c.seek(0)
+                decoded = [f for f in c.decode(stream)]
+                picks = sorted({int((i + 0.5) * len(decoded) / count) for i in range(count)} & set(range(len(decoded))))
+                frames = [decoded[i].to_ndarray(format=fmt) for i in picks]
+            return frames
+    except av.FFmpegError as e:
+        raise VideoError(path, f"cannot read frames ({reason(e)})") from None
+
+
+def _seek_samples(container, stream, count: int, fmt: str) -> list[np.ndarray] | None:
+    av = pyav()
+    tb = stream.time_base
+    start = stream.start_time or 0
+    duration = stream.duration
+    if (not duration or not tb) and container.duration:
+        duration = int(container.duration / 1_000_000 / tb) if tb else None
+    if not duration or not tb:
+        return None
+    out = []
+    try:
+        for i in range(count):
+            target = start + int((i + 0.5) * duration / count)
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            for f in container.decode(stream):
+                if f.pts is None or f.pts >= target:
+                    out.append(f.to_ndarray(format=fmt))
+                    break
+    except av.FFmpegError:
+        return None
+    return out or None

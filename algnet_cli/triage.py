@@ -1,0 +1,279 @@
+"""Which photos are blurred: a no-reference blur score, calibrated verdicts, and fast decoding.
+
+The measure looks at how steep the image's steepest edges are. Along a direction, at a pixel on an
+edge, it takes the step to the next pixel over the range of values within a few pixels around it
+(the edge's contrast): about 1/2 to 1 for a sharp edge, about 1/w for an edge spread over w pixels.
+The ratio does not change with contrast, and only the pixels with the largest local range (the
+strongest 10% of edges) count, so flat regions (sky, walls) do not weigh in. Blur spreads every edge,
+so even the steepest edges become shallow; a sharp photo keeps some steep edges wherever it is in
+focus. Motion blur spreads edges along one direction only, so the most blurred of four directions
+decides. The percentiles of these steepness values, taken on a grey copy of about one megapixel,
+are combined by a logistic model into the blur score: the calibrated probability that the photo is
+blurred (0 sharp, 1 blurred).
+
+The model's weights were fitted once (``python benchmarks/triage.py --calibrate``) on the training
+photos of :mod:`algnet_cli.train.photos`: sharp crops against the same crops blurred with the
+training kernels (motion 9 to 64 px, defocus radius 3 to 8 px), plus sharp crops that are mostly sky
+or wall. The held-out photos are kept for ``benchmarks/triage.py``'s test. Scores within
+:data:`UNSURE_BAND` of the threshold are ``unsure``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: the measure is taken at about this many pixels (larger images are reduced, smaller ones kept)
+TARGET_PIXELS = 1_000_000
+#: steps: right, down, and both diagonals
+DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
+#: the local range (an edge's contrast) is taken over this many pixels along each direction
+RANGE_SPAN = {True: 15, False: 11}  # along an axis, along a diagonal (11 diagonal steps ~ 15 px)
+#: only the pixels whose local range is in this top share count as edges
+EDGE_SHARE = 0.10
+#: ... and at least this range (on [0, 1]): below it, an edge is no more than rounding noise
+MIN_EDGE_RANGE = 4 / 255
+#: the statistics are taken on every STATS_STRIDE-th pixel of every STATS_STRIDE-th row (cheaper, and
+#: as good: neighbouring pixels of an edge say the same)
+STATS_STRIDE = 2
+#: fewer edge pixels than this (per direction, among those sampled): nothing to judge (a clear sky)
+MIN_EDGES = 32
+#: percentiles of edge steepness used (at the working scale, and again at half of it)
+PERCENTILES = (50, 90, 98)
+#: the logistic model (fitted by ``benchmarks/triage.py --calibrate``): weights on the log of
+#: [min over directions of each percentile, mean over directions of each, the same min at half
+#: the working scale], and the bias
+WEIGHTS = (1.39, -1.64, -3.16, 0.81, -1.13, -2.52, 3.70, 0.86, -2.19)
+BIAS = 3.65
+#: verdicts on the score: blurred above THRESHOLD + UNSURE_BAND, sharp below THRESHOLD - UNSURE_BAND
+THRESHOLD = 0.5
+UNSURE_BAND = 0.05
+MEASURE = "edge steepness, most blurred of 4 directions, grey at ~1 MP"
+MEASURE_SHORT = "edge steepness"
+#: video: frames sampled, spread over the clip
+VIDEO_SAMPLES = 8
+
+
+def working_grey(img: np.ndarray, target: int = TARGET_PIXELS) -> np.ndarray:
+    """(H, W[, C]) uint8/uint16/float -> the measure's grey copy: float32 in [0, 1] (alpha dropped),
+    area-reduced to about ``target`` pixels (images already no larger are kept). The reduction
+    comes first: exact halvings in the image's own type while it is over four times the target
+    (cheap), then one area resize in float32."""
+    import cv2
+
+    white = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+    x = img
+    if x.ndim == 3:
+        x = x[..., :3] if x.shape[2] >= 3 else x[..., :1]
+    if x.dtype not in (np.uint8, np.uint16, np.float32):
+        x = x.astype(np.float32)
+    while x.shape[0] * x.shape[1] > 4 * target:
+        h2, w2 = x.shape[0] // 2, x.shape[1] // 2
+        x = cv2.resize(np.ascontiguousarray(x[: 2 * h2, : 2 * w2]), (w2, h2), interpolation=cv2.INTER_AREA)
+        x = x[..., None] if img.ndim == 3 and x.ndim == 2 else x
+    x = np.asarray(x, dtype=np.float32)
+    h, w = x.shape[:2]
+    if h * w > target * 1.05:
+        f = (target / (h * w)) ** 0.5
+        x = cv2.resize(x, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    if x.ndim == 3:
+        x = x.mean(axis=2) if x.shape[2] == 3 else x[..., 0]
+    return np.ascontiguousarray(x, dtype=np.float32) * np.float32(1 / white)
+
+
+def _line(step: tuple[int, int], span: int) -> np.ndarray:
+    dy, dx = step
+    k = np.zeros((span, span), np.uint8)
+    c = span // 2
+    for t in range(-c, c + 1):
+        k[c + t * dy, c + t * dx] = 1
+    return k
+
+
+def edge_steepness(grey: np.ndarray) -> np.ndarray | None:
+    """Per direction (rows) the :data:`PERCENTILES` (columns) of edge steepness; None when the
+    image has too few edges to judge."""
+    import cv2
+
+    m = 8  # margin: the range window's half-span
+    h, w = grey.shape
+    if h <= 2 * m + 2 or w <= 2 * m + 2:
+        return None
+    out = np.empty((len(DIRECTIONS), len(PERCENTILES)))
+    for i, (dy, dx) in enumerate(DIRECTIONS):
+        se = _line((dy, dx), RANGE_SPAN[dy == 0 or dx == 0])
+        rng = cv2.subtract(cv2.dilate(grey, se), cv2.erode(grey, se))[m:-m, m:-m]
+        step = cv2.absdiff(grey[m + dy : h - m + dy, m + dx : w - m + dx], grey[m:-m, m:-m])
+        rng, step = rng[::STATS_STRIDE, ::STATS_STRIDE], step[::STATS_STRIDE, ::STATS_STRIDE]
+        sample = rng.ravel()
+        k = int(len(sample) * (1 - EDGE_SHARE))
+        cut = max(float(np.partition(sample, k)[k]), MIN_EDGE_RANGE)
+        edges = rng >= cut
+        n = int(np.count_nonzero(edges))
+        if n < MIN_EDGES:
+            return None
+        s = step[edges] / rng[edges]
+        ranks = [min(n - 1, int(round(p / 100 * (n - 1)))) for p in PERCENTILES]
+        out[i] = np.partition(s, ranks)[ranks]
+    return out
+
+
+def features(grey: np.ndarray) -> np.ndarray | None:
+    """The model's inputs for a grey image at the working scale (see :data:`WEIGHTS`); None when
+    there is nothing to judge."""
+    import cv2
+
+    a = edge_steepness(grey)
+    h, w = grey.shape
+    b = edge_steepness(cv2.resize(grey, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA))
+    if a is None or b is None:
+        return None
+    return np.log(np.concatenate([a.min(axis=0), a.mean(axis=0), b.min(axis=0)]) + 1e-3)
+
+
+def score_of(feats: np.ndarray | None, weights=WEIGHTS, bias: float = BIAS) -> float:
+    """The calibrated blur score of :func:`features` (0 when there is nothing to judge)."""
+    if feats is None:
+        return 0.0
+    z = float(np.dot(feats, weights) + bias)
+    return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
+
+
+def blur_score(img: np.ndarray) -> float:
+    """The blur score of an image array: 0 sharp to 1 blurred (see the module docstring)."""
+    return score_of(features(working_grey(img)))
+
+
+def judge(score: float, threshold: float = THRESHOLD, band: float = UNSURE_BAND) -> str:
+    """``sharp``, ``blurred`` or ``unsure`` (within ``band`` of ``threshold``)."""
+    if score > threshold + band:
+        return "blurred"
+    if score < threshold - band:
+        return "sharp"
+    return "unsure"
+
+
+def decode_grey(path: Path) -> np.ndarray:
+    """A grey image of ``path`` for the measure (upright as viewed). A JPEG is decoded straight to
+    grey (its chroma is never converted): with this OpenCV's libjpeg-turbo, that measured faster
+    than its DCT-scaled reduced decoding (``IMREAD_REDUCED_GRAYSCALE_*``), whose inverse DCT is not
+    vectorised; the entropy decoding, which dominates, is the same. Other files (and a JPEG that
+    OpenCV refuses) go through the usual reader, with its checks and errors."""
+    import cv2
+
+    from .images import check_header, identify, open_image, probe_image
+
+    if identify(path) == "jpeg":
+        header = probe_image(path)
+        check_header(path, header)  # the decoding limit, before any pixel is decoded
+        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)  # EXIF orientation applied
+        if img is not None:
+            return img
+    return open_image(path).frames[0]  # a multi-page or animated file: its first page or frame
+
+
+def most_detailed_window(img: np.ndarray, size: int) -> tuple[int, int]:
+    """(top, left) of the ``size`` x ``size`` window with the most detail in every direction: the
+    largest mean squared second difference, the smaller of the horizontal and vertical ones (so a
+    lone horizon does not count as detail). The whole image when it is no larger."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if h <= size and w <= size:
+        return 0, 0
+    g = working_grey(img, target=h * w)
+    f = max(1, int(max(h, w) // 1024))  # judged on a copy of at most about 1024 px
+    small = g[::f, ::f] if f > 1 else g
+    win = max(3, size // f)
+    dxx = cv2.Sobel(small, cv2.CV_32F, 2, 0, ksize=1)
+    dyy = cv2.Sobel(small, cv2.CV_32F, 0, 2, ksize=1)
+    box = lambda a: cv2.boxFilter(a * a, -1, (win, win), borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    detail = np.minimum(box(dxx), box(dyy))
+    sh, sw = small.shape
+    half = win // 2
+    inner = detail[half : max(half + 1, sh - (win - half) + 1), half : max(half + 1, sw - (win - half) + 1)]
+    y, x = np.unravel_index(int(np.argmax(inner)), inner.shape)
+    return min(max(0, y * f), max(0, h - size)), min(max(0, x * f), max(0, w - size))
+
+
+@dataclass
+class Row:
+    """One file's triage: its score (a video's: the median of its sampled frames), the verdict, and
+    the sampled frames' scores for a video; or why it could not be scored."""
+
+    path: str
+    score: float | None = None
+    verdict: str | None = None
+    frames: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def measure(self) -> str:
+        return f"{MEASURE_SHORT}, median of {len(self.frames)} frames" if self.frames else MEASURE_SHORT
+
+    def to_dict(self) -> dict:
+        out = {"path": self.path, "score": None if self.score is None else round(self.score, 4),
+               "verdict": self.verdict, "measure": self.measure}  # fmt: skip
+        if self.frames:
+            out["frames"] = [round(s, 4) for s in self.frames]
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def score_video(path: Path, samples: int = VIDEO_SAMPLES) -> list[float]:
+    """Blur scores of up to ``samples`` frames spread over a video (upright, as the deblurring
+    reads them)."""
+    from .video.decode import sample_frames
+
+    frames = sample_frames(path, samples)
+    if not frames:
+        raise ValueError("no frame could be decoded")
+    return [blur_score(f) for f in frames]
+
+
+def score_path(path: Path) -> Row:
+    """One file scored (verdict not yet given); a bad file gives a row with the reason, one line."""
+    from .batch.record import describe_error
+    from .video import is_video_path
+
+    try:
+        if is_video_path(path):
+            frames = score_video(path)
+            return Row(str(path), float(np.median(frames)), frames=frames)
+        return Row(str(path), blur_score(decode_grey(path)))
+    except (Exception, MemoryError) as e:  # one bad file never ends the triage
+        reason = describe_error(e)
+        return Row(str(path), error=reason if str(path) in reason else f"{path}: {reason}")
+
+
+def relative_verdicts(scores: list[float], percent: float) -> list[str]:
+    """The blurriest ``percent`` of ``scores`` blurred, the rest sharp (``--relative``)."""
+    n = int(round(len(scores) * percent / 100.0))
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    blurred = set(order[:n])
+    return ["blurred" if i in blurred else "sharp" for i in range(len(scores))]
+
+
+def triage(
+    paths: list[Path], threshold: float = THRESHOLD, relative: float | None = None, on_row=lambda row: None
+) -> list[Row]:
+    """Every file scored and judged, in the order given, two at a time; ``on_row`` is called as
+    each is scored (before the verdicts, which ``relative`` needs all scores for)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows: list[Row] = []
+    with ThreadPoolExecutor(2) as pool:
+        for row in pool.map(score_path, paths):
+            rows.append(row)
+            on_row(row)
+    scored = [r for r in rows if r.score is not None]
+    if relative is not None:
+        for r, v in zip(scored, relative_verdicts([r.score for r in scored], relative)):
+            r.verdict = v
+    else:
+        for r in scored:
+            r.verdict = judge(r.score, threshold)
+    return rows

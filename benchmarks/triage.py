@@ -1,0 +1,265 @@
+"""Blur triage: how well `algnet triage` tells blurred photos from sharp ones, and how fast it is.
+
+The photos are those of ``python -m algnet_cli.train.photos DIR`` (real photographs from Debian
+wallpaper packages): its ``train/`` photos calibrate the verdicts (``--calibrate`` fits the logistic
+model and prints the constants for ``algnet_cli/triage.py``), its ``val/`` photos are held out for the
+test. Per photo, crops of 512 x 512 where the photo has the most detail in every direction (so that
+a crop is in focus, not a defocused background); each crop sharp, blurred with a motion kernel
+(camera-shake trajectory or straight line, 9 to 64 px) and with a defocus disk (radius 3 to 8 px),
+blurred in linear light with a margin. A blurred crop that differs from the sharp one by less than
+40 dB PSNR was not visibly blurred (a horizon blurred along itself) and is left out. Flat-dominated
+crops: a clear sky or a plain wall (with sensor noise) over 70 to 90% of the crop, above a strip of
+a detailed crop; they must be judged sharp.
+
+Prints: ROC AUC, verdict accuracy (``unsure`` counted wrong), the confusion table, flat crops judged
+sharp, the verdicts on ``examples/blurred/``; then the speed on 12 MP JPEGs (images per second with
+the command line's two threads) against deblurring one of them with the embedded model.
+
+Run: python benchmarks/triage.py --photos DIR [--calibrate] [--no-deblur]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import machine, recorded  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CROP = 512
+MARGIN = 40
+VISIBLE_DB = 40.0
+
+
+def _q8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+
+
+def detailed_windows(img: np.ndarray, size: int, n: int) -> list[tuple[int, int]]:
+    """Up to ``n`` windows with the most detail in every direction, overlapping by at most 2/3."""
+    import cv2
+
+    from algnet_cli.triage import working_grey
+
+    g = working_grey(img, target=img.shape[0] * img.shape[1])
+    dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=1)
+    dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=1)
+    box = lambda a: cv2.boxFilter(a * a, -1, (size, size), borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    e = np.minimum(box(dxx), box(dyy))
+    h, w = g.shape
+    c = size // 2
+    cand = sorted(
+        ((e[y, x], y - c, x - c) for y in range(c, h - c + 1, 32) for x in range(c, w - c + 1, 32)), reverse=True
+    )
+    picks: list[tuple[int, int]] = []
+    for _, y, x in cand:
+        if all(abs(y - py) > size // 3 or abs(x - px) > size // 3 for py, px in picks):
+            picks.append((y, x))
+        if len(picks) == n:
+            break
+    return picks
+
+
+def kernel(rng: np.random.Generator, kind: str) -> np.ndarray:
+    from algnet_cli.train.kernels import disk_kernel, line_kernel, trajectory_kernel
+
+    if kind == "motion":
+        make = trajectory_kernel if rng.uniform() < 0.5 else line_kernel
+        return make(rng, 67, min_length=9)  # extent 9 to 64 px
+    return disk_kernel(rng, 31, radius=rng.uniform(3, 8))
+
+
+def crops(folder: Path, per: int, seed: int) -> tuple[list, int]:
+    """(image, label 0 sharp / 1 blurred, kind, photo) for each crop; and how many blurred crops
+    were left out as not visibly blurred."""
+    from algnet_cli.images import read_image
+    from algnet_cli.train.synth import blur_linear
+
+    rng = np.random.default_rng(seed)
+    out, dropped = [], 0
+    for p in sorted(folder.glob("*.png")):
+        img = read_image(p)[..., :3]
+        for y, x in detailed_windows(img, CROP, per):
+            yy, xx = max(0, y - MARGIN), max(0, x - MARGIN)
+            big = img[yy : y + CROP + MARGIN, xx : x + CROP + MARGIN].astype(np.float32) / 255
+            sharp = _q8(big[y - yy : y - yy + CROP, x - xx : x - xx + CROP])
+            out.append((sharp, 0, "sharp", p.name))
+            for kind in ("motion", "defocus"):
+                blurred = _q8(blur_linear(big, kernel(rng, kind))[y - yy : y - yy + CROP, x - xx : x - xx + CROP])
+                mse = float(np.mean((blurred.astype(np.float64) - sharp) ** 2))
+                if 10 * np.log10(255.0**2 / max(mse, 1e-12)) >= VISIBLE_DB:
+                    dropped += 1
+                    continue
+                out.append((blurred, 1, kind, p.name))
+    return out, dropped
+
+
+def flat_part(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A clear sky (a smooth two-colour gradient) or a plain wall (one colour), with sensor noise."""
+    rows = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+    top, bottom = rng.uniform(0.2, 0.9, 3), rng.uniform(0.2, 0.9, 3)
+    img = np.zeros((size, size, 3), np.float32) + (top * (1 - rows) + bottom * rows if rng.uniform() < 0.5 else top)
+    return img + rng.normal(0, rng.uniform(0.3, 1.5) / 255, img.shape).astype(np.float32)
+
+
+def flat_crops(folder: Path, per: int, seed: int) -> list:
+    from algnet_cli.images import read_image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in sorted(folder.glob("*.png")):
+        img = read_image(p)[..., :3]
+        for y, x in detailed_windows(img, CROP, per):
+            detail = img[y : y + CROP, x : x + CROP].astype(np.float32) / 255
+            edge = CROP * (1 - rng.uniform(0.1, 0.3))
+            t = np.clip((np.arange(CROP, dtype=np.float32) - edge + 2) / 4, 0, 1)
+            t = (t * t * (3 - 2 * t))[:, None, None]  # an object's outline: a few pixels wide
+            out.append((_q8(flat_part(rng, CROP) * (1 - t) + detail * t), 0, "flat", p.name))
+    return out
+
+
+def feature_matrix(samples: list) -> np.ndarray:
+    from algnet_cli.triage import features, working_grey
+
+    rows = [features(working_grey(s[0])) for s in samples]
+    width = next(len(r) for r in rows if r is not None)
+    return np.array([r if r is not None else np.full(width, np.nan) for r in rows])
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 100) -> np.ndarray:
+    """Weights and bias (last) of an L2-regularised logistic regression, by Newton's method."""
+    xb = np.c_[x, np.ones(len(x))]
+    w = np.zeros(xb.shape[1])
+    reg = l2 * np.r_[np.ones(x.shape[1]), 0]
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-xb @ w))
+        grad = xb.T @ (p - y) / len(y) + reg * w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb / len(y) + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w
+
+
+def roc_auc(score: np.ndarray, label: np.ndarray) -> float:
+    """The probability that a blurred sample scores above a sharp one (ties count half)."""
+    pos, neg = np.sort(score[label == 1]), np.sort(score[label == 0])
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
+
+
+def calibrate(photos: Path) -> None:
+    samples, dropped = crops(photos / "train", per=4, seed=0)
+    samples += flat_crops(photos / "train", per=3, seed=5)
+    x = feature_matrix(samples)
+    y = np.array([s[1] for s in samples], float)
+    keep = np.isfinite(x).all(axis=1)
+    w = fit_logistic(x[keep], y[keep])
+    print(f"calibration: {keep.sum()} crops of {len(list((photos / 'train').glob('*.png')))} training photos "
+          f"({dropped} blurred crops not visibly blurred, left out)")  # fmt: skip
+    print(f"WEIGHTS = ({', '.join(f'{v:.2f}' for v in w[:-1])})")
+    print(f"BIAS = {w[-1]:.2f}")
+
+
+def evaluate(photos: Path) -> None:
+    from algnet_cli.images import read_image
+    from algnet_cli.triage import MEASURE, blur_score, judge
+
+    samples, dropped = crops(photos / "val", per=8, seed=1)
+    flats = flat_crops(photos / "val", per=3, seed=3)
+    scores = np.array([blur_score(s[0]) for s in samples])
+    labels = np.array([s[1] for s in samples])
+    kinds = np.array([s[2] for s in samples])
+    verdicts = np.array([judge(s) for s in scores])
+    correct = np.where(labels == 1, verdicts == "blurred", verdicts == "sharp")
+    n_photos = len(list((photos / "val").glob("*.png")))
+    print(f"measure: {MEASURE}")
+    print(f"held-out: {len(samples)} crops of {CROP}x{CROP} from {n_photos} photos never used for calibration "
+          f"({dropped} blurred crops not visibly blurred, left out)")  # fmt: skip
+    print(f"ROC AUC: {roc_auc(scores, labels):.4f}")
+    print(f"verdict accuracy (unsure counted wrong): {correct.mean():.1%}")
+    print("confusion (rows: truth; columns: verdict):")
+    print(f"  {'':10s} {'sharp':>7s} {'unsure':>7s} {'blurred':>7s} {'correct':>8s}")
+    for kind in ("sharp", "motion", "defocus"):
+        v = verdicts[kinds == kind]
+        counts = [int((v == c).sum()) for c in ("sharp", "unsure", "blurred")]
+        print(f"  {kind:10s} {counts[0]:7d} {counts[1]:7d} {counts[2]:7d} {correct[kinds == kind].mean():8.1%}")
+    flat_verdicts = [judge(blur_score(s[0])) for s in flats]
+    print(f"flat-dominated sharp crops judged sharp: {flat_verdicts.count('sharp')}/{len(flats)} "
+          f"({flat_verdicts.count('sharp') / len(flats):.1%})")  # fmt: skip
+    for p in sorted((ROOT / "examples" / "blurred").iterdir()):
+        s = blur_score(read_image(p))
+        print(f"examples/blurred/{p.name}: {judge(s)} (score {s:.3f})")
+
+
+def speed(photos: Path, deblur: bool) -> None:
+    """12 MP JPEGs (4000 x 3000, quality 92) tiled from the held-out photos at their own scale (real
+    detail at every pixel, as a phone photo has), through the command line's triage (decoding
+    included, two threads); and the embedded model on one of them."""
+    import cv2
+
+    from algnet_cli.triage import triage
+
+    sources = sorted((photos / "val").glob("*.png"))
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(12):
+            img = cv2.imread(str(sources[i % len(sources)]))
+            big = np.concatenate([img, img[:, ::-1]] * 4, axis=1)
+            big = np.concatenate([big, big[::-1]] * 4, axis=0)[:3000, :4000]
+            paths.append(Path(tmp) / f"p{i}.jpg")
+            cv2.imwrite(str(paths[-1]), np.roll(big, 97 * i, axis=1), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        triage(paths[:2])  # warm-up: imports, first allocations
+        t = time.perf_counter()
+        rows = triage(paths)
+        per = (time.perf_counter() - t) / len(rows)
+        assert all(r.error is None for r in rows), [r.error for r in rows]
+        print(f"triage, 12 MP JPEGs: {1 / per:.1f} images/s ({per * 1000:.0f} ms each, {len(rows)} images)")
+        sheet = Path(tmp) / "preview" / "sheet.png"
+        sheet.parent.mkdir()
+        before = sorted(Path(tmp).iterdir())
+        cmd = [sys.executable, "-m", "algnet_cli", "deblur", *map(str, paths[:8]), "--preview", str(sheet), "-q"]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        wall = time.perf_counter() - t
+        extra = sorted(set(Path(tmp).rglob("*")) - set(before) - {sheet, sheet.parent})
+        print(f"preview sheet of 8 of them, embedded model, end to end (start-up and model load included): "
+              f"{wall:.1f} s; other files written: {len(extra)}")  # fmt: skip
+        if deblur:
+            from algnet_cli.api import Deblurrer
+            from algnet_cli.images import read_image
+
+            d = Deblurrer("default", device="cpu", quiet=True)
+            img = read_image(paths[0])
+            t = time.perf_counter()
+            d.deblur(img)
+            model = time.perf_counter() - t
+            print(f"deblurring one of them with the embedded model: {model:.1f} s; triage is {model / per:.0f}x faster")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", type=Path, required=True, help="the folder of python -m algnet_cli.train.photos")
+    ap.add_argument("--calibrate", action="store_true", help="fit the verdict model and print its constants")
+    ap.add_argument("--no-deblur", action="store_true", help="skip timing the model on a 12 MP photo")
+    args = ap.parse_args()
+    if args.calibrate:
+        calibrate(args.photos)
+        return
+    with recorded("triage"):
+        print(machine())
+        evaluate(args.photos)
+        speed(args.photos, not args.no_deblur)
+
+
+if __name__ == "__main__":
+    main()
