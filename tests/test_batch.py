@@ -225,10 +225,10 @@ def test_a_usage_error_met_during_the_run_exits_2(tmp_path, monkeypatch):
     _images(tmp_path / "in", "a.png", "b.png")
     load = stills.load_image
 
-    def picky(job, max_pixels=None):
+    def picky(job, max_pixels=None, skip_sharp=False):
         if job.src.name == "a.png":
             raise UsageError("an option that cannot work for this file")
-        return load(job, max_pixels)
+        return load(job, max_pixels, skip_sharp)
 
     monkeypatch.setattr(stills, "load_image", picky)
     outcome = execute(plan(_request(tmp_path / "in", output=tmp_path / "out")), Inverter())

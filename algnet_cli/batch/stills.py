@@ -160,8 +160,8 @@ def _result(item: Item) -> FileResult:
         res.size = (decoded.pixels.shape[1], decoded.pixels.shape[0])
         res.notes = list(dict.fromkeys(decoded.notes))
         res.image = decoded.opened.description.summary()
-        res.blur = {"input": round(decoded.blur, 4)}
-        if len(item.data) > 2:  # written
+        res.blur = {"input": round(decoded.blur, 4)} if decoded.blur is not None else {}
+        if len(item.data) > 2 and decoded.blur is not None:  # written
             res.blur["output"] = round(item.data[2], 4)
             res.blur["gain"] = round(decoded.blur - item.data[2], 4)
         if decoded.verdict is not None:

@@ -105,28 +105,16 @@ def deblur(
     _check_numbers(max_memory=max_memory, max_megapixels=max_megapixels, fps=fps)
     if strength != strength:  # NaN passes Click's range check
         raise UsageError("--strength must be a number from 0 to 1")
+    model_args = dict(model=model, device=device, precision=precision, tlc=tlc, scan=scan, tile=tile_size,
+                      tile_overlap=tile_overlap, max_memory_gb=max_memory, strength=strength, cache_dir=cache_dir,
+                      offline=offline or None, quiet=quiet or json_out)  # fmt: skip
     if preview is not None:
-        _preview(inputs, recursive, preview, preview_count, preview_pick, max_megapixels, dict(
-            model=model, device=device, precision=precision, tlc=tlc, scan=scan, tile=tile_size,
-            tile_overlap=tile_overlap, max_memory_gb=max_memory, strength=strength, cache_dir=cache_dir,
-            offline=offline or None, quiet=quiet))  # fmt: skip
+        _preview(
+            inputs, recursive, preview, preview_count, preview_pick, max_megapixels, {**model_args, "quiet": quiet}
+        )
     output = _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels, skip_sharp)
     video = VideoOptions(EncodeOptions(codec, crf, pix_fmt, fps), video_format, frames_out, to_video)
     job = plan(Request(tuple(inputs), recursive, output, video, gt))
-    model_args = dict(
-        model=model,
-        device=device,
-        precision=precision,
-        tlc=tlc,
-        scan=scan,
-        tile=tile_size,
-        tile_overlap=tile_overlap,
-        max_memory_gb=max_memory,
-        strength=strength,
-        cache_dir=cache_dir,
-        offline=offline or None,
-        quiet=quiet or json_out,
-    )
     if skip_sharp and video.to_video is not None:
         raise UsageError("--skip-sharp applies to images, not to the frames of --to-video")
     if workers is not None and cluster is None:

@@ -224,7 +224,7 @@ def test_any_per_file_error_is_that_files_failure(tmp_path, monkeypatch):
 
     jobs = [Job(tmp_path / f"{i}.png", tmp_path / "out" / f"{i}.png") for i in range(4)]
 
-    def load(job, max_pixels=None):
+    def load(job, max_pixels=None, skip_sharp=False):
         if job.src.name == "1.png":
             raise MemoryError()
         if job.src.name == "2.png":
