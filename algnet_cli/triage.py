@@ -174,12 +174,21 @@ def decode_grey(path: Path) -> np.ndarray:
     return open_image(path).frames[0]  # a multi-page or animated file: its first page or frame
 
 
-def most_detailed_window(img: np.ndarray, size: int) -> tuple[int, int]:
-    """(top, left) of the ``size`` x ``size`` window with the most detail in every direction: the
-    largest mean squared second difference, the smaller of the horizontal and vertical ones (so a
-    lone horizon does not count as detail). The whole image when it is no larger."""
+def detail_map(grey: np.ndarray, win: int) -> np.ndarray:
+    """Per pixel, the detail in every direction of the ``win`` x ``win`` window centred there: the
+    mean squared second difference, the smaller of the horizontal and vertical ones (so a lone
+    horizon does not count as detail)."""
     import cv2
 
+    dxx = cv2.Sobel(grey, cv2.CV_32F, 2, 0, ksize=1)
+    dyy = cv2.Sobel(grey, cv2.CV_32F, 0, 2, ksize=1)
+    box = lambda a: cv2.boxFilter(a * a, -1, (win, win), borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    return np.minimum(box(dxx), box(dyy))
+
+
+def most_detailed_window(img: np.ndarray, size: int) -> tuple[int, int]:
+    """(top, left) of the ``size`` x ``size`` window with the most detail in every direction (see
+    :func:`detail_map`). The whole image when it is no larger."""
     h, w = img.shape[:2]
     if h <= size and w <= size:
         return 0, 0
@@ -187,10 +196,7 @@ def most_detailed_window(img: np.ndarray, size: int) -> tuple[int, int]:
     f = max(1, int(max(h, w) // 1024))  # judged on a copy of at most about 1024 px
     small = g[::f, ::f] if f > 1 else g
     win = max(3, size // f)
-    dxx = cv2.Sobel(small, cv2.CV_32F, 2, 0, ksize=1)
-    dyy = cv2.Sobel(small, cv2.CV_32F, 0, 2, ksize=1)
-    box = lambda a: cv2.boxFilter(a * a, -1, (win, win), borderType=cv2.BORDER_REFLECT)  # noqa: E731
-    detail = np.minimum(box(dxx), box(dyy))
+    detail = detail_map(small, win)
     sh, sw = small.shape
     half = win // 2
     inner = detail[half : max(half + 1, sh - (win - half) + 1), half : max(half + 1, sw - (win - half) + 1)]

@@ -44,15 +44,10 @@ def _q8(x: np.ndarray) -> np.ndarray:
 
 def detailed_windows(img: np.ndarray, size: int, n: int) -> list[tuple[int, int]]:
     """Up to ``n`` windows with the most detail in every direction, overlapping by at most 2/3."""
-    import cv2
-
-    from algnet_cli.triage import working_grey
+    from algnet_cli.triage import detail_map, working_grey
 
     g = working_grey(img, target=img.shape[0] * img.shape[1])
-    dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=1)
-    dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=1)
-    box = lambda a: cv2.boxFilter(a * a, -1, (size, size), borderType=cv2.BORDER_REFLECT)  # noqa: E731
-    e = np.minimum(box(dxx), box(dyy))
+    e = detail_map(g, size)
     h, w = g.shape
     c = size // 2
     cand = sorted(

@@ -95,6 +95,8 @@ def run_images(
     result with its reason; the others go on. Same-size single-frame images share a batch where
     the deblurrer takes several (a GPU with memory to spare).
     """
+    from ..triage import blur_score
+
     results: list[FileResult] = []
 
     def report(item: Item) -> None:
@@ -105,10 +107,11 @@ def run_images(
         if item.run:  # not a skipped one
             out, decoded = item.data
             decoded.notes.extend(save_image(item.key, out, decoded, options.quality))
-            first = decoded.pixels if out is None else out[0] if isinstance(out, list) else out
-            item.data = (None, decoded, blur_score(first))  # the output kept no longer than needed
-
-    from ..triage import blur_score
+            if out is None:  # copied: the output is the input, whose score is known
+                after = decoded.blur
+            else:
+                after = blur_score(out[0] if isinstance(out, list) else out)
+            item.data = (None, decoded, after)  # the output kept no longer than needed
 
     pipeline = Pipeline(
         lambda batch: _restore(deblurrer, batch),

@@ -141,17 +141,14 @@ def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixel
     from ..batch.discover import discover
     from ..batch.preview import make_preview, pick
     from ..errors import UsageError
-    from ..fileio import make_temp
     from ..images import format_of_suffix
+    from .options import check_outputs
 
     if how not in ("spread", "blurriest"):
         raise UsageError(f"--preview-pick must be spread or blurriest, not {how!r}")
     if sheet.is_dir() or format_of_suffix(sheet) not in ("png", "jpeg", "tiff", "webp"):
         raise UsageError(f"--preview {sheet}: name an image file to write (.png)")
-    try:
-        make_temp(sheet).unlink()
-    except OSError as e:
-        raise UsageError(f"--preview {sheet}: cannot write there ({e.strerror or e})") from None
+    check_outputs([sheet], None)  # before the model loads
     found, _ = discover(list(inputs), recursive)
     if not found:
         raise UsageError("no image or video among the inputs")

@@ -18,3 +18,25 @@ CacheDir = Annotated[
 Offline = Annotated[
     bool, typer.Option("--offline", help="Use only the cache; make no network request (also HF_HUB_OFFLINE=1).")
 ]
+
+
+def check_outputs(reports: list[Path], compare: Path | None) -> None:
+    """Every report's folder (a report: any one file a command will write) and the --compare folder
+    can be written: a usage error naming the path otherwise, before any work (missing folders are
+    made, as the outputs would make them)."""
+    from ..errors import UsageError
+    from ..fileio import make_temp
+
+    folders = [(r.parent, r) for r in reports] + ([(compare, compare)] if compare is not None else [])
+    for folder, named in folders:
+        for up in [folder, *folder.parents]:
+            if up.exists() and not up.is_dir():
+                raise UsageError(f"{named}: {up} is a file, not a folder")
+            if up.exists():
+                break
+        if named.is_dir() and named in reports:
+            raise UsageError(f"{named}: is a folder; name a file to write")
+        try:
+            make_temp(folder / "probe").unlink()
+        except OSError as e:
+            raise UsageError(f"{named}: cannot write in {folder} ({e.strerror or e})") from None

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import EXIT_FAILED, EXIT_OK, handle_errors
-from .options import Quiet
+from .options import Quiet, check_outputs
 
 
 @handle_errors
@@ -63,7 +63,7 @@ def score(
         raise UsageError(str(e)) from None
     if protocol != "basicsr" and (crop_border or y_channel):
         raise UsageError("--crop-border and --y-channel belong to the basicsr protocol")
-    _check_outputs([p for p in (csv, json, markdown) if p is not None], compare)  # before any scoring
+    check_outputs([p for p in (csv, json, markdown) if p is not None], compare)  # before any scoring
     pairs, unmatched_pred, unmatched_gt = match_pairs(pred, gt)
     report = ScoreReport(proto.describe(), unmatched_pred=unmatched_pred, unmatched_gt=unmatched_gt)
     with Progress(len(pairs), "scoring", quiet=quiet, unit="pairs") as bar:
@@ -92,27 +92,6 @@ def score(
         typer.echo("algnet: no pair was scored", err=True)
         raise typer.Exit(EXIT_FAILED)
     raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)
-
-
-def _check_outputs(reports: list[Path], compare: Path | None) -> None:
-    """Every report's folder, and the --compare folder, can be written: a usage error naming the
-    path otherwise, before anything is scored."""
-    from ..errors import UsageError
-    from ..fileio import make_temp
-
-    folders = [(r.parent, r) for r in reports] + ([(compare, compare)] if compare is not None else [])
-    for folder, named in folders:
-        for up in [folder, *folder.parents]:
-            if up.exists() and not up.is_dir():
-                raise UsageError(f"{named}: {up} is a file, not a folder")
-            if up.exists():
-                break
-        if named.is_dir() and named in reports:
-            raise UsageError(f"{named}: is a folder; name a report file")
-        try:
-            make_temp(folder / "probe").unlink()
-        except OSError as e:
-            raise UsageError(f"{named}: cannot write in {folder} ({e.strerror or e})") from None
 
 
 def _sheet(folder: Path, row) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import EXIT_FAILED, EXIT_OK, handle_errors
-from .options import Quiet
+from .options import Quiet, check_outputs
 from .render import printable
 
 
@@ -65,7 +65,7 @@ def triage(
     if threshold is not None and threshold != threshold:
         raise UsageError("--threshold must be a number from 0 to 1")
     if csv is not None:
-        _check_csv(csv)
+        check_outputs([csv], None)
     found, _ = discover(inputs, recursive)
     paths = [src for src, _ in found]
     if not paths:
@@ -99,18 +99,6 @@ def triage(
         typer.echo(f"measure: {MEASURE}")
         typer.echo(summary)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
-
-
-def _check_csv(path: Path) -> None:
-    from ..errors import UsageError
-    from ..fileio import make_temp
-
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder; name a CSV file")
-    try:
-        make_temp(path).unlink()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot write there ({e.strerror or e})") from None
 
 
 def _write_csv(path: Path, rows) -> None:

@@ -335,8 +335,8 @@ def sample_frames(path: str | Path, count: int, fmt: str = "gray") -> list[np.nd
     """Up to ``count`` frames spread evenly over a video's duration, as stored (``fmt``: a PyAV
     pixel format such as ``gray`` or ``rgb24``): each is the first frame at or after an even share
     of the duration, found by seeking to the keyframe before it. A clip whose duration is unknown
-    or that cannot seek is read from the start, every frame counted, and the frames taken at even
-    shares of the count. Raises VideoError when the file does not open as a video."""
+    or that cannot seek is read twice from the start: its packets counted, then the frames at even
+    shares of the count kept (never the whole clip in memory). Raises VideoError when the file does not open as a video."""
     path = Path(path)
     av = pyav()
     why = unreadable_reason(path)
@@ -351,9 +351,10 @@ def sample_frames(path: str | Path, count: int, fmt: str = "gray") -> list[np.nd
             frames = _seek_samples(c, stream, count, fmt)
             if frames is None:
                 c.seek(0)
-                decoded = [f for f in c.decode(stream)]
-                picks = sorted({int((i + 0.5) * len(decoded) / count) for i in range(count)} & set(range(len(decoded))))
-                frames = [decoded[i].to_ndarray(format=fmt) for i in picks]
+                total = sum(1 for packet in c.demux(stream) if packet.size)  # counted without decoding
+                picks = {int((i + 0.5) * total / count) for i in range(count)}
+                c.seek(0)
+                frames = [f.to_ndarray(format=fmt) for i, f in enumerate(c.decode(stream)) if i in picks]
             return frames
     except av.FFmpegError as e:
         raise VideoError(path, f"cannot read frames ({reason(e)})") from None
