@@ -164,11 +164,15 @@ def test_a_kernel_that_cannot_be_built_falls_back_with_a_note(monkeypatch, caplo
 @pytest.mark.slow
 def test_a_corrupt_kernel_cache_is_rebuilt(monkeypatch, tmp_path, caplog):
     """Index files full of junk: the cache is cleared, the kernels compiled afresh, the scan right."""
-    monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(tmp_path))
-    monkeypatch.setattr(scan_fused, "_kernels", None)
-    scan_fused.kernels()
+    import shutil
+
+    from algnet_cli.paths import kernel_cache_dir
+
+    scan_fused.kernels()  # the session's cache holds the compiled kernels: a copy of it is corrupted
+    shutil.copytree(kernel_cache_dir(), tmp_path / "cache")
+    monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(tmp_path / "cache"))
     assert scan_fused.cache_state() == "compiled"
-    for index in tmp_path.rglob("*.nbi"):
+    for index in (tmp_path / "cache").rglob("*.nbi"):
         index.write_bytes(b"\x80\x04not a pickle at all")
     monkeypatch.setattr(scan_fused, "_kernels", None)
     monkeypatch.delitem(sys.modules, scan_fused._MODULE, raising=False)
