@@ -163,10 +163,10 @@ def decode_grey(path: Path) -> np.ndarray:
     OpenCV refuses) go through the usual reader, with its checks and errors."""
     import cv2
 
-    from .images import check_header, identify, open_image, probe_image
+    from .images import check_header, open_image, probe_image
 
-    if identify(path) == "jpeg":
-        header = probe_image(path)
+    header = probe_image(path)  # refuses what is not a readable regular file (a FIFO would block) at once
+    if header.format == "jpeg":
         check_header(path, header)  # the decoding limit, before any pixel is decoded
         img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)  # EXIF orientation applied
         if img is not None:

@@ -212,3 +212,16 @@ def test_preview_writes_the_sheet_and_nothing_else(folder, tmp_path):
     after_crop = one[top : top + CROP, 2 * GAP + CROP : 2 * GAP + 2 * CROP]
     assert np.array_equal(before_crop, after_crop)  # the identity model: before and after equal
     assert before_crop.std() > 20  # a crop with detail, not a flat corner
+
+
+def test_a_fifo_or_a_broken_link_is_named_at_once(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it to read its first bytes would block forever
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "ok.png")
+    r = subprocess.run([sys.executable, "-m", "algnet_cli", "triage", str(tmp_path)], capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1
+    assert "pipe.jpg: not a regular file" in r.stderr and "gone.png: broken symbolic link" in r.stderr
+    assert "1 scored" in r.stdout and "2 failed" in r.stdout
