@@ -158,8 +158,8 @@ def judge(score: float, threshold: float = THRESHOLD, band: float = UNSURE_BAND)
 def decode_grey(path: Path) -> np.ndarray:
     """A grey image of ``path`` for the measure (upright as viewed). A JPEG is decoded straight to
     grey (its chroma is never converted): with this OpenCV's libjpeg-turbo, that measured faster
-    than its DCT-scaled reduced decoding (``IMREAD_REDUCED_GRAYSCALE_*``), whose inverse DCT is not
-    vectorised; the entropy decoding, which dominates, is the same. Other files (and a JPEG that
+    than its DCT-scaled reduced decoding (``IMREAD_REDUCED_GRAYSCALE_2/4``) on 12 MP photos; the
+    entropy decoding, which dominates, is the same either way. Other files (and a JPEG that
     OpenCV refuses) go through the usual reader, with its checks and errors."""
     import cv2
 
