@@ -21,6 +21,7 @@ import numpy as np
 from ..batch.plan import Job, OutputOptions
 from ..batch.record import FileResult
 from ..errors import AlgnetError, VideoError
+from ..interrupts import shielded
 from .connect import ClusterOptions
 from .worker import DeblurWorker
 
@@ -188,9 +189,12 @@ def schedule(pool: WorkerPool, tasks: list, submit, on_result, on_failure) -> No
         while queue or running:
             pool.poll()
             while queue and pool.idle:
-                i = queue.popleft()
-                actor = pool.take()
-                running[submit(actor, tasks[i])] = (i, actor)
+                # an interrupt between starting a task and noting it would leave the task unwatched: the
+                # driver would leave without waiting for it, and its worker be killed mid-write
+                with shielded():
+                    i = queue.popleft()
+                    actor = pool.take()
+                    running[submit(actor, tasks[i])] = (i, actor)
             if not running:
                 idle_since = idle_since or time.monotonic()
                 if not pool.starting or time.monotonic() - idle_since > STARTUP_TIMEOUT_S:

@@ -1,0 +1,76 @@
+"""The driver's scheduler on a stand-in for Ray: what it does when Ctrl-C lands while a task is being started."""
+
+import os
+import signal
+from collections import deque
+
+import pytest
+
+from algnet_cli import interrupts
+from algnet_cli.cluster.driver import schedule
+
+
+class _Exceptions:
+    class RayError(Exception):
+        pass
+
+    class RayActorError(RayError):
+        pass
+
+
+class _Ray:
+    """Tasks finish as soon as they are started; wait() hands back the started ones."""
+
+    exceptions = _Exceptions
+
+    def __init__(self):
+        self.results = {}
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        done = [r for r in refs if r in self.results][:num_returns]
+        return done, [r for r in refs if r not in done]
+
+    def get(self, ref):
+        return self.results[ref]
+
+
+class _Pool:
+    def __init__(self, workers):
+        self.ray = _Ray()
+        self.idle = deque(range(workers))
+        self.starting = {}
+        self.busy = 0
+        self.options = type("O", (), {"max_crashes": 2})()
+
+    def poll(self, timeout=0.0):
+        pass
+
+    def take(self):
+        self.busy += 1
+        return self.idle.popleft()
+
+    def give_back(self, actor):
+        self.busy -= 1
+        self.idle.append(actor)
+
+
+@pytest.mark.parametrize("at", [0, 1, 2])
+def test_ctrl_c_while_a_task_starts_still_waits_for_that_task(at):
+    """The task being started when Ctrl-C arrives is running on its worker: the driver waits for it
+    (and reports it) before it stops, instead of leaving its worker to be killed mid-write."""
+    pool = _Pool(workers=4)
+    started, finished = [], []
+
+    def submit(actor, task):
+        ref = object()
+        pool.ray.results[ref] = task * 10
+        started.append(task)
+        if task == at:  # the signal lands after the worker has the task, before the driver notes it
+            os.kill(os.getpid(), signal.SIGINT)
+        return ref
+
+    with interrupts.routed(), pytest.raises(KeyboardInterrupt):
+        schedule(pool, list(range(6)), submit, lambda i, r: finished.append(r), lambda i, why: None)
+    assert started == list(range(at + 1))  # nothing new started after the interrupt
+    assert sorted(finished) == [t * 10 for t in started]  # and every started task was waited for
+    assert pool.busy == 0
