@@ -96,12 +96,22 @@ def _compile(folder: Path):
 
     sys.modules.pop(_MODULE, None)
     previous = numba.config.CACHE_DIR
+    # numba's CPU target, set up on the first compile or cache load, probes for a BLAS by importing
+    # scipy.linalg when scipy is installed: 0.3 to 0.4 s of every start-up. The kernels call no BLAS, so
+    # the probe is told there is none (numba then sums np.convolve/np.correlate in a plain loop; np.dot
+    # and np.linalg, which import scipy when they compile, are unaffected).
+    probe = "scipy.linalg.cython_blas"
+    blocked = probe not in sys.modules
+    if blocked:
+        sys.modules[probe] = None  # an import of it raises ImportError
     try:
         folder.mkdir(parents=True, exist_ok=True)
         numba.config.CACHE_DIR = str(folder)
         return importlib.import_module(_MODULE)
     finally:
         numba.config.CACHE_DIR = previous
+        if blocked and sys.modules.get(probe, 0) is None:
+            del sys.modules[probe]
 
 
 _pool: ThreadPoolExecutor | None = None

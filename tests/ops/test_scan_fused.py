@@ -197,3 +197,22 @@ def test_cpu_allocator_setting_is_made_once_and_can_be_turned_off():
     env = dict(__import__("os").environ, ALGNET_MALLOC_TUNING="0")
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert on == ["True", "True"] and off.stdout.split() == ["False", "False"]
+
+
+def test_loading_the_kernels_does_not_import_scipy_linalg_and_leaves_numba_whole():
+    """numba's BLAS probe imports scipy.linalg (a third of a second of every start-up); the kernels need
+    no BLAS, so loading them skips it. Code compiled afterwards that does need BLAS still gets it."""
+    import subprocess
+
+    pytest.importorskip("scipy")
+    code = (
+        "import sys, numpy as np, numba\n"
+        "from algnet_cli.ops import scan_fused\n"
+        "scan_fused.kernels()\n"
+        "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
+        "assert sys.modules.get('scipy.linalg.cython_blas', 0) is not None\n"
+        "f = numba.njit(lambda a, b: np.dot(a, b))\n"
+        "assert f(np.ones((3, 2)), np.ones((2, 4))).sum() == 24.0\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
