@@ -13,7 +13,7 @@ import torch
 
 from .errors import NonFiniteOutputError, UsageError
 from .model import ALGNet
-from .tiling import tile_weight, tiles_2d
+from .tiling import BYTES_PER_PIXEL_PER_WIDTH, CPU_BUDGET_GB, forward_bytes, tile_weight, tiles_2d
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _log = logging.getLogger("algnet_cli.runner")
@@ -60,8 +60,6 @@ class RunReport:
         return {k: v for k, v in d.items() if v or k == "tiles"}
 
 
-#: peak bytes per input pixel per unit of width, measured (benchmarks/model.py, benchmarks/gpu.py): ~100-115
-BYTES_PER_PIXEL_PER_WIDTH = 120
 MIN_TILE = 64
 
 
@@ -132,13 +130,11 @@ class Runner:
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             return 0.8 * free
-        return 3.0 * 2**30
+        return CPU_BUDGET_GB * 2**30
 
     def estimate_bytes(self, height: int, width: int, batch: int = 1) -> float:
         """Rough peak memory of one whole-image forward."""
-        m = self.model.config.multiple
-        padded = (-(-height // m) * m) * (-(-width // m) * m)
-        return batch * padded * self.model.config.width * BYTES_PER_PIXEL_PER_WIDTH
+        return forward_bytes(height, width, self.model.config.width, self.model.config.multiple, batch)
 
     def plan_tile(self, height: int, width: int) -> int:
         """0 (whole image) or the tile side to use for an image of this size."""

@@ -6,6 +6,17 @@ import math
 
 import numpy as np
 
+#: peak bytes per input pixel per unit of width, measured (benchmarks/model.py, benchmarks/gpu.py): ~100-115
+BYTES_PER_PIXEL_PER_WIDTH = 120
+#: the forward's memory budget on the CPU when none is given
+CPU_BUDGET_GB = 3.0
+
+
+def forward_bytes(height: int, width: int, model_width: int, multiple: int = 16, batch: int = 1) -> float:
+    """Rough peak memory of one whole-image forward: the padded pixels times the model's width."""
+    padded = (-(-height // multiple) * multiple) * (-(-width // multiple) * multiple)
+    return batch * padded * model_width * BYTES_PER_PIXEL_PER_WIDTH
+
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Starts of evenly sized tiles of length ``min(tile, length)`` covering [0, length).

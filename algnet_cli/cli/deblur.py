@@ -95,7 +95,6 @@ def deblur(
 
       algnet deblur archive/ -r -o /shared/sharp/ --cluster auto (a Ray cluster; shared storage)
     """
-    from ..api import Deblurrer
     from ..batch import Request, VideoOptions, describe_plan, execute, plan
     from ..errors import UsageError
     from ..video import EncodeOptions
@@ -119,6 +118,10 @@ def deblur(
         raise UsageError("--skip-sharp applies to images, not to the frames of --to-video")
     if workers is not None and cluster is None:
         raise UsageError("--workers only applies with --cluster")
+    if not dry_run and cluster is None:
+        _prefault_first_forward(job, model, device, tile_size, max_memory)
+    from ..api import Deblurrer  # torch: imported while the first forward's memory is faulted in
+
     if dry_run:
         for line in describe_plan(job, Deblurrer(**model_args).runner):
             typer.echo(printable(line))
@@ -133,6 +136,19 @@ def deblur(
         outcome = execute(job, Deblurrer(**model_args), renderer)
     renderer.summary(outcome)
     raise typer.Exit(outcome.exit_code)
+
+
+def _prefault_first_forward(job, model, device: str, tile: int | None, max_memory: float | None) -> None:
+    """On the CPU, fault the first image's forward memory in on another core while torch and the model
+    load, so that the first image costs what the others cost (see :func:`algnet_cli.cpu.prefault`)."""
+    from ..batch.warm import first_forward_bytes
+    from ..cpu import prefault
+
+    if device not in ("auto", "cpu") or (device == "auto" and Path("/dev/nvidiactl").exists()):
+        return  # the forward runs on a GPU
+    nbytes = first_forward_bytes(job, model, tile, max_memory)
+    if nbytes:
+        prefault(nbytes)
 
 
 def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixels, model_args: dict) -> None:

@@ -1,0 +1,56 @@
+"""What the first forward of a run will need, known before torch is imported (so that its memory can
+be faulted in meanwhile, see :func:`algnet_cli.cpu.prefault`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..tiling import CPU_BUDGET_GB, forward_bytes
+from .plan import Plan
+
+
+def model_shape(model) -> tuple[int, int] | None:
+    """(width, padding multiple) of a model named as ``algnet deblur --model`` takes it, read from the
+    registry or a safetensors header without loading anything; None when not known that cheaply."""
+    from .. import hub
+
+    if not isinstance(model, (str, Path)):
+        return None
+    name = str(model)
+    entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
+    if entry is not None and entry.config.get("width"):
+        return int(entry.config["width"]), 2 ** len(entry.config.get("enc_blk_nums", (1, 1, 1, 1)))
+    path = Path(name)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            keys = list(f.keys())
+            width = int(f.get_slice("intro.weight").get_shape()[0])
+    except Exception:  # noqa: BLE001 - only an estimate: whatever is wrong with the file is reported by the load
+        return None
+    levels = {k.split(".")[1] for k in keys if k.startswith("encoders.")}
+    return width, 2 ** max(1, len(levels))
+
+
+def first_forward_bytes(plan: Plan, model, tile: int | None = None, max_memory_gb: float | None = None) -> float:
+    """Peak memory of the first image's forward on the CPU (0 when not known: no image to run, a
+    model whose shape is not known without loading it, a header that cannot be read)."""
+    from ..errors import AlgnetError
+    from ..images.probe import probe_image
+
+    shape = model_shape(model)
+    first = next((j for j in plan.images if j.action == "run" and j.problem is None), None)
+    if shape is None or first is None:
+        return 0.0
+    try:
+        head = probe_image(first.src)
+    except (AlgnetError, OSError):
+        return 0.0
+    h, w = head.height, head.width
+    if tile:
+        h, w = min(h, tile), min(w, tile)
+    budget = (max_memory_gb if max_memory_gb is not None else CPU_BUDGET_GB) * 2**30
+    return min(forward_bytes(h, w, *shape), budget)

@@ -1,0 +1,88 @@
+"""The first image as fast as the rest: its forward's memory faulted in while torch and the model load."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers.cli import write_tiny_checkpoint
+
+from algnet_cli.batch import OutputOptions, Request, plan
+from algnet_cli.batch.warm import first_forward_bytes, model_shape
+from algnet_cli.images import write_image
+from algnet_cli.tiling import CPU_BUDGET_GB, forward_bytes
+
+glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+
+# faults taken by filling a fresh 256 MiB tensor, after prefaulting a given amount (or nothing) first
+_FAULTS = """
+import resource, sys, torch
+from algnet_cli.cpu import prefault
+ask = float(sys.argv[1])
+if ask:
+    t = prefault(ask)
+    assert t is not None, "nothing was prefaulted"
+    t.join()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+x = torch.empty(256 << 20, dtype=torch.uint8)
+x.fill_(1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _faults(ask: float, **env) -> int:
+    r = subprocess.run(
+        [sys.executable, "-c", _FAULTS, str(ask)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout.split()[-1])
+
+
+@glibc
+def test_prefaulted_memory_is_reused_without_faulting_its_pages_again():
+    pages = (256 << 20) // 4096
+    cold = _faults(0)
+    warm = _faults(512 << 20)
+    assert cold > 0.9 * pages  # a fresh tensor faults every page in
+    assert warm < 0.05 * pages  # the same tensor in prefaulted heap: next to none
+    # and it can be turned off, alone or with the allocator setting it relies on
+    for env in ({"ALGNET_PREFAULT": "0"}, {"ALGNET_MALLOC_TUNING": "0"}):
+        code = "from algnet_cli.cpu import prefault; print(prefault(1 << 30))"
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+        assert r.stdout.split() == ["None"], r.stderr
+
+
+def _plan(folder, out):
+    return plan(Request((str(folder),), output=OutputOptions(output=out, folder=True)))
+
+
+def test_the_first_forward_is_sized_from_the_header_and_the_models_shape(tmp_path):
+    """The estimate made before torch is imported is the runner's own, for the embedded model and for a
+    checkpoint file: the shape read from the registry or the safetensors header is the loaded model's."""
+    from algnet_cli.api import Deblurrer
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "a.png", np.zeros((720, 1280, 3), np.uint8))
+    write_image(folder / "b.png", np.zeros((64, 64, 3), np.uint8))
+    job = _plan(folder, tmp_path / "out")
+    tiny = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    for model in ("default", str(tiny)):
+        runner = Deblurrer(model, device="cpu", tlc=False).runner
+        assert model_shape(model) == (runner.model.config.width, runner.model.config.multiple)
+        assert first_forward_bytes(job, model) == pytest.approx(runner.estimate_bytes(720, 1280))
+        assert first_forward_bytes(job, model, tile=256) == pytest.approx(runner.estimate_bytes(256, 256))
+    assert first_forward_bytes(job, "default", max_memory_gb=0.5) == 0.5 * 2**30  # the budget caps it
+    big = forward_bytes(6000, 8000, 16)
+    assert big > CPU_BUDGET_GB * 2**30
+    # nothing known cheaply: no estimate (the run goes on as before)
+    assert first_forward_bytes(job, "no-such-model") == 0
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    assert first_forward_bytes(job, str(tmp_path / "bad.safetensors")) == 0
+    (folder / "a.png").write_bytes(b"not a png")
+    assert first_forward_bytes(_plan(folder, tmp_path / "out2"), "default") == 0  # the first image unreadable
