@@ -89,3 +89,21 @@ def _available_bytes() -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_facts() -> tuple[str, list[str]]:
+    """This CPU's model name and its native bf16 features (``avx512_bf16``, ``amx_bf16``), from /proc/cpuinfo."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and name in ("", platform.machine(), platform.processor()):
+                    name = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return name, [f for f in ("avx512_bf16", "amx_bf16") if f in flags]

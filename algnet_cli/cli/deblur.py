@@ -147,8 +147,8 @@ def _prefault_first_forward(job, model, device: str, tile: int | None, max_memor
     if device not in ("auto", "cpu") or (device == "auto" and Path("/dev/nvidiactl").exists()):
         return  # the forward runs on a GPU
     nbytes = first_forward_bytes(job, model, tile, max_memory)
-    if nbytes:
-        prefault(nbytes)
+    if nbytes:  # the estimate covers the forward's tensors; the image's own buffers come on top (~5% at 720p)
+        prefault(1.1 * nbytes)
 
 
 def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixels, model_args: dict) -> None:
