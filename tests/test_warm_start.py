@@ -1,9 +1,11 @@
 """The first image as fast as the rest: its forward's memory faulted in while torch and the model load."""
 
+import json
 import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +88,27 @@ def test_the_first_forward_is_sized_from_the_header_and_the_models_shape(tmp_pat
     assert first_forward_bytes(job, str(tmp_path / "bad.safetensors")) == 0
     (folder / "a.png").write_bytes(b"not a png")
     assert first_forward_bytes(_plan(folder, tmp_path / "out2"), "default") == 0  # the first image unreadable
+
+
+def test_the_quick_start_reproduces_the_committed_examples(tmp_path):
+    """README's quick start, `algnet deblur examples/blurred -o out/` with the embedded model: on the CPU
+    `auto` is fp32, so the committed outputs come back byte for byte on a CPU of the kind that made
+    them (x86-64 with AVX-512), and within rounding elsewhere."""
+    from helpers.cli import run_deblur
+
+    from algnet_cli.cpu import cpu_facts
+    from algnet_cli.images import read_image
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
+    same_kind = platform.machine() == "x86_64" and "avx512f" in flags
+    out = tmp_path / "out"
+    r = run_deblur(root / "blurred", "-o", f"{out}/", "-q", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "algnet-run.json").read_text())["precision"] == "fp32"  # what auto is on a CPU
+    for made in sorted((root / "deblurred").iterdir()):
+        if same_kind:
+            assert (out / made.name).read_bytes() == made.read_bytes(), f"{made.name} changed ({cpu_facts()[0]})"
+        else:
+            a, b = read_image(out / made.name).astype(float), read_image(made).astype(float)
+            assert 10 * np.log10(255.0**2 / max(np.mean((a - b) ** 2), 1e-12)) > 45
