@@ -1,11 +1,12 @@
 """What a CPU user waits for: `algnet deblur` end to end, the first image against the rest, fp32 against bf16.
 
 Writes 1280x720 photos (crops of ``--photo``, tiled when smaller, each shifted) into a temporary folder,
-then runs the real command line, side by side in one run, for each precision:
-- one photo, end to end (interpreter start, imports, model load, decode, model, encode, record), with the
-  first forward's memory faulted in during start-up (the default) and without (``ALGNET_PREFAULT=0``),
-  alternated, the median of ``--repeats`` runs each;
-- a folder of 8: the first image's model time (from the run record) against the median of the others;
+then runs the real command line, side by side in one run:
+- with the first forward's memory faulted in during start-up (the default) and without
+  (``ALGNET_PREFAULT=0``), alternated, the median of ``--repeats`` runs each: one photo end to end
+  (interpreter start, imports, model load, decode, model, encode, record) above the steady per-image
+  time, and the first image's model time (from the run record) against the median of the others in
+  a folder of 4;
 - bf16 against fp32: per-image PSNR of the outputs, and the steady time ratio.
 
 Run: python benchmarks/cpu_latency.py [--photo FILE] [--model default]
@@ -80,37 +81,39 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photos(args.photo, tmp / "one", 1)
+        photos(args.photo, tmp / "four", 4)
         photos(args.photo, tmp / "eight", 8)
-        # one photo end to end: with the first forward's memory faulted in during start-up (the default)
-        # and without, alternated so that both see the same moments of this machine
+        # with the first forward's memory faulted in during start-up (the default) and without, alternated
+        # so that both see the same moments of this machine: one photo end to end, and a folder of 4
+        # (its first image's model time against the median of the other 3)
         walls: dict[bool, list[float]] = {True: [], False: []}
+        firsts: dict[bool, list[float]] = {True: [], False: []}
+        steadies: list[float] = []
         for _ in range(args.repeats):
             for on in (True, False):
                 walls[on].append(deblur(tmp / "one", tmp / "o1", "fp32", args.model, prefault=on)[0])
-        rows = {}
-        for name, precision, on in (
-            ("fp32", "fp32", True),
-            ("fp32, no prefault", "fp32", False),
-            ("bf16", "bf16", True),
-        ):
-            wall8, seconds = deblur(tmp / "eight", tmp / f"o8-{precision}-{on}", precision, args.model, prefault=on)
-            rows[name] = (wall8, seconds[0], statistics.median(seconds[1:]))
-        steady = rows["fp32"][2]
-        print(f"  one 1280x720 photo end to end, fp32, median of {args.repeats} (alternated):")
+                seconds = deblur(tmp / "four", tmp / "o4", "fp32", args.model, prefault=on)[1]
+                steadies.append(statistics.median(seconds[1:]))
+                firsts[on].append(seconds[0] / steadies[-1])
+        steady = statistics.median(steadies)
+        print(f"  fp32, median of {args.repeats} runs each way, alternated; steady per-image time {steady:.2f} s")
         for on, label in (
             (True, "first forward's memory faulted in during start-up"),
             (False, "without (ALGNET_PREFAULT=0)"),
         ):
-            wall = statistics.median(walls[on])
-            print(f"    {label:50s} {wall:6.2f} s = steady per-image time + {wall - steady:.2f} s")
-        print("  folder of 8: first image's model time against the median of the other 7:")
-        for name, (wall8, first, median) in rows.items():
+            wall, first = statistics.median(walls[on]), statistics.median(firsts[on])
             print(
-                f"    {name:18s} folder {wall8:6.2f} s; first {first:.2f} s against steady {median:.2f} s ({first / median:.2f}x)"
+                f"    {label:50s} one photo end to end {wall:5.2f} s = steady + {wall - steady:.2f} s; "
+                f"first image {first:.2f}x steady (folder of 4)"
             )
+        rows = {}
+        for precision in ("fp32", "bf16"):
+            wall8, seconds = deblur(tmp / "eight", tmp / f"o8-{precision}", precision, args.model)
+            rows[precision] = (wall8, seconds[0], statistics.median(seconds[1:]))
+            print(f"  {precision}: folder of 8 {wall8:6.2f} s; steady per-image {rows[precision][2]:.2f} s")
         ratio = rows["fp32"][2] / rows["bf16"][2]
         print(f"  bf16 against fp32, steady per-image time: {ratio:.2f}x {'faster' if ratio >= 1 else 'as fast'}")
-        values = [psnr(tmp / "o8-fp32-True" / f"p{i}.png", tmp / "o8-bf16-True" / f"p{i}.png") for i in range(8)]
+        values = [psnr(tmp / "o8-fp32" / f"p{i}.png", tmp / "o8-bf16" / f"p{i}.png") for i in range(8)]
         print(f"  bf16 output against fp32: {min(values):.1f} to {max(values):.1f} dB PSNR over the 8 photos")
 
 
