@@ -112,3 +112,20 @@ def test_the_quick_start_reproduces_the_committed_examples(tmp_path):
         else:
             a, b = read_image(out / made.name).astype(float), read_image(made).astype(float)
             assert 10 * np.log10(255.0**2 / max(np.mean((a - b) ** 2), 1e-12)) > 45
+
+
+def test_deblur_prefaults_for_its_first_image_on_the_cpu_and_not_for_a_gpu(tmp_path, monkeypatch):
+    import importlib
+
+    command = importlib.import_module("algnet_cli.cli.deblur")  # the module, not the command it defines
+    calls = []
+    monkeypatch.setattr("algnet_cli.cpu.prefault", calls.append)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "a.png", np.zeros((720, 1280, 3), np.uint8))
+    job = _plan(folder, tmp_path / "out")
+    command._prefault_first_forward(job, "default", "cpu", None, None)
+    assert calls == [pytest.approx(1.1 * forward_bytes(720, 1280, 16))]  # the image's buffers on top
+    command._prefault_first_forward(job, "default", "cuda:0", None, None)
+    command._prefault_first_forward(job, "no-such-model", "cpu", None, None)
+    assert len(calls) == 1

@@ -144,8 +144,9 @@ def _prefault_first_forward(job, model, device: str, tile: int | None, max_memor
     from ..batch.warm import first_forward_bytes
     from ..cpu import prefault
 
-    if device not in ("auto", "cpu") or (device == "auto" and Path("/dev/nvidiactl").exists()):
-        return  # the forward runs on a GPU
+    gpu_nodes = ("/dev/nvidiactl", "/dev/kfd")  # an NVIDIA or a ROCm driver: `auto` may well run on a GPU
+    if device not in ("auto", "cpu") or (device == "auto" and any(Path(p).exists() for p in gpu_nodes)):
+        return
     nbytes = first_forward_bytes(job, model, tile, max_memory)
     if nbytes:  # the estimate covers the forward's tensors; the image's own buffers come on top (~5% at 720p)
         prefault(1.1 * nbytes)
