@@ -129,3 +129,17 @@ def test_deblur_prefaults_for_its_first_image_on_the_cpu_and_not_for_a_gpu(tmp_p
     command._prefault_first_forward(job, "default", "cuda:0", None, None)
     command._prefault_first_forward(job, "no-such-model", "cpu", None, None)
     assert len(calls) == 1
+
+
+def test_the_estimate_never_stops_a_run(tmp_path, monkeypatch):
+    """A broken user registry, or a file named like a registry entry: the estimate gives up or reads the
+    file, as the load would take it, and leaves the errors to the load."""
+    monkeypatch.setenv("ALGNET_CONFIG_DIR", str(tmp_path / "cfg"))
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "models.json").write_text("{not json")
+    assert model_shape("default") is None and model_shape("anything") is None
+    tiny = write_tiny_checkpoint(tmp_path / "default")  # a file called "default" in the working folder
+    monkeypatch.chdir(tmp_path)
+    assert model_shape("default") is None  # a file, but not a .safetensors one: not read
+    tiny.rename(tmp_path / "m.safetensors")
+    assert model_shape("m.safetensors") == (8, 16)

@@ -16,12 +16,16 @@ def model_shape(model) -> tuple[int, int] | None:
 
     if not isinstance(model, (str, Path)):
         return None
-    name = str(model)
-    entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
-    if entry is not None and entry.config.get("width"):
-        return int(entry.config["width"]), 2 ** len(entry.config.get("enc_blk_nums", (1, 1, 1, 1)))
-    path = Path(name)
-    if path.suffix != ".safetensors" or not path.is_file():
+    name, path = str(model), Path(model)
+    if not path.is_file():  # an existing file wins over a registry name, as in the load
+        try:
+            entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
+        except Exception:  # noqa: BLE001 - a broken registry is for the load to report, not the estimate
+            return None
+        if entry is not None and entry.config.get("width"):
+            return int(entry.config["width"]), 2 ** len(entry.config.get("enc_blk_nums", (1, 1, 1, 1)))
+        return None
+    if path.suffix != ".safetensors":
         return None
     try:
         from safetensors import safe_open
