@@ -86,6 +86,8 @@ def test_the_first_forward_is_sized_from_the_header_and_the_models_shape(tmp_pat
     assert first_forward_bytes(job, "no-such-model") == 0
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
     assert first_forward_bytes(job, str(tmp_path / "bad.safetensors")) == 0
+    over = plan(Request((str(folder),), output=OutputOptions(output=tmp_path / "o3", folder=True, max_pixels=10**5)))
+    assert first_forward_bytes(over, "default") == 0  # an image over the decoding limit will be refused: no estimate
     (folder / "a.png").write_bytes(b"not a png")
     assert first_forward_bytes(_plan(folder, tmp_path / "out2"), "default") == 0  # the first image unreadable
 

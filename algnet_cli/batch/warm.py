@@ -43,7 +43,7 @@ def first_forward_bytes(plan: Plan, model, tile: int | None = None, max_memory_g
     """Peak memory of the first image's forward on the CPU (0 when not known: no image to run, a
     model whose shape is not known without loading it, a header that cannot be read)."""
     from ..errors import AlgnetError
-    from ..images.probe import probe_image
+    from ..images.probe import check_header, probe_image
 
     shape = model_shape(model)
     first = next((j for j in plan.images if j.action == "run" and j.problem is None), None)
@@ -51,6 +51,7 @@ def first_forward_bytes(plan: Plan, model, tile: int | None = None, max_memory_g
         return 0.0
     try:
         head = probe_image(first.src)
+        check_header(first.src, head, plan.request.output.max_pixels, frames=True)  # one the run will refuse: none
     except (AlgnetError, OSError):
         return 0.0
     h, w = head.height, head.width
