@@ -70,6 +70,10 @@ def main() -> None:
     ap.add_argument("--photo", type=Path, default=ROOT / "examples" / "blurred" / "text_defocus.jpg")
     ap.add_argument("--model", default="default")
     ap.add_argument("--repeats", type=int, default=3, help="runs of the one-photo command, each way")
+    ap.add_argument(
+        "--gopro", action="store_true", help="also fp32 against bf16 in-process, embedded and GoPro-size (minutes)"
+    )
+    ap.add_argument("--gopro-weights", default=None, help="a trained GoPro-size checkpoint (else seeded weights)")
     args = ap.parse_args()
     import torch
 
@@ -115,6 +119,12 @@ def main() -> None:
         print(f"  bf16 against fp32, steady per-image time: {ratio:.2f}x {'faster' if ratio >= 1 else 'as fast'}")
         values = [psnr(tmp / "o8-fp32" / f"p{i}.png", tmp / "o8-bf16" / f"p{i}.png") for i in range(8)]
         print(f"  bf16 output against fp32: {min(values):.1f} to {max(values):.1f} dB PSNR over the 8 photos")
+    if args.gopro:  # the same rows as benchmarks/gpu.py, on this CPU: one timed forward after a warm-up each
+        from gpu import models_section
+
+        from algnet_cli.model import DEFAULT
+
+        models_section(torch.device("cpu"), (720, 1280), DEFAULT, 1, str(args.photo), args.gopro_weights)
 
 
 if __name__ == "__main__":
