@@ -35,7 +35,7 @@ def doctor() -> None:
     lines.append(
         "cpu precision auto -> fp32; bf16 on request (--precision bf16): "
         + (
-            "on an AMX Xeon it measured slower than fp32 (docs/benchmarks.md)"
+            "on an AMX Xeon it measured no faster than fp32 (docs/benchmarks.md)"
             if bf16_flags
             else "emulated on this CPU, slower than fp32"
         )
