@@ -98,23 +98,24 @@ def test_the_first_forward_is_sized_from_the_header_and_the_models_shape(tmp_pat
 
 def test_the_quick_start_reproduces_the_committed_examples(tmp_path):
     """README's quick start, `algnet deblur examples/blurred -o out/` with the embedded model: on the CPU
-    `auto` is fp32, so the committed outputs come back byte for byte on a CPU of the kind that made
-    them (x86-64 with AVX-512), and within rounding elsewhere."""
+    `auto` is fp32, so the committed outputs come back byte for byte on the kind of machine that made them
+    (the CPU model and torch build below), and within rounding elsewhere (oneDNN's blocking, and so the
+    order of its sums, depends on the CPU)."""
+    import torch
     from helpers.cli import run_deblur
 
     from algnet_cli.cpu import cpu_facts
     from algnet_cli.images import read_image
 
+    made_on = ("Intel(R) Xeon(R) Processor", "2.13.0+cpu")
     root = Path(__file__).resolve().parents[1] / "examples"
-    flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
-    same_kind = platform.machine() == "x86_64" and "avx512f" in flags
     out = tmp_path / "out"
     r = run_deblur(root / "blurred", "-o", f"{out}/", "-q", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "algnet-run.json").read_text())["precision"] == "fp32"  # what auto is on a CPU
     for made in sorted((root / "deblurred").iterdir()):
-        if same_kind:
-            assert (out / made.name).read_bytes() == made.read_bytes(), f"{made.name} changed ({cpu_facts()[0]})"
+        if (cpu_facts()[0], torch.__version__) == made_on:
+            assert (out / made.name).read_bytes() == made.read_bytes(), f"{made.name} changed"
         else:
             a, b = read_image(out / made.name).astype(float), read_image(made).astype(float)
             assert 10 * np.log10(255.0**2 / max(np.mean((a - b) ** 2), 1e-12)) > 45
