@@ -28,7 +28,7 @@ def keep_freed_memory() -> bool:
     global _done
     if _done:
         return True
-    if os.environ.get("ALGNET_MALLOC_TUNING", "1").strip() == "0" or platform.libc_ver()[0] != "glibc":
+    if _turned_off("ALGNET_MALLOC_TUNING") or platform.libc_ver()[0] != "glibc":
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -53,9 +53,9 @@ def prefault(nbytes: float) -> threading.Thread | None:
     tuning off (``ALGNET_MALLOC_TUNING=0``, or ``ALGNET_PREFAULT=0`` for this alone), or less than one
     block asked for.
     """
-    if os.environ.get("ALGNET_PREFAULT", "1").strip() == "0" or not keep_freed_memory():
+    if _turned_off("ALGNET_PREFAULT") or not keep_freed_memory():
         return None
-    nbytes = min(float(nbytes), 0.5 * _available_bytes())
+    nbytes = min(float(nbytes), 0.5 * (available_memory() or 0))
     count = int(nbytes // _BLOCK)
     if count < 1:
         return None
@@ -79,16 +79,33 @@ def prefault(nbytes: float) -> threading.Thread | None:
     return thread
 
 
-def _available_bytes() -> float:
-    """MemAvailable from /proc/meminfo (no limit known: 0, so nothing is prefaulted)."""
+def available_memory() -> int | None:
+    """Bytes of memory available now (MemAvailable, else the free physical pages); None when unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0.0
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _turned_off(name: str) -> bool:
+    return os.environ.get(name, "1").strip() == "0"
+
+
+def memory_state() -> str:
+    """What this process does with its memory, as ``algnet doctor`` says it (nothing is set here)."""
+    if platform.libc_ver()[0] != "glibc":
+        return "glibc's allocator settings do not apply here"
+    if _turned_off("ALGNET_MALLOC_TUNING"):
+        return "freed blocks returned to the system (ALGNET_MALLOC_TUNING=0); no prefault"
+    prefault_on = "no (ALGNET_PREFAULT=0)" if _turned_off("ALGNET_PREFAULT") else "yes"
+    return f"freed blocks kept for reuse; first forward's memory faulted in during start-up: {prefault_on}"
 
 
 def cpu_facts() -> tuple[str, list[str]]:

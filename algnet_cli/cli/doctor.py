@@ -27,7 +27,7 @@ def doctor() -> None:
         f"torch        {torch.__version__} (CUDA build: {torch.version.cuda or 'no'})",
         f"threads      {torch.get_num_threads()}",
     ]
-    from ..cpu import cpu_facts
+    from ..cpu import cpu_facts, memory_state
 
     cpu_name, bf16_flags = cpu_facts()
     native = f"native bf16 ({', '.join(bf16_flags)})" if bf16_flags else "no native bf16"
@@ -40,7 +40,7 @@ def doctor() -> None:
             else "emulated on this CPU, slower than fp32"
         )
     )
-    lines.append(f"cpu memory   {_memory_state()}")
+    lines.append(f"cpu memory   {memory_state()}")
     devices = ["cpu"]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -67,20 +67,6 @@ def doctor() -> None:
         lines.append(f"video        unavailable ({e})")
     lines.append(f"cluster      {_ray_state()}")
     typer.echo("\n".join(lines))
-
-
-def _memory_state() -> str:
-    """Whether freed blocks are kept for reuse and the first forward's memory is faulted in at start-up."""
-    import os
-
-    if platform.libc_ver()[0] != "glibc":
-        return "glibc's allocator settings do not apply here"
-    if os.environ.get("ALGNET_MALLOC_TUNING", "1").strip() == "0":
-        return "freed blocks returned to the system (ALGNET_MALLOC_TUNING=0); no prefault"
-    prefault = os.environ.get("ALGNET_PREFAULT", "1").strip() != "0"
-    return "freed blocks kept for reuse; first forward's memory faulted in during start-up: " + (
-        "yes" if prefault else "no (ALGNET_PREFAULT=0)"
-    )
 
 
 def _ray_state() -> str:

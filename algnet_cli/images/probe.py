@@ -10,7 +10,6 @@ process; it is raised only around our own calls, and only to the size we checked
 
 from __future__ import annotations
 
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,20 +39,11 @@ def is_image_path(path: Path) -> bool:
 
 def default_max_pixels() -> int:
     """The decoding limit: half the memory available now, at BYTES_PER_DECODED_PIXEL a pixel."""
-    available = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
+    from ..cpu import available_memory
+
+    available = available_memory()
     if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = 8 << 30
+        available = 8 << 30
     return int(available * 0.5 / BYTES_PER_DECODED_PIXEL)
 
 
