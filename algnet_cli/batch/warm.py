@@ -8,6 +8,10 @@ from pathlib import Path
 from ..tiling import CPU_BUDGET_GB, forward_bytes
 from .plan import Plan
 
+#: the padding multiple of a model built from a checkpoint file: the configuration read off its tensors
+#: always has four encoder levels (model.checkpoint.infer_config), some possibly without blocks
+CHECKPOINT_MULTIPLE = 2**4
+
 
 def model_shape(model) -> tuple[int, int] | None:
     """(width, padding multiple) of a model named as ``algnet deblur --model`` takes it, read from the
@@ -22,7 +26,7 @@ def model_shape(model) -> tuple[int, int] | None:
             entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
         except Exception:  # noqa: BLE001 - a broken registry is for the load to report, not the estimate
             return None
-        if entry is not None and entry.config.get("width"):
+        if entry is not None and entry.config.get("width"):  # ALGNetConfig.multiple: 2 ** levels
             return int(entry.config["width"]), 2 ** len(entry.config.get("enc_blk_nums", (1, 1, 1, 1)))
         return None
     if path.suffix != ".safetensors":
@@ -31,12 +35,10 @@ def model_shape(model) -> tuple[int, int] | None:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="numpy") as f:
-            keys = list(f.keys())
             width = int(f.get_slice("intro.weight").get_shape()[0])
     except Exception:  # noqa: BLE001 - only an estimate: whatever is wrong with the file is reported by the load
         return None
-    levels = {k.split(".")[1] for k in keys if k.startswith("encoders.")}
-    return width, 2 ** max(1, len(levels))
+    return width, CHECKPOINT_MULTIPLE
 
 
 def first_forward_bytes(plan: Plan, model, tile: int | None = None, max_memory_gb: float | None = None) -> float:
