@@ -22,6 +22,7 @@ class Decoded:
     opened: object  # images.Opened
     notes: list[str] = field(default_factory=list)
     blur: float | None = None  # the input's blur score (its first frame)
+    blur_after: float | None = None  # the output's, once it is written
     verdict: str | None = None  # with --skip-sharp, triage's verdict: a sharp one is copied, not deblurred
 
     @property
@@ -108,10 +109,10 @@ def run_images(
             out, decoded = item.data
             decoded.notes.extend(save_image(item.key, out, decoded, options.quality))
             if out is None:  # copied: the output is the input, whose score is known
-                after = decoded.blur
+                decoded.blur_after = decoded.blur
             else:
-                after = blur_score(out[0] if isinstance(out, list) else out)
-            item.data = (None, decoded, after)  # the output kept no longer than needed
+                decoded.blur_after = blur_score(out[0] if isinstance(out, list) else out)
+            item.data = (None, decoded)  # the output kept no longer than needed
 
     pipeline = Pipeline(
         lambda batch: _restore(deblurrer, batch),
@@ -164,9 +165,9 @@ def _result(item: Item) -> FileResult:
         res.notes = list(dict.fromkeys(decoded.notes))
         res.image = decoded.opened.description.summary()
         res.blur = {"input": round(decoded.blur, 4)} if decoded.blur is not None else {}
-        if len(item.data) > 2 and decoded.blur is not None:  # written
-            res.blur["output"] = round(item.data[2], 4)
-            res.blur["gain"] = round(decoded.blur - item.data[2], 4)
+        if decoded.blur is not None and decoded.blur_after is not None:  # written
+            res.blur["output"] = round(decoded.blur_after, 4)
+            res.blur["gain"] = round(decoded.blur - decoded.blur_after, 4)
         if decoded.verdict is not None:
             res.triage = {"verdict": decoded.verdict, "action": "copied" if decoded.sharp else "deblurred"}
     if item.report is not None:
