@@ -129,12 +129,23 @@ class Deblurrer:
             "versions": {"torch": torch.__version__},
         }
 
-    def deblur_file(self, src: str | Path, dst: str | Path, *, quality: int = 95) -> list[str]:
+    def deblur_file(self, src: str | Path, dst: str | Path, *, quality: int = 95, overwrite: bool = False) -> list[str]:
         """Deblur one image file into ``dst`` exactly as ``algnet deblur`` does (every page or frame,
-        the input's description honoured); the notes on what the output could not hold."""
+        the input's description honoured); the notes on what the output could not hold.
+
+        As on the command line, ``dst`` may never be ``src`` (nor a link to it), and an existing
+        ``dst`` is replaced only with ``overwrite=True``: a UsageError (also a ValueError) otherwise.
+        """
         from .batch.plan import Job
         from .batch.stills import load_image, save_image
+        from .errors import UsageError
+        from .outputs import OutputGuard
 
+        guard = OutputGuard(overwrite=overwrite)
+        guard.add_input(src)
+        guard.claim_file(dst, "dst", existing="keep")
+        if not overwrite and Path(dst).exists():
+            raise UsageError(f"dst {dst}: exists; pass overwrite=True to replace it")
         job = Job(Path(src), Path(dst))
         decoded = load_image(job)
         outs = [self.deblur(frame) for frame in decoded.opened.frames]

@@ -66,8 +66,23 @@ def write_sheet(path: Path, panels: list[tuple[str, np.ndarray]], focus: tuple[i
         crops.append(
             cv2.resize(crop, (side, side * crop.shape[0] // max(1, crop.shape[1])), interpolation=cv2.INTER_NEAREST)
         )
-    sheet = np.vstack([np.hstack(tops), np.hstack(crops)])
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"{path}: could not encode the comparison sheet")
-    atomic_write(path, lambda p: p.write_bytes(buf.tobytes()))
+    save_sheet(path, np.vstack([np.hstack(tops), np.hstack(crops)]))
+
+
+def save_sheet(path: Path, rgb: np.ndarray) -> None:
+    """Write a sheet (H x W x 3 uint8 RGB) atomically. A PNG carries the text chunk
+    ``Software: algnet-cli``, by which a later run knows the file as its own and may replace it;
+    other formats go through the image writer."""
+    from .outputs import SOFTWARE
+
+    if Path(path).suffix.lower() != ".png":
+        from .images import write_image
+
+        write_image(path, rgb)
+        return
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SOFTWARE)
+    im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    atomic_write(path, lambda p: im.save(p, format="PNG", pnginfo=info, compress_level=4))

@@ -79,23 +79,49 @@ def shipped_file(path: Path) -> bool:
 
 
 def remove_model(name: str, cache: str | Path | None = None) -> tuple[RegistryEntry, Path | None, bool]:
-    """Remove a model's user-registry entry and its cached download: (the entry, the file removed,
-    whether the entry was removed). A model whose file ships inside the package is refused."""
+    """Remove a model's user-registry entry and the files inside the cache that the entry owns:
+    (the entry, the file removed, whether the entry was removed).
+
+    ``name`` is a registry name, never a path: nothing outside the cache is deleted (a registered
+    checkpoint of the user's own stays where it is), nor the weights that ship inside the package.
+    """
     entry = find_entry(name)
     if entry is None:
-        raise ModelNotFoundError(f"{name}: no registered model of that name")
-    path = cached_file(name, cache)
-    if path is None and parse_ref(entry.source) is None and Path(entry.source).is_file():
-        path = Path(entry.source)  # a file that fails its checksum is removed too, not left behind
-    if entry.builtin and path is not None and shipped_file(path):
+        names = ", ".join(e.name for e in registry()) or "none"
+        raise ModelNotFoundError(f"{name}: no registered model of that name (registered: {names})")
+    path = _owned_file(entry, cache)
+    if entry.builtin and path is None and parse_ref(entry.source) is None:
         raise UsageError(
-            f"{name} ships inside algnet-cli ({path}); its weights are part of the install and are not removed"
+            f"{name} ships inside algnet-cli ({entry.source}); its weights are part of the install and are not removed"
         )
     if path is not None:
         real = Path(os.path.realpath(path))
         path.unlink(missing_ok=True)
-        real.unlink(missing_ok=True)
+        if _inside(real, cache_dir(cache)):
+            real.unlink(missing_ok=True)
     return entry, path, remove_user_entry(name) is not None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(folder)) in Path(os.path.realpath(path)).parents
+
+
+def _owned_file(entry: RegistryEntry, cache: str | Path | None) -> Path | None:
+    """The file inside the cache that ``entry`` owns (its download, or its imported copy), if any."""
+    root = cache_dir(cache)
+    hub = parse_ref(entry.source)
+    if hub is None:
+        path = Path(entry.source)
+        if os.path.lexists(path) and _inside(path, root) and not shipped_file(path):
+            return path
+        return None
+    try:
+        path = _entry_download(entry, hub, cache, offline=True, quiet=True)
+    except (ModelNotFoundError, DownloadError):
+        return None
+    except IntegrityError:  # a corrupt download was deleted already
+        return None
+    return path if _inside(path, root) else None
 
 
 def cache_dir(override: str | Path | None = None) -> Path:
@@ -213,7 +239,13 @@ def resolve(
     offline = offline_default() if offline is None else offline
     ref = str(ref)
     local = Path(ref).expanduser()
-    if not ref.startswith(HF_PREFIX) and os.path.lexists(local):  # an existing path wins over a registry name
+    try:
+        entry = None if ref.startswith(HF_PREFIX) else find_entry(ref)
+    except UsageError:  # a broken user registry: a path that exists still loads, anything else says why
+        if not os.path.lexists(local):
+            raise
+        entry = None
+    if entry is None and not ref.startswith(HF_PREFIX) and os.path.lexists(local):  # a registry name wins
         if local.is_file():
             return local
         if local.is_dir():
@@ -221,7 +253,6 @@ def resolve(
         from .fileio import unreadable_reason
 
         raise ModelNotFoundError(f"{ref}: not a regular file ({unreadable_reason(local) or 'a special file'})")
-    entry = None if ref.startswith(HF_PREFIX) else find_entry(ref)
     if entry is None and not ref.startswith(HF_PREFIX):
         names = ", ".join(e.name for e in registry()) or "none"
         raise ModelNotFoundError(f"{ref}: no such file and no registered model of that name (registered: {names})")
@@ -235,6 +266,11 @@ def resolve(
             )
         _verify(path, entry.sha256 if entry else None, ref, delete=False)
         return path
+    return _entry_download(entry, hub, cache, offline=offline, quiet=quiet)
+
+
+def _entry_download(entry: RegistryEntry | None, hub: HubRef, cache, *, offline: bool, quiet: bool) -> Path:
+    """The cached (or, online, downloaded) file of a Hub reference, pinned and checked by ``entry``."""
     if entry and entry.revision:
         hub = HubRef(hub.repo_id, hub.filename, entry.revision)
     path = _download(hub, cache_dir(cache), offline, quiet)

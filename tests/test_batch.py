@@ -59,10 +59,10 @@ def test_two_inputs_for_one_output_are_refused_images_and_videos_alike(tmp_path,
 
 def test_outputs_that_would_overwrite_inputs_are_refused(tmp_path):
     _images(tmp_path, "a.png", "b.png")
-    with pytest.raises(UsageError, match="overwrite an input"):
+    with pytest.raises(UsageError, match="overwrite (an|the) input"):
         plan(_request(tmp_path / "a.png", tmp_path / "b.png", output=tmp_path))
     (tmp_path / "v.mp4").write_bytes(b"")
-    with pytest.raises(UsageError, match="overwrite an input"):
+    with pytest.raises(UsageError, match="overwrite (an|the) input"):
         plan(_request(tmp_path / "v.mp4", output=tmp_path / "v.mp4"))
 
 
@@ -114,7 +114,8 @@ def test_a_run_skips_what_exists_and_its_record_comes_from_the_runner_reports(tm
     _images(tmp_path / "in", "a.png", "b.png", "c.png")
     (tmp_path / "in" / "d.png").write_bytes(b"not a png")
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "b.png").write_bytes(b"an earlier output")
+    (tmp_path / "out" / "algnet-run.json").write_text('{"status": "started", "versions": {}, "files": []}')
+    (tmp_path / "out" / "b.png").write_bytes(b"an earlier output")  # an interrupted earlier run's
     p = plan(_request(tmp_path / "in", output=tmp_path / "out"))
     model = Inverter()
     outcome = execute(p, model)
@@ -176,6 +177,7 @@ def test_the_plan_decides_once_and_the_dry_run_reads_it(tmp_path):
 
     _images(tmp_path / "in", "a.png")
     (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "algnet-run.json").write_text('{"status": "finished", "versions": {}, "files": []}')
     (tmp_path / "out" / "a.png").write_bytes(b"done before")
     kept = plan(_request(tmp_path / "in", output=tmp_path / "out"))
     again = plan(_request(tmp_path / "in", output=tmp_path / "out", skip_existing=False))

@@ -8,8 +8,10 @@ from pathlib import Path
 from ..errors import ImageWriteError, UsageError
 from ..fileio import make_temp, stale_temps
 from ..images import FORMATS, is_image_path
+from ..outputs import OutputGuard
 from ..video import OUTPUT_CONTAINERS, EncodeOptions, check_encode_options, is_video_path
 from .discover import discover, identity
+from .record import RUN_RECORD
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,6 @@ class Plan:
     sequence: list[Path] = field(default_factory=list)  # --to-video frames, in order
     not_images: list[str] = field(default_factory=list)
     record_dir: Path | None = None
-    earlier_outputs: list[str] = field(default_factory=list)  # files in the output folder that this run writes
     sequence_action: str = "run"  # the --to-video video: run, or skip (it exists and may not be replaced)
 
     @property
@@ -101,7 +102,9 @@ def plan(request: Request) -> Plan:
         raise UsageError(f"unknown --format {out.fmt!r}; use keep, {', '.join(FORMATS)}")
     if vid.container is not None and "." + vid.container.lower().lstrip(".") not in OUTPUT_CONTAINERS:
         raise UsageError(f"unknown --video-format {vid.container!r}; use {', '.join(v[1:] for v in OUTPUT_CONTAINERS)}")
-    found, not_images = discover(list(request.inputs), request.recursive, exclude=out.output)
+    if any(c in out.suffix for c in ("/", "\\", "\0")) or out.suffix in (".", ".."):
+        raise UsageError(f"--suffix {out.suffix!r}: a suffix is added to file names; it cannot hold / or \\")
+    found, not_images = discover(list(request.inputs), request.recursive)
     if not found:
         from ..images import UNREADABLE_SUFFIXES
 
@@ -115,10 +118,13 @@ def plan(request: Request) -> Plan:
     videos = [(s, r) for s, r in found if is_video_path(s)]
     images = [(s, r) for s, r in found if not is_video_path(s)]
     result = Plan(request, not_images=not_images)
+    guard = input_guard(request, found, overwrite=not out.skip_existing)
     if vid.to_video is not None:
         _check_sequence(request, videos)
         check_encode_options(vid.encode, [vid.to_video.suffix.lower()])
+        guard.claim_file(vid.to_video, "--to-video", existing="keep")
         result.sequence, result.record_dir = [s for s, _ in images], vid.to_video.parent
+        guard.claim_file(result.record_dir / RUN_RECORD, "the run record")
         result.sequence_action = "skip" if out.skip_existing and vid.to_video.exists() else "run"
         return result
     if vid.encode.fps is not None:
@@ -128,14 +134,47 @@ def plan(request: Request) -> Plan:
     single = _single_output(found, images, out)
     result.images = [_image_job(s, r, out, single) for s, r in images]
     result.videos = [_video_job(s, r, out, vid, single) for s, r in videos]
-    _leave_out_earlier_outputs(result, out)
+    result.record_dir = out.output.parent if single else (out.output or vid.frames_out)
+    _claim_outputs(guard, result, single)
     _refuse_collisions(result.jobs)
     if any(j.kind == "video" for j in result.videos):
         check_encode_options(vid.encode, [j.dst.suffix.lower() for j in result.videos if j.kind == "video"])
     for jobs in (result.images, result.videos):
         jobs[:] = [_decide(_check_name(j), out.skip_existing) for j in jobs]
-    result.record_dir = out.output.parent if single else (out.output or vid.frames_out)
     return result
+
+
+def input_guard(request: Request, found, *, overwrite: bool) -> OutputGuard:
+    """The owner of this request's output paths, told every input: the folders named (walked with
+    -r), every file found, and the ground-truth folder."""
+    guard = OutputGuard(overwrite=overwrite)
+    for item in request.inputs:
+        if Path(item).is_dir():
+            guard.add_input(item, walked=request.recursive)
+    guard.add_inputs(src for src, _ in found)
+    if request.gt is not None:
+        guard.add_input(request.gt, "ground truth", walked=True)
+    return guard
+
+
+def _claim_outputs(guard: OutputGuard, result: Plan, single: bool) -> None:
+    """Claim every path the run writes, before any work (see :mod:`algnet_cli.outputs`)."""
+    from ..video.encode import FRAMES_MANIFEST
+
+    out, vid = result.request.output, result.request.video
+    for job in result.jobs:  # first: an output that is an input is named as such
+        if job.kind != "frames":
+            guard.claim_file(job.dst, "-o", existing="keep")
+    if out.output is not None:
+        if single:
+            guard.claim_file(out.output, "-o", existing="keep")
+        else:
+            guard.claim_folder(out.output, "-o", markers=(RUN_RECORD,))
+    if vid.frames_out is not None and result.videos:
+        guard.claim_folder(vid.frames_out, "--frames-out", markers=(RUN_RECORD,))
+        for job in result.videos:
+            guard.claim_folder(job.dst, "--frames-out", markers=(FRAMES_MANIFEST,))
+    guard.claim_file(result.record_dir / RUN_RECORD, "the run record")
 
 
 def _single_output(found: list, images: list, out: OutputOptions) -> bool:
@@ -163,24 +202,6 @@ def _single_output(found: list, images: list, out: OutputOptions) -> bool:
             f"-o {o}: names {other}, but the input is {kind}; name {kind} file, or a folder (end it with /)"
         )
     return False
-
-
-def _leave_out_earlier_outputs(result: Plan, out: OutputOptions) -> None:
-    """Files inside the output folder that this run would write (a --suffix run into its own input
-    folder, run again) are an earlier run's outputs, not inputs: they are left out, so the run resumes."""
-    if out.output is None:
-        return
-    root = out.output.resolve()
-    dsts = {j.dst.resolve() for j in result.jobs}
-    for jobs in (result.images, result.videos):
-        keep = []
-        for j in jobs:
-            src = identity(j.src)
-            if src in dsts and src != j.dst.resolve() and root in src.parents:
-                result.earlier_outputs.append(str(j.src))
-            else:
-                keep.append(j)
-        jobs[:] = keep
 
 
 def _decide(job: Job, skip_existing: bool) -> Job:

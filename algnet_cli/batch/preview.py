@@ -110,8 +110,7 @@ def _label(row: PreviewRow) -> str:
 def _write_sheet(path: Path, panels) -> None:
     import cv2
 
-    from ..compare import to_rgb8
-    from ..images import write_image
+    from ..compare import save_sheet, to_rgb8
 
     width = 2 * CROP + 3 * GAP
     blocks = []
@@ -130,4 +129,4 @@ def _write_sheet(path: Path, panels) -> None:
     for i, text in enumerate(("before", "after (the model, with this run's options)")):
         cv2.putText(head, text, (GAP + i * (CROP + GAP), 21), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1,
                     cv2.LINE_AA)  # fmt: skip
-    write_image(path, np.vstack([head, *blocks]))
+    save_sheet(path, np.vstack([head, *blocks]))

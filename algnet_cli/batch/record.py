@@ -119,12 +119,12 @@ class Outcome:
         return out
 
 
-def write_run_record(folder: Path, info: dict, outcome: Outcome) -> Path:
+def write_run_record(folder: Path, info: dict, outcome: Outcome, status: str = "finished") -> Path:
     """``algnet-run.json`` in ``folder``, written atomically: ``info`` (the model and runner as they
     ran), then every file's result and every video's report."""
     from .. import __version__
 
-    record = dict(info)
+    record = {"status": status, **info}
     record["versions"] = {"algnet-cli": __version__, "python": platform.python_version(), **record.get("versions", {})}
     record["files"] = [r.to_dict() for r in outcome.results]
     record["not_images"] = outcome.not_images
@@ -135,6 +135,18 @@ def write_run_record(folder: Path, info: dict, outcome: Outcome) -> Path:
     path = folder / RUN_RECORD
     atomic_write_text(path, json.dumps(record, indent=2))
     return path
+
+
+def mark_run_started(folder: Path) -> None:
+    """Before any work, a run record saying the run has started, where no record is yet: the folder is
+    then known as algnet's, so that a run interrupted before its end can be resumed into it (see
+    :mod:`algnet_cli.outputs`). The full record replaces it at the end."""
+    from .. import __version__
+
+    path = folder / RUN_RECORD
+    if not path.exists():
+        record = {"status": "started", "versions": {"algnet-cli": __version__}, "files": []}
+        atomic_write_text(path, json.dumps(record, indent=2))
 
 
 def describe_error(e: BaseException) -> str:

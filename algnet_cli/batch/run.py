@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from .. import interrupts
 from .plan import Plan, check_writable, clean_stale_temps, output_folders
-from .record import RUN_RECORD, FileResult, Outcome, write_run_record
+from .record import RUN_RECORD, FileResult, Outcome, mark_run_started, write_run_record
 from .stills import run_images
 from .videos import VideoEvents, run_sequence, run_videos
 
@@ -72,37 +73,51 @@ def _execute(plan: Plan, executor: Executor, events: Events) -> Outcome:
     folders = output_folders(plan)
     check_writable(folders)
     clean_stale_temps([f for f in folders if f.is_dir()])
+    mark_run_started(plan.record_dir)
     outcome = Outcome(not_images=plan.not_images)
-    if plan.sequence:
-        outcome.videos.append(executor.run_sequence(plan, events))
-    else:
-        events.images_start(len(plan.images))
-        try:
-            outcome.results = _run_planned(plan, executor.run_images, events)
-        finally:
-            events.images_end()
-        outcome.videos = executor.run_videos(plan, events)
-        if plan.request.gt is not None:
-            outcome.scores = score_outputs(plan, outcome)
+    done: list[FileResult] = []  # the images finished so far, for the record of an interrupted run
+    try:
+        if plan.sequence:
+            outcome.videos.append(executor.run_sequence(plan, events))
+        else:
+            events.images_start(len(plan.images))
+            try:
+                outcome.results = _run_planned(plan, executor.run_images, events, done)
+            finally:
+                events.images_end()
+            outcome.videos = executor.run_videos(plan, events)
+            if plan.request.gt is not None:
+                outcome.scores = score_outputs(plan, outcome)
+    except KeyboardInterrupt:
+        outcome.results = outcome.results or done
+        with contextlib.suppress(Exception):  # the interrupt is what this run reports, not the record
+            _write_record(plan.record_dir, executor, outcome, status="interrupted")
+        raise
     _write_record(plan.record_dir, executor, outcome)
     return outcome
 
 
-def _run_planned(plan: Plan, run_stills, events: Events) -> list[FileResult]:
+def _run_planned(plan: Plan, run_stills, events: Events, done: list | None = None) -> list[FileResult]:
     """The image jobs that planning found no problem with through ``run_stills``; the others are
-    failed results with the reason; all in input order."""
+    failed results with the reason; all in input order. ``done`` collects each result as it comes."""
+    done = [] if done is None else done
+
+    def file_done(result: FileResult) -> None:
+        done.append(result)
+        events.file_done(result)
+
     failed = {}
     for job in plan.images:
         if job.problem is not None:
             failed[id(job)] = FileResult(str(job.src), str(job.dst), "failed", error=f"{job.src}: {job.problem}")
-            events.file_done(failed[id(job)])
-    results = iter(run_stills([j for j in plan.images if j.problem is None], plan.request.output, events.file_done))
+            file_done(failed[id(job)])
+    results = iter(run_stills([j for j in plan.images if j.problem is None], plan.request.output, file_done))
     return [failed[id(j)] if id(j) in failed else next(results) for j in plan.images]
 
 
-def _write_record(folder: Path, deblurrer, outcome: Outcome) -> None:
+def _write_record(folder: Path, deblurrer, outcome: Outcome, status: str = "finished") -> None:
     try:
-        outcome.record = write_run_record(folder, deblurrer.describe_run(), outcome)
+        outcome.record = write_run_record(folder, deblurrer.describe_run(), outcome, status)
     except OSError as e:  # a full disk: the summary still tells what happened
         outcome.record, outcome.record_error = folder / RUN_RECORD, e.strerror or str(e)
 

@@ -21,13 +21,15 @@ def model_shape(model) -> tuple[int, int] | None:
     if not isinstance(model, (str, Path)):
         return None
     name, path = str(model), Path(model)
-    if not path.is_file():  # an existing file wins over a registry name, as in the load
-        try:
-            entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
-        except Exception:  # noqa: BLE001 - a broken registry is for the load to report, not the estimate
-            return None
-        if entry is not None and entry.config.get("width"):  # ALGNetConfig.multiple: 2 ** levels
+    try:  # a registry name wins over a file of the same name, as in the load
+        entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
+    except Exception:  # noqa: BLE001 - a broken registry is for the load to report, not the estimate
+        return None
+    if entry is not None:
+        if entry.config.get("width"):  # ALGNetConfig.multiple: 2 ** levels
             return int(entry.config["width"]), 2 ** len(entry.config.get("enc_blk_nums", (1, 1, 1, 1)))
+        return None
+    if not path.is_file():
         return None
     if path.suffix != ".safetensors":
         return None

@@ -108,9 +108,8 @@ def deblur(
                       tile_overlap=tile_overlap, max_memory_gb=max_memory, strength=strength, cache_dir=cache_dir,
                       offline=offline or None, quiet=quiet or json_out)  # fmt: skip
     if preview is not None:
-        _preview(
-            inputs, recursive, preview, preview_count, preview_pick, max_megapixels, {**model_args, "quiet": quiet}
-        )
+        _preview(inputs, recursive, preview, preview_count, preview_pick, max_megapixels,
+                 {**model_args, "quiet": quiet}, gt=gt, overwrite=not skip_existing, dry_run=dry_run)  # fmt: skip
     output = _output_options(output_arg, fmt, quality, suffix, skip_existing, max_megapixels, skip_sharp)
     video = VideoOptions(EncodeOptions(codec, crf, pix_fmt, fps), video_format, frames_out, to_video)
     job = plan(Request(tuple(inputs), recursive, output, video, gt))
@@ -152,10 +151,13 @@ def _prefault_first_forward(job, model, device: str, tile: int | None, max_memor
         prefault(1.1 * nbytes)
 
 
-def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixels, model_args: dict) -> None:
-    """--preview: the sheet, and nothing else; exits."""
+def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixels, model_args: dict, *,
+             gt: Path | None, overwrite: bool, dry_run: bool) -> None:  # fmt: skip
+    """--preview: the sheet, and nothing else (with --dry-run, not even the sheet); exits."""
     from ..api import Deblurrer
+    from ..batch import Request
     from ..batch.discover import discover
+    from ..batch.plan import input_guard
     from ..batch.preview import make_preview, pick
     from ..errors import UsageError
     from ..images import format_of_suffix
@@ -165,11 +167,17 @@ def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixel
         raise UsageError(f"--preview-pick must be spread or blurriest, not {how!r}")
     if sheet.is_dir() or format_of_suffix(sheet) not in ("png", "jpeg", "tiff", "webp"):
         raise UsageError(f"--preview {sheet}: name an image file to write (.png)")
-    check_outputs([sheet], None)  # before the model loads
     found, _ = discover(list(inputs), recursive)
     if not found:
         raise UsageError("no image or video among the inputs")
+    input_guard(Request(tuple(inputs), recursive, gt=gt), found, overwrite=overwrite).claim_file(sheet, "--preview")
+    check_outputs([sheet], None)  # before the model loads
     chosen = pick([src for src, _ in found], count, how)
+    if dry_run:
+        typer.echo(printable(f"preview sheet: would write {sheet} ({len(chosen)} of {len(found)} inputs)"))
+        for src in chosen:
+            typer.echo(printable(f"  {src}"))
+        raise typer.Exit(EXIT_OK)
     max_pixels = None if max_megapixels is None else int(max_megapixels * 1e6)
     result = make_preview(chosen, Deblurrer(**model_args), sheet, max_pixels=max_pixels)
     for row in result.failed:

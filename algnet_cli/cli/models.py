@@ -129,6 +129,8 @@ def import_model(
 
     if not re.fullmatch(r"[^\W_][\w.-]*", name):  # letters of any script, digits, '.', '_', '-'
         raise UsageError(f"{name!r}: a model name is letters, digits, '.', '_' and '-'")
+    if name == "default":
+        raise UsageError("'default' is an alias for the default model, not a name to import under; choose another")
     if find_entry(name) is not None and not force:
         raise UsageError(f"a model named {name!r} is already registered; use --force to replace it")
     sd = read_checkpoint(checkpoint)
@@ -163,16 +165,22 @@ def rm(
     name: Annotated[str, typer.Argument(help="Registry name.")],
     cache_dir: CacheDir = None,
 ) -> None:
-    """Remove a model: its user-registry entry and its cached file.
+    """Remove a model: its user-registry entry and the files inside the cache that it owns.
+
+    NAME is looked up in the registry only: no file outside the cache is ever deleted (a registered
+    checkpoint of your own stays where it is).
 
     Example:
 
       algnet models rm gopro
     """
-    from ..hub import remove_model
+    from .. import hub
 
-    entry, path, removed = remove_model(name, cache_dir)
+    entry, path, removed = hub.remove_model(name, cache_dir)
     if not removed and entry.builtin:
         typer.echo(f"{name} ships with algnet-cli: its cached download was removed, the entry stays")
     else:
-        typer.echo(f"removed {name}" + (f" and {path}" if path else ""))
+        kept = (
+            "" if path is not None or hub.parse_ref(entry.source) else f"; its file {entry.source} is yours and stays"
+        )
+        typer.echo(f"removed {name}" + (f" and {path}" if path else "") + kept)

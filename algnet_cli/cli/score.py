@@ -35,6 +35,12 @@ def score(
         typer.Option(help="Write a PNG sheet per pair (prediction | ground truth, with a zoom) into this folder."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Pairs scored in parallel (0: one per core, up to 8).", min=0)] = 0,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace report files, and write into a --compare folder, that algnet did not write."
+        ),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Score restored images against ground truth (PSNR in dB and SSIM).
@@ -63,8 +69,9 @@ def score(
         raise UsageError(str(e)) from None
     if protocol != "basicsr" and (crop_border or y_channel):
         raise UsageError("--crop-border and --y-channel belong to the basicsr protocol")
-    check_outputs([p for p in (csv, json, markdown) if p is not None], compare)  # before any scoring
     pairs, unmatched_pred, unmatched_gt = match_pairs(pred, gt)
+    sheets = _claim_outputs(pred, gt, pairs, csv, json, markdown, compare, overwrite)  # before any scoring
+    check_outputs([p for p in (csv, json, markdown) if p is not None], compare)
     report = ScoreReport(proto.describe(), unmatched_pred=unmatched_pred, unmatched_gt=unmatched_gt)
     with Progress(len(pairs), "scoring", quiet=quiet, unit="pairs") as bar:
         for row in score_pairs(pairs, proto, workers=workers):
@@ -74,7 +81,7 @@ def score(
                 typer.echo(f"algnet: failed: {row.error}", err=True)
             elif compare is not None:
                 try:
-                    _sheet(compare, row)
+                    _sheet(compare, row, sheets[row.name])
                 except OSError as e:  # one sheet that cannot be written: named, and the scoring goes on
                     typer.echo(
                         f"algnet: could not write the comparison sheet for {row.name}: {e.strerror or e}", err=True
@@ -94,10 +101,63 @@ def score(
     raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)
 
 
-def _sheet(folder: Path, row) -> None:
+#: the marker of a --compare folder: an index of its sheets, written with them
+COMPARE_INDEX = "algnet-compare.json"
+
+
+def _claim_outputs(pred, gt, pairs, csv, json, markdown, compare, overwrite: bool) -> dict[str, str] | None:
+    """Every report and sheet is claimed before any scoring: never a prediction or a ground truth,
+    never inside their folders, never a file or folder algnet did not write (unless --overwrite)."""
+    from ..outputs import OutputGuard
+
+    guard = OutputGuard(overwrite=overwrite)
+    guard.add_input(pred, "prediction", walked=True)
+    guard.add_input(gt, "ground truth", walked=True)
+    for p in pairs:
+        guard.add_input(p.pred, "prediction")
+        guard.add_input(p.gt, "ground truth")
+    for option, path in (("--csv", csv), ("--json", json), ("--markdown", markdown)):
+        if path is not None:
+            guard.claim_file(path, option)
+    if compare is None:
+        return None
+    guard.claim_folder(compare, "--compare", markers=(COMPARE_INDEX,))
+    sheets = sheet_names([p.name for p in pairs])
+    for name in sheets.values():
+        guard.claim_file(compare / name, "--compare")
+    return sheets
+
+
+def sheet_names(pairs: list[str]) -> dict[str, str]:
+    """Each pair's sheet file name, all different (case folded, as on case-insensitive disks): its
+    relative path with / as __ and .png for its suffix; where two would meet (a.png and a.tif;
+    x/y.png and x__y.png), the pair's own suffix is kept, then a number is added."""
+
+    def flat(name: str, keep_suffix: bool) -> str:
+        base = name.replace("/", "__")
+        return (base if keep_suffix else base.rsplit(".", 1)[0]) + ".png"
+
+    plain = [flat(n, False).lower() for n in pairs]
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name, low in zip(pairs, plain):
+        cand = flat(name, plain.count(low) > 1)
+        k = 2
+        while cand.lower() in taken:
+            cand, k = flat(name, True)[:-4] + f"~{k}.png", k + 1
+        taken.add(cand.lower())
+        out[name] = cand
+    return out
+
+
+def _sheet(folder: Path, row, name: str) -> None:
     from ..compare import write_sheet
+    from ..fileio import atomic_write_text
     from ..images import read_image
 
-    name = row.name.replace("/", "__").rsplit(".", 1)[0] + ".png"
+    index = folder / COMPARE_INDEX
+    if not index.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(index, '{"algnet": "comparison sheets"}\n')
     pred, gt = read_image(row.pred), read_image(row.gt)
     write_sheet(folder / name, [("prediction", pred), ("ground truth", gt)], focus=(0, 1))

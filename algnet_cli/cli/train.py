@@ -14,7 +14,10 @@ from .options import Quiet
 @handle_errors
 def train(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Run folder: checkpoints (last.pt), the exported model and its card.")
+        Path,
+        typer.Option(
+            "--output", "-o", "--out", help="Run folder: checkpoints (last.pt), the exported model and its card."
+        ),
     ],
     photos: Annotated[
         Optional[Path], typer.Option(help="Folder of sharp photos, blurred synthetically on the fly.")
@@ -49,6 +52,9 @@ def train(
             "highlights above white, higher ISO noise)."
         ),
     ] = "classic",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Write into a -o folder that holds files algnet did not write.")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Train ALGNet on synthetic blur (--photos) or real pairs (--paired); rerun to resume.
@@ -65,8 +71,7 @@ def train(
     """
     from ..errors import UsageError
     from ..model import ALGNetConfig
-    from ..progress import Progress
-    from ..train.loop import TrainConfig, Trainer
+    from ..train.loop import TrainConfig
 
     if (photos is None) == (paired is None):
         raise UsageError("give exactly one of --photos (synthetic blur) or --paired (GoPro layout)")
@@ -110,8 +115,48 @@ def train(
         device=device,
         degradations=degradations,
     )
+    with _run_folder(out, name, overwrite, photos, paired, val_photos, init):
+        _train(cfg, steps, name, paired is not None, quiet)
+
+
+def _run_folder(out: Path, name: str, overwrite: bool, photos, paired, val_photos, init):
+    """Claim the run folder and its exports (never an input, never a folder algnet did not write
+    unless --overwrite) and hold its lock: a second training into the same folder is refused."""
+    from filelock import FileLock, Timeout
+
+    from ..errors import UsageError
+    from ..outputs import OutputGuard
+
+    guard = OutputGuard(overwrite=overwrite)
+    for role, folder in (("training photos", photos), ("training pairs", paired), ("validation photos", val_photos)):
+        if folder is not None:
+            guard.add_input(folder, role, walked=True)
+    if init is not None:
+        guard.add_input(init, "--init checkpoint")
+    guard.claim_folder(out, "-o", markers=(LAST, f"{name}.card.json"))
+    for suffix in (".safetensors", ".card.json", ".card.md"):
+        guard.claim_file(out / f"{name}{suffix}", "-o", existing="keep")
+    guard.claim_file(out / LAST, "-o", existing="keep")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / ".algnet-train.lock"))
+    try:
+        return lock.acquire(timeout=0)  # released when the with-block ends
+    except Timeout:
+        raise UsageError(
+            f"-o {out}: another training is writing to this folder; wait for it or choose another"
+        ) from None
+
+
+#: the training state a run folder holds (see algnet_cli.train.loop)
+LAST = "last.pt"
+
+
+def _train(cfg, steps: int, name: str, paired: bool, quiet: bool) -> None:
+    from ..progress import Progress
+    from ..train.loop import Trainer
+
     trainer = Trainer(cfg)  # every photo or pair is checked here, before step 1
-    _announce_data(trainer.data, paired is not None)
+    _announce_data(trainer.data, paired)
     if trainer.step:
         changed = f" with {', '.join(trainer.changes)}" if trainer.changes else ""
         typer.echo(f"resuming at iteration {trainer.step}{changed}", err=True)

@@ -28,6 +28,9 @@ def triage(
         Optional[float],
         typer.Option(help="Mark the blurriest P percent of the inputs blurred instead.", min=0, max=100),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a --csv file that algnet did not write.")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Sort photos (and videos) by blur: a blur score from 0 (sharp) to 1 (blurred) and a verdict each.
@@ -64,12 +67,20 @@ def triage(
         raise UsageError("--threshold and --relative are alternatives: give one")
     if threshold is not None and threshold != threshold:
         raise UsageError("--threshold must be a number from 0 to 1")
-    if csv is not None:
-        check_outputs([csv], None)
     found, _ = discover(inputs, recursive)
     paths = [src for src, _ in found]
     if not paths:
         raise UsageError("no image or video among the inputs")
+    if csv is not None:  # never an input, nor a file algnet did not write (unless --overwrite)
+        from ..outputs import OutputGuard
+
+        guard = OutputGuard(overwrite=overwrite)
+        for item in inputs:
+            if Path(item).is_dir():
+                guard.add_input(item, walked=recursive)
+        guard.add_inputs(paths)
+        guard.claim_file(csv, "--csv")
+        check_outputs([csv], None)
     with Progress(len(paths), "triage", quiet=quiet or json_out, unit="files") as bar:
         rows = run_triage(
             paths,

@@ -396,9 +396,10 @@ class FrameFolderWriter:
         self.high_bit = high_bit
         self.source, self.expected = source, expected
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in frame_files(folder):  # another clip's, or an interrupted run's: never mixed in
-            stale.unlink(missing_ok=True)
-        self._manifest("partial", 0)
+        if (folder / FRAMES_MANIFEST).exists():  # our folder: an earlier run's frames are never mixed in
+            for stale in frame_files(folder):
+                stale.unlink(missing_ok=True)
+        self._manifest("partial", 0)  # (a folder of the user's, under --overwrite: only same names replaced)
 
     def _manifest(self, status: str, frames: int) -> None:
         from ..fileio import atomic_write_text

@@ -52,7 +52,7 @@ def test_concurrent_imports_all_end_in_the_registry_with_no_orphan(tmp_path, iso
     assert files == sources  # no orphan
 
 
-def test_an_existing_file_wins_over_a_registry_name_and_a_broken_registry_does_not_block_it(tmp_path, isolated):
+def test_a_registry_name_wins_over_a_file_and_a_broken_registry_does_not_block_a_path(tmp_path, isolated):
     ckpt = write_identity_checkpoint(tmp_path / "id.safetensors")
     other = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     assert algnet("models", "import", other, "--name", "model.safetensors", env=isolated).returncode == 0
@@ -60,7 +60,10 @@ def test_an_existing_file_wins_over_a_registry_name_and_a_broken_registry_does_n
     os.symlink(ckpt, tmp_path / "model.safetensors")
     r = algnet("deblur", "a.png", "-o", "out/", "--model", "model.safetensors", "-q", env=isolated, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (np.asarray(Image.open(tmp_path / "out" / "a.png")) == 77).all()  # the identity file, not the entry
+    assert not (np.asarray(Image.open(tmp_path / "out" / "a.png")) == 77).all()  # the entry, not the file
+    r = algnet("deblur", "a.png", "-o", "out1/", "--model", "./model.safetensors", "-q", env=isolated, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (np.asarray(Image.open(tmp_path / "out1" / "a.png")) == 77).all()  # ./: the file
     (tmp_path / "cfg" / "models.json").write_text("{not json")
     r = algnet("deblur", "a.png", "-o", "out2/", "--model", "./model.safetensors", "-q", env=isolated, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

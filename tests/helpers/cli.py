@@ -49,3 +49,14 @@ def write_identity_checkpoint(path):
     sd["ending.bias"] = sd["ending.bias"] * 0
     save_safetensors(sd, path)
     return path
+
+
+def run_cli(*args, input: str | None = None):
+    """Run ``algnet ARGS`` in this process: (exit code, stdout, stderr). The same code as the console
+    script, without a new interpreter (torch and the kernels are imported once per test session)."""
+    from typer.testing import CliRunner
+
+    from algnet_cli.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
