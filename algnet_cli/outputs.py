@@ -194,7 +194,7 @@ def _check_parents(path: Path, label: str) -> None:
 
 def _foreign_entries(folder: Path, markers: tuple[str, ...]) -> list[str]:
     """The names in ``folder`` that make it the user's: everything, unless one of ``markers`` is there
-    (then nothing). Our own temporaries do not count."""
+    (then nothing). Our own hidden files, and sub-folders holding a marker, do not count."""
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
@@ -203,7 +203,12 @@ def _foreign_entries(folder: Path, markers: tuple[str, ...]) -> list[str]:
         raise UsageError(f"{folder}: cannot be listed ({e.strerror or e})") from None
     if any(m in names for m in markers):
         return []
-    return [n for n in names if not n.startswith(_OWN_PREFIX)]
+    return [n for n in names if not n.startswith(_OWN_PREFIX) and not _marked_folder(folder / n, markers)]
+
+
+def _marked_folder(path: Path, markers: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a folder holding one of ``markers`` (a frame folder inside --frames-out)."""
+    return os.path.isdir(path) and any(os.path.lexists(path / m) for m in markers)
 
 
 # -- what algnet wrote, recognised by content -----------------------------------------------------

@@ -171,7 +171,7 @@ def _claim_outputs(guard: OutputGuard, result: Plan, single: bool) -> None:
         else:
             guard.claim_folder(out.output, "-o", markers=(RUN_RECORD,))
     if vid.frames_out is not None and result.videos:
-        guard.claim_folder(vid.frames_out, "--frames-out", markers=(RUN_RECORD,))
+        guard.claim_folder(vid.frames_out, "--frames-out", markers=(RUN_RECORD, FRAMES_MANIFEST))
         for job in result.videos:
             guard.claim_folder(job.dst, "--frames-out", markers=(FRAMES_MANIFEST,))
     guard.claim_file(result.record_dir / RUN_RECORD, "the run record")

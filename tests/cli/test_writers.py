@@ -270,3 +270,17 @@ def test_a_suffix_with_a_folder_and_a_preview_dry_run_write_nothing(world):
     code, out, err = run_cli(*_deblur(model, "photos/", "--preview", "sheet.png", "--dry-run"))
     assert code == 0 and "would write sheet.png" in out, err
     assert _hashes(root) == before and not (root / "out").exists()
+
+
+def test_frame_folders_next_to_image_outputs_are_resumed(world):
+    """Images to -o, videos to --frames-out: the run record goes to -o, and the frames folder is
+    still known as algnet's on the second run by its frame folders' records."""
+    root, model = world
+    (root / "mixed").mkdir()
+    (root / "mixed" / "a.png").write_bytes((root / "photos" / "a.png").read_bytes())
+    (root / "mixed" / "clip.mp4").write_bytes((root / "vids" / "clip.mp4").read_bytes())
+    args = _deblur(model, "mixed/", "-o", "out/", "--frames-out", "fo/")
+    assert run_cli(*args)[0] == 0
+    assert (root / "fo" / "clip" / ".algnet-frames.json").exists() and not (root / "fo" / "algnet-run.json").exists()
+    code, _, err = run_cli(*args)
+    assert code == 0, err
