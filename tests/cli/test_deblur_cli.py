@@ -111,7 +111,7 @@ def test_refuses_to_overwrite_inputs_and_collisions(tmp_path, checkpoint):
     Image.fromarray(img).save(src / "x.png")
     Image.fromarray(img).save(src / "x.jpg")
     r = _deblur(src, "-o", src, "--model", checkpoint, "--format", "jpg")
-    assert r.returncode == 2 and "overwrite an input" in r.stderr
+    assert r.returncode == 2 and "would overwrite the input" in r.stderr and "x.jpg" in r.stderr
     r = _deblur(src, "-o", tmp_path / "out", "--model", checkpoint, "--format", "png")
     assert r.returncode == 2 and "would both be written" in r.stderr
     assert not (tmp_path / "out").exists()

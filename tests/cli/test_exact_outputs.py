@@ -67,15 +67,14 @@ def test_an_over_long_output_name_fails_that_file_alone(tmp_path, identity):
     assert files["a1.png"]["status"] == files["z2.png"]["status"] == "done"
 
 
-def test_a_suffix_run_into_its_own_folder_can_be_run_again(tmp_path, identity):
+def test_a_run_into_its_own_input_folder_is_refused_even_with_a_suffix(tmp_path, identity):
     same = tmp_path / "same"
     same.mkdir()
     Image.fromarray(RGB).save(same / "a.png")
-    for attempt in range(2):
-        r = run_deblur(same, "-o", same, "--suffix", "_s", "--model", identity, "-q")
-        assert r.returncode == 0, (attempt, r.stderr)
-    assert sorted(p.name for p in same.iterdir()) == ["a.png", "a_s.png", "algnet-run.json"]
-    assert record(same)["files"][0]["status"] == "skipped"
+    before = (same / "a.png").read_bytes()
+    r = run_deblur(same, "-o", same, "--suffix", "_s", "--model", identity, "-q")
+    assert r.returncode == 2 and "is the input folder" in r.stderr, r.stderr
+    assert sorted(p.name for p in same.iterdir()) == ["a.png"] and (same / "a.png").read_bytes() == before
 
 
 @pytest.mark.parametrize(

@@ -307,20 +307,16 @@ def test_explicit_broken_links_are_named(tmp_path, checkpoint):
     assert "self.png: symbolic link loop" in r.stderr
 
 
-def test_an_output_folder_inside_the_input_tree_is_not_read_back(tmp_path, checkpoint):
+def test_an_output_folder_inside_the_input_tree_is_refused_and_never_read_back(tmp_path, checkpoint):
     src = tmp_path / "photos"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(RGB).save(src / "a.png")
     Image.fromarray(RGB).save(src / "sub" / "b.png")
     out = src / "sharp"
-    args = (src, "-r", "-o", out, "--model", checkpoint, "--device", "cpu", "--json")
-    first = run_deblur(*args)
-    assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)["done"] == 2
-    second = run_deblur(*args)  # resumes: the outputs are not inputs
-    assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout)["skipped"] == 2 and not (out / "sharp").exists()
-    found, _ = discover([str(src)], True, exclude=out)
+    r = run_deblur(src, "-r", "-o", out, "--model", checkpoint, "--device", "cpu", "--json")
+    assert r.returncode == 2 and "inside the input folder" in r.stderr, r.stderr
+    assert not out.exists()
+    found, _ = discover([str(src)], True, exclude=out)  # the walk itself still never enters an excluded folder
     assert sorted(rel.as_posix() for _, rel in found) == ["a.png", "sub/b.png"]
 
 
@@ -398,12 +394,19 @@ def test_an_unwritable_output_folder_fails_fast_in_one_line(tmp_path, checkpoint
     assert len(lines) == 1 and "cannot write output files here" in lines[0], r.stderr
 
 
-def test_a_run_record_that_cannot_be_written_is_named_and_the_summary_still_printed(tmp_path, checkpoint):
+def test_a_run_record_that_cannot_be_written_is_named_and_the_summary_still_printed(tmp_path, checkpoint, monkeypatch):
+    from helpers.cli import run_cli
+
+    import algnet_cli.batch.run as run
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run, "write_run_record", full_disk)  # the final record fails, as on a full disk
     Image.fromarray(RGB).save(tmp_path / "a.png")
     out = tmp_path / "out"
-    (out / "algnet-run.json").mkdir(parents=True)  # writing the record fails, as on a full disk
-    r = run_deblur(tmp_path / "a.png", "-o", out, "--model", checkpoint, "--device", "cpu")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "could not write the run record" in r.stderr and "algnet-run.json" in r.stderr
-    assert "1 deblurred" in r.stderr and "record: not written" in r.stderr
+    code, _, err = run_cli("deblur", tmp_path / "a.png", "-o", out, "--model", checkpoint, "--device", "cpu")
+    assert code == 1 and "Traceback" not in err
+    assert "could not write the run record" in err and "algnet-run.json" in err
+    assert "1 deblurred" in err and "record: not written" in err
     assert (out / "a.png").is_file()
