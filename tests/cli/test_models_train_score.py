@@ -264,13 +264,23 @@ def test_report_paths_are_checked_before_scoring(tmp_path):
         locked.chmod(0o700)
 
 
-def test_one_sheet_that_cannot_be_written_is_named_and_scoring_goes_on(tmp_path):
+def test_one_sheet_that_cannot_be_written_is_named_and_scoring_goes_on(tmp_path, monkeypatch):
+    from helpers.cli import run_cli
+
+    import algnet_cli.compare as compare
+
     pred, gt = pair_folders(tmp_path, names=("a.png", "b.png"))
     sheets = tmp_path / "sheets"
-    sheets.mkdir()
-    (sheets / "a.png").mkdir()  # the sheet's name is taken by a folder
-    r = algnet("score", pred, gt, "--compare", sheets, "--json", tmp_path / "s.json")
-    assert "a.png" in r.stderr and "comparison sheet" in r.stderr
+    real = compare.write_sheet
+
+    def write_sheet(path, *a, **k):
+        if path.name == "a.png":  # this one sheet fails when it is written, as on a full disk
+            raise OSError(28, "No space left on device")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(compare, "write_sheet", write_sheet)
+    code, _, err = run_cli("score", pred, gt, "--compare", sheets, "--json", tmp_path / "s.json")
+    assert "a.png" in err and "comparison sheet" in err and "No space left" in err
     assert (sheets / "b.png").is_file() and json.loads((tmp_path / "s.json").read_text())["summary"]["pairs"] == 2
 
 
