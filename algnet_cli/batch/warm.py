@@ -23,8 +23,8 @@ def model_shape(model) -> tuple[int, int] | None:
     name, path = str(model), Path(model)
     try:  # a registry name wins over a file of the same name, as in the load
         entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
-    except Exception:  # noqa: BLE001 - a broken registry is for the load to report, not the estimate
-        return None
+    except Exception:  # noqa: BLE001 - a broken registry is for the load to report; a file still loads
+        entry = None
     if entry is not None:
         if entry.config.get("width"):  # ALGNetConfig.multiple: 2 ** levels
             return int(entry.config["width"]), 2 ** len(entry.config.get("enc_blk_nums", (1, 1, 1, 1)))
