@@ -102,7 +102,7 @@ def score(
 
 
 #: the marker of a --compare folder: an index of its sheets, written with them
-COMPARE_INDEX = "algnet-compare.json"
+COMPARE_INDEX = ".algnet-compare.json"
 
 
 def _claim_outputs(pred, gt, pairs, csv, json, markdown, compare, overwrite: bool) -> dict[str, str] | None:

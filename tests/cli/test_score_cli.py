@@ -64,8 +64,9 @@ def test_pairing_unmatched_mismatch_and_reports(tmp_path):
     assert report["summary"]["pairs"] == 2 and report["summary"]["failed"] == 1
     assert '"name": "basicsr"' in (tmp_path / "r.csv").read_text().splitlines()[0]
     assert "| **mean** |" in (tmp_path / "r.md").read_text()
-    sheets = sorted(p.name for p in (tmp_path / "sheets").iterdir())
+    sheets = sorted(p.name for p in (tmp_path / "sheets").iterdir() if not p.name.startswith("."))
     assert sheets == ["a.png", "sub__b.png"]
+    assert (tmp_path / "sheets" / ".algnet-compare.json").is_file()  # the folder is known as algnet's
     sheet = cv2.imread(str(tmp_path / "sheets" / "a.png"))
     assert sheet.shape[1] == 2 * 160 and sheet.shape[0] > 128
 
