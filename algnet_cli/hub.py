@@ -74,8 +74,7 @@ def parse_ref(ref: str) -> HubRef | None:
 
 def shipped_file(path: Path) -> bool:
     """Whether ``path`` is a file of the installed package (never ours to delete)."""
-    package = Path(os.path.realpath(Path(__file__).parent))
-    return package in Path(os.path.realpath(path)).parents
+    return _inside(path, Path(__file__).parent)
 
 
 def remove_model(name: str, cache: str | Path | None = None) -> tuple[RegistryEntry, Path | None, bool]:

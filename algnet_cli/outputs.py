@@ -123,11 +123,12 @@ class OutputGuard:
         hit = self._input_file(path)
         if hit is not None:
             raise UsageError(f"{label}: would overwrite {hit.describe()}; name another file")
+        foreign = os.path.lexists(path) and not written_by_algnet(path)  # an existing file of the user's
         tree = self._tree_holding(path)
-        if tree is not None and os.path.lexists(path) and not written_by_algnet(path):
+        if tree is not None and foreign:
             raise UsageError(f"{label}: is a file inside {tree.describe()}; name a file outside the inputs")
         self._remember(path, option, label)
-        if existing == "refuse" and not self.overwrite and os.path.lexists(path) and not written_by_algnet(path):
+        if existing == "refuse" and not self.overwrite and foreign:
             raise UsageError(
                 f"{label}: exists and was not written by algnet; name a new file, remove it, or pass --overwrite"
             )
@@ -169,18 +170,6 @@ class OutputGuard:
         if other is not None and other[0] != option:
             raise UsageError(f"{label}: is also {other[0]} {other[1]}; give each its own path")
         self._claims[real] = (option, path)
-
-    def check_removable(self, path: str | Path, owner: Path, what: str) -> Path:
-        """A file to delete: it must lie inside ``owner`` (a folder algnet owns, such as the model
-        cache) and not be an input. Anything else is refused, never deleted."""
-        path = Path(path)
-        real, root = _real(path), _real(owner)
-        if root not in real.parents:
-            raise UsageError(f"{what} {path}: lies outside {owner}; algnet deletes only files it keeps there")
-        hit = self._input_file(path)
-        if hit is not None:
-            raise UsageError(f"{what} {path}: is {hit.describe()}; not deleted")
-        return path
 
 
 def _check_parents(path: Path, label: str) -> None:

@@ -165,11 +165,8 @@ def _claim_outputs(guard: OutputGuard, result: Plan, single: bool) -> None:
     for job in result.jobs:  # first: an output that is an input is named as such
         if job.kind != "frames":
             guard.claim_file(job.dst, "-o", existing="keep")
-    if out.output is not None:
-        if single:
-            guard.claim_file(out.output, "-o", existing="keep")
-        else:
-            guard.claim_folder(out.output, "-o", markers=(RUN_RECORD,))
+    if out.output is not None and not single:  # a single output file is its job's dst, claimed above
+        guard.claim_folder(out.output, "-o", markers=(RUN_RECORD,))
     if vid.frames_out is not None and result.videos:
         guard.claim_folder(vid.frames_out, "--frames-out", markers=(RUN_RECORD, FRAMES_MANIFEST))
         for job in result.videos:

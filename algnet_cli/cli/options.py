@@ -23,19 +23,13 @@ Offline = Annotated[
 def check_outputs(reports: list[Path], compare: Path | None) -> None:
     """Every report's folder (a report: any one file a command will write) and the --compare folder
     can be written: a usage error naming the path otherwise, before any work (missing folders are
-    made, as the outputs would make them)."""
+    made, as the outputs would make them). The paths themselves were claimed first, from the one
+    owner of output paths (:mod:`algnet_cli.outputs`), which refuses a file or folder in the way."""
     from ..errors import UsageError
     from ..fileio import make_temp
 
     folders = [(r.parent, r) for r in reports] + ([(compare, compare)] if compare is not None else [])
     for folder, named in folders:
-        for up in [folder, *folder.parents]:
-            if up.exists() and not up.is_dir():
-                raise UsageError(f"{named}: {up} is a file, not a folder")
-            if up.exists():
-                break
-        if named.is_dir() and named in reports:
-            raise UsageError(f"{named}: is a folder; name a file to write")
         try:
             make_temp(folder / "probe").unlink()
         except OSError as e:

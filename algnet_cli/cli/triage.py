@@ -72,14 +72,10 @@ def triage(
     if not paths:
         raise UsageError("no image or video among the inputs")
     if csv is not None:  # never an input, nor a file algnet did not write (unless --overwrite)
-        from ..outputs import OutputGuard
+        from ..batch import Request
+        from ..batch.plan import input_guard
 
-        guard = OutputGuard(overwrite=overwrite)
-        for item in inputs:
-            if Path(item).is_dir():
-                guard.add_input(item, walked=recursive)
-        guard.add_inputs(paths)
-        guard.claim_file(csv, "--csv")
+        input_guard(Request(tuple(inputs), recursive), found, overwrite=overwrite).claim_file(csv, "--csv")
         check_outputs([csv], None)
     with Progress(len(paths), "triage", quiet=quiet or json_out, unit="files") as bar:
         rows = run_triage(
