@@ -171,13 +171,13 @@ def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixel
     if not found:
         raise UsageError("no image or video among the inputs")
     input_guard(Request(tuple(inputs), recursive, gt=gt), found, overwrite=overwrite).claim_file(sheet, "--preview")
-    check_outputs([sheet], None)  # before the model loads
     chosen = pick([src for src, _ in found], count, how)
     if dry_run:
         typer.echo(printable(f"preview sheet: would write {sheet} ({len(chosen)} of {len(found)} inputs)"))
         for src in chosen:
             typer.echo(printable(f"  {src}"))
         raise typer.Exit(EXIT_OK)
+    check_outputs([sheet], None)  # before the model loads (its probe makes the sheet's folder)
     max_pixels = None if max_megapixels is None else int(max_megapixels * 1e6)
     result = make_preview(chosen, Deblurrer(**model_args), sheet, max_pixels=max_pixels)
     for row in result.failed:

@@ -267,9 +267,9 @@ def test_a_suffix_with_a_folder_and_a_preview_dry_run_write_nothing(world):
     before = _hashes(root)
     code, _, err = run_cli(*_deblur(model, "photos/", "-o", "out/", "--suffix=/x"))
     assert code == 2 and "--suffix" in err
-    code, out, err = run_cli(*_deblur(model, "photos/", "--preview", "sheet.png", "--dry-run"))
-    assert code == 0 and "would write sheet.png" in out, err
-    assert _hashes(root) == before and not (root / "out").exists()
+    code, out, err = run_cli(*_deblur(model, "photos/", "--preview", "new/sheet.png", "--dry-run"))
+    assert code == 0 and "would write new/sheet.png" in out, err
+    assert _hashes(root) == before and not (root / "out").exists() and not (root / "new").exists()
 
 
 def test_frame_folders_next_to_image_outputs_are_resumed(world):
