@@ -337,9 +337,42 @@ def test_the_record_is_described_without_a_live_worker():
     ]
 
 
+def _descendants(root: int) -> list[int]:
+    """The PIDs of ``root``'s descendants, read from /proc (Linux)."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = [], [root]
+    while todo:
+        current = todo.pop()
+        kids = [pid for pid, ppid in parent.items() if ppid == current]
+        found += kids
+        todo += kids
+    return found
+
+
+def _kill_own_workers() -> list[int]:
+    """SIGKILL the DeblurWorker actors among this process's own descendants (the test cluster's
+    raylets are its children): never another run's workers. Returns their PIDs."""
+    pids = []
+    for pid in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(b"ray::DeblurWorker"):
+                    os.kill(pid, signal.SIGKILL)
+                    pids.append(pid)
+        except (OSError, ProcessLookupError):
+            continue
+    return pids
+
+
 def test_a_run_whose_last_worker_dies_still_writes_its_summary_and_record(tmp_path, cluster, checkpoint):
     import shutil
-    import subprocess
 
     _photos(tmp_path / "in", 12, size=200)
     model = tmp_path / "m.safetensors"
@@ -351,7 +384,8 @@ def test_a_run_whose_last_worker_dies_still_writes_its_summary_and_record(tmp_pa
         while not list(out.glob("p*.png")) and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.05)
         model.unlink()  # no replacement can load the model: once these die, no worker is left
-        subprocess.run(["pkill", "-9", "-f", "ray::DeblurWorker"])
+        killed = _kill_own_workers()
+        assert killed, "no DeblurWorker among this test's processes"
         assert run.wait(timeout=240) == 1
         stderr = run.stderr.read()
     finally:
