@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
 
-#: our own hidden files (temporaries of atomic writes, locks, records): never a reason to call a
-#: folder the user's
-_OWN_PREFIX = ".algnet-"
+#: our own hidden files and folders (temporaries of atomic writes, locks, records, a video's
+#: ``.NAME.algnet-segments`` folder): never a reason to call a folder the user's
+_OWN_RX = re.compile(r"^\.(algnet-|.+\.algnet-)")
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def _foreign_entries(folder: Path, markers: tuple[str, ...]) -> list[str]:
         raise UsageError(f"{folder}: cannot be listed ({e.strerror or e})") from None
     if any(m in names for m in markers):
         return []
-    return [n for n in names if not n.startswith(_OWN_PREFIX) and not _marked_folder(folder / n, markers)]
+    return [n for n in names if not _OWN_RX.match(n) and not _marked_folder(folder / n, markers)]
 
 
 def _marked_folder(path: Path, markers: tuple[str, ...]) -> bool:
