@@ -25,7 +25,9 @@ class ImageDescription:
     palette image, or None. lossless: the coding loses nothing. frames/frames_kind: a multi-page
     TIFF ("pages") or an animation ("frames"); durations (ms) and loop of an animation.
     compression: the TIFF compression name. trailing: bytes after a JPEG's end (a motion photo's
-    video). metadata: icc, exif, xmp, dpi, text (PNG), tiff_tags, comment.
+    video). orientation: the EXIF/TIFF orientation the pixels were turned upright from. metadata:
+    what the file carries besides pixels (see :mod:`.metadata`): the exiv2 carrier, the format's
+    own blocks, resolution, the profile's colour space, TIFF tags.
     """
 
     format: str
@@ -41,10 +43,11 @@ class ImageDescription:
     frames: int = 1
     frames_kind: str | None = None
     durations: tuple[int, ...] = ()
-    loop: int = 0
+    loop: int | None = 0  # None: the file holds no loop count (a GIF without one plays once)
     compression: str | None = None
     subsampling: int | None = None
     trailing: bytes = field(default=b"", repr=False)
+    orientation: int = 1  # the EXIF/TIFF orientation the pixels were turned upright from
     metadata: dict = field(default_factory=dict, compare=False, repr=False)
 
     def with_(self, **changes) -> ImageDescription:

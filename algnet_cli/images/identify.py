@@ -140,6 +140,7 @@ class JpegInfo:
     end: int | None  # offset just past the EOI marker; None: the file ends before it
     width: int = 0
     height: int = 0
+    segments: tuple[tuple[int, int, int], ...] = ()  # (marker, start, end) of each APPn and COM segment
 
     @property
     def subsampling(self) -> int | None:
@@ -166,15 +167,16 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
     n, i = len(data), 2
     sof: tuple | None = None
     adobe = None
+    segments: list[tuple[int, int, int]] = []
     while i + 2 <= n:
         if data[i] != 0xFF:
-            return _jpeg_result(sof, adobe, None)
+            return _jpeg_result(sof, adobe, None, segments)
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
             continue
         if marker == 0xD9:
-            return _jpeg_result(sof, adobe, i + 2)
+            return _jpeg_result(sof, adobe, i + 2, segments)
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             i += 2
             continue
@@ -190,10 +192,12 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
             sof = (_SOF[marker], body[0], comps, sampling, *struct.unpack(">HH", body[1:5]))
         elif marker == 0xEE and body[:5] == b"Adobe" and len(body) >= 12:
             adobe = body[11]
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            segments.append((marker, i, min(n, i + 2 + length)))
         i += 2 + length
         if marker == 0xDA:  # entropy-coded data: to the next marker that is not a stuffed byte or a restart
             i = _skip_entropy(data, i)
-    return _jpeg_result(sof, adobe, None)
+    return _jpeg_result(sof, adobe, None, segments)
 
 
 def _skip_entropy(data: bytes, i: int) -> int:
@@ -209,11 +213,11 @@ def _skip_entropy(data: bytes, i: int) -> int:
         return j
 
 
-def _jpeg_result(sof, adobe, end) -> JpegInfo | None:
+def _jpeg_result(sof, adobe, end, segments=()) -> JpegInfo | None:
     if sof is None:
         return None
     process, precision, comps, sampling, height, width = sof
-    return JpegInfo(process, precision, comps, sampling, adobe, end, width, height)
+    return JpegInfo(process, precision, comps, sampling, adobe, end, width, height, tuple(segments))
 
 
 # -- WebP structure ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ImageReadError
 from .describe import ImageDescription
 from .identify import format_name, jpeg_info, suffix_matches, webp_lossless
+from .orient import apply_orientation
 from .probe import ImageHeader, check_header, pillow_limit, probe_image
 from .tiff import read_tiff
 
@@ -55,18 +56,19 @@ def open_image(path: str | Path, *, max_pixels: int | None = None, orient: bool 
     if not suffix_matches(path, header.format) and path.suffix:
         notes.append(f"the file is a {format_name(header.format)} named {path.suffix}; read as what it is")
     pixels = header.width * header.height * header.frames
-    if header.format == "tiff":
-        frames, descs = read_tiff(path, notes)
+    if header.format == "tiff":  # each page turned upright by its own Orientation tag (see .tiff)
+        frames, descs = read_tiff(path, notes, orient=orient)
         opened = Opened(frames, descs[0], notes, descs if len(descs) > 1 else None)
-        orientation = _tiff_orientation(path)
-    elif header.format == "gif" or header.frames > 1:
-        opened = _read_animation(path, header, notes, pixels)
-        orientation = 1
     else:
-        opened = _read_single(path, header, notes)
-        orientation = _orientation(path, header.format, pixels) if orient else 1
-    if orient and orientation != 1:
-        opened.frames = [apply_orientation(f, orientation) for f in opened.frames]
+        if header.format == "gif" or header.frames > 1:
+            opened = _read_animation(path, header, notes, pixels)
+            orientation = 1
+        else:
+            opened = _read_single(path, header, notes)
+            orientation = _orientation(path, header.format, pixels) if orient else 1
+        if orientation != 1:
+            opened.frames = [apply_orientation(f, orientation) for f in opened.frames]
+            opened.description = opened.description.with_(orientation=orientation)
     for f in opened.frames[:1]:
         if f.dtype == np.float32:
             lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
@@ -98,38 +100,13 @@ def _orientation(path: Path, fmt: str, pixels: int) -> int:
         return 1
 
 
-def _tiff_orientation(path: Path) -> int:
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tf:
-            tag = tf.pages[0].tags.get(274)
-            return int(tag.value) if tag is not None else 1
-    except Exception:  # noqa: BLE001 - read_tiff has already parsed this file; upright by default
-        return 1
-
-
-def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
-    """Turn pixels stored with an EXIF orientation (1..8) upright."""
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: np.swapaxes(a, 0, 1),
-        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
-        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
-        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
-    }
-    return np.ascontiguousarray(ops[orientation](img)) if orientation in ops else img
-
-
 # -- PNG, JPEG, WebP, BMP: one image, decoded by OpenCV ---------------------------------------
 
 
 def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
     data = np.fromfile(path, dtype=np.uint8)
     raw = data.tobytes()
-    desc = ImageDescription(format=header.format, metadata=read_metadata(path, header))
+    desc = ImageDescription(format=header.format, metadata=read_metadata(path, header, raw))
     if header.format == "jpeg":
         desc = _jpeg_description(path, raw, desc, notes)
     elif header.format == "png":
@@ -230,7 +207,8 @@ def _read_animation(path: Path, header: ImageHeader, notes: list[str], pixels: i
     palette = None
     try:
         with pillow_limit(pixels), Image.open(path) as im:
-            loop = int(im.info.get("loop", 0) or 0)
+            loop = im.info.get("loop")  # None: no loop count in the file (a GIF then plays once)
+            loop = None if loop is None else int(loop)
             if im.mode == "P" and header.frames == 1:
                 palette = _pillow_palette(path, header)
             for frame in ImageSequence.Iterator(im):
@@ -260,30 +238,44 @@ def _read_animation(path: Path, header: ImageHeader, notes: list[str], pixels: i
 # -- metadata ---------------------------------------------------------------------------------
 
 
-def read_metadata(path: str | Path, header: ImageHeader | None = None) -> dict:
-    """ICC profile, EXIF (orientation reset to upright), XMP, resolution, comment and PNG text of
-    an image, where present. TIFF metadata is read with its pixels (see :mod:`.tiff`)."""
+def read_metadata(path: str | Path, header: ImageHeader | None = None, raw: bytes | None = None) -> dict:
+    """What an image carries besides its pixels (see :mod:`.metadata`): the carrier of its EXIF,
+    IPTC, XMP, ICC profile and comment; its format's own blocks (JPEG segments, PNG chunks, WebP
+    chunks, a GIF's comment and loop count); its resolution and its profile's colour space. TIFF
+    tags are read with each page (see :mod:`.tiff`)."""
+    from . import metadata as md
+
+    path = Path(path)
     meta: dict = {}
     try:
         from PIL import Image
 
-        with pillow_limit(1 << 62), Image.open(path) as im:
-            info = im.info
-            if info.get("icc_profile"):
-                meta["icc"] = info["icc_profile"]
-            exif = im.getexif()
-            if len(exif):
-                exif[0x0112] = 1  # pixels are stored upright from now on
-                meta["exif"] = exif.tobytes()
-            for key in ("xmp", "dpi", "comment"):
-                if info.get(key):
-                    meta[key] = info[key]
-            if im.format == "PNG":  # text chunks before the pixels (reading those after would decode them)
-                text = {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str) and k != "xmp"}
-                if text:
-                    meta["text"] = text
+        with pillow_limit(1 << 62), Image.open(path) as im:  # the header only
+            info, fmt = im.info, im.format
+            if info.get("dpi") and not (fmt == "JPEG" and info.get("jfif_unit") not in (1, 2)):
+                meta["dpi"] = info["dpi"]  # a JPEG's own density, not one Pillow derives from EXIF
+            if fmt == "WEBP":  # its ICCP, EXIF and XMP chunks, as they are
+                meta["webp"] = {k: info[k] for k in ("icc_profile", "exif", "xmp") if info.get(k)}
+            elif fmt == "GIF":
+                meta["gif"] = {k: info[k] for k in ("comment", "loop") if k in info}
+            meta["icc_space"] = md.icc_space(info.get("icc_profile"))
     except Exception:  # noqa: BLE001 - metadata is a courtesy: an image without readable metadata is still an image
         pass
+    if raw is None:
+        raw = path.read_bytes()
+    if raw[:2] == b"\xff\xd8":
+        info = jpeg_info(raw)
+        if info is not None:
+            meta["jpeg"] = md.jpeg_segments(raw, info.segments)
+    elif raw[:8] == b"\x89PNG\r\n\x1a\n":
+        try:
+            meta["png"] = md.png_chunks(raw)
+            meta["png_layout"] = raw[24:26]
+        except Exception:  # noqa: BLE001 - a damaged chunk: the decoder has its say on the pixels
+            pass
+    carrier, kinds = md.carrier_of(raw)
+    if carrier:
+        meta["carrier"], meta["kinds"] = carrier, kinds
     return meta
 
 

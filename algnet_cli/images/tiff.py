@@ -14,25 +14,25 @@ import numpy as np
 from ..errors import ImageReadError
 from .describe import ImageDescription
 
-#: string tags kept from input to output: ImageDescription, Make, Model, Software, DateTime,
-#: Artist, HostComputer, DocumentName, PageName, Copyright
-STRING_TAGS = {270: "ImageDescription", 271: "Make", 272: "Model", 305: "Software", 306: "DateTime",
-               315: "Artist", 316: "HostComputer", 269: "DocumentName", 285: "PageName", 33432: "Copyright"}  # fmt: skip
-SUB_IFD_TAGS = {34665: "EXIF", 34853: "GPS"}
+#: tags written from the description rather than passed through: resolution (282, 283, 296)
+_OWN_TAGS = frozenset({282, 283, 296})
 EXTRA_KINDS = {0: "unspecified", 1: "associated", 2: "unassociated"}
 #: compressions written back as they came; any other is written as zlib (lossless)
 KEPT_COMPRESSIONS = ("NONE", "LZW", "ADOBE_DEFLATE", "DEFLATE", "PACKBITS", "ZSTD", "LZMA", "WEBP_LOSSLESS")
 
 
-def read_tiff(path: Path, notes: list[str]) -> tuple[list[np.ndarray], list[ImageDescription]]:
+def read_tiff(path: Path, notes: list[str], orient: bool = True) -> tuple[list[np.ndarray], list[ImageDescription]]:
     """Full-resolution pages (reduced-resolution ones are thumbnails: skipped), as arrays the model
-    takes, with each page's description."""
+    takes, each turned upright by its own Orientation tag (with ``orient``), with each page's
+    description."""
     import tifffile
+
+    from .metadata import carrier_of
 
     try:
         with tifffile.TiffFile(path) as tf:
             pages = [p for p in tf.pages if not (int(getattr(p, "subfiletype", 0) or 0) & 1)] or [tf.pages[0]]
-            out = [_page(path, p, notes) for p in pages]
+            out = [_page(path, p, notes, orient) for p in pages]
     except ImageReadError:
         raise
     except Exception as e:  # noqa: BLE001 - tifffile reports damage with many exception types
@@ -40,13 +40,18 @@ def read_tiff(path: Path, notes: list[str]) -> tuple[list[np.ndarray], list[Imag
         raise ImageReadError(path, f"damaged TIFF ({detail})") from None
     frames = [a for a, _ in out]
     descs = [d for _, d in out]
+    carrier, kinds = carrier_of(path.read_bytes())
+    if carrier:
+        descs = [d.with_(metadata={**d.metadata, "carrier": carrier, "kinds": kinds}) for d in descs]
     if len(descs) > 1:
         descs = [d.with_(frames=len(descs), frames_kind="pages") for d in descs]
     return frames, descs
 
 
-def _page(path: Path, page, notes: list[str]) -> tuple[np.ndarray, ImageDescription]:
+def _page(path: Path, page, notes: list[str], orient: bool) -> tuple[np.ndarray, ImageDescription]:
     import tifffile
+
+    from .orient import apply_orientation
 
     PH = tifffile.PHOTOMETRIC
     photometric = PH(page.photometric)
@@ -80,6 +85,9 @@ def _page(path: Path, page, notes: list[str]) -> tuple[np.ndarray, ImageDescript
         arr = (arr > 0).astype(np.uint8) * np.uint8(255)
     if arr.shape[2] == 1:
         arr = arr[:, :, 0]
+    tag = page.tags.get(274)
+    orientation = int(tag.value) if orient and tag is not None and 1 <= int(tag.value) <= 8 else 1
+    arr = apply_orientation(arr, orientation)
     desc = ImageDescription(
         format="tiff",
         stored=stored,
@@ -92,7 +100,8 @@ def _page(path: Path, page, notes: list[str]) -> tuple[np.ndarray, ImageDescript
         palette=palette,
         lossless=page.compression not in (tifffile.COMPRESSION.JPEG, tifffile.COMPRESSION.OJPEG, 34892, 50001),
         compression=tifffile.COMPRESSION(page.compression).name,
-        metadata=_tiff_metadata(page),
+        orientation=orientation,
+        metadata=_tiff_metadata(page, orientation),
     )
     return np.ascontiguousarray(arr), desc
 
@@ -146,36 +155,43 @@ def _cmyk_to_rgb(img: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
-def _tiff_metadata(page) -> dict:
-    meta: dict = {"tiff_tags": {}}
-    for code in STRING_TAGS:
-        tag = page.tags.get(code)
-        if tag is not None and isinstance(tag.value, (str, bytes)):
-            meta["tiff_tags"][code] = tag.value
-    desc = meta["tiff_tags"].get(270)
-    if isinstance(desc, str) and desc.startswith('{"shape":'):  # tifffile's own shape note
-        del meta["tiff_tags"][270]
+def _tiff_metadata(page, orientation: int) -> dict:
+    """Every tag of a page that is not about how its pixels are stored (GeoTIFF, IPTC, XMP,
+    Photoshop's, ICC, descriptive strings, unknown private tags), as (code, type, count, value) to
+    pass through; the orientation and XMP made upright; the resolution apart."""
+    from .metadata import STRUCTURE_TAGS, fix_xmp_orientation, icc_space
+
+    tags = []
+    for tag in page.tags:
+        code, value = tag.code, tag.value
+        if code in STRUCTURE_TAGS or code in _OWN_TAGS:
+            continue
+        if code == 270 and isinstance(value, str) and value.startswith('{"shape":'):  # tifffile's own shape note
+            continue
+        if code == 274:
+            value = 1  # the pixels are stored upright from now on
+        elif code == 700 and orientation != 1:
+            value = fix_xmp_orientation(bytes(value))
+        tags.append((code, int(tag.dtype), 0 if code == 700 else tag.count, value))
+    meta: dict = {"tiff_tags": tags}
     for code in (282, 283, 296):
         tag = page.tags.get(code)
         if tag is not None:
             meta.setdefault("resolution", {})[code] = tag.value
-    if page.iccprofile:
-        meta["icc"] = bytes(page.iccprofile)
-    xmp = page.tags.get(700)
-    if xmp is not None:
-        meta["xmp"] = bytes(xmp.value)
-    meta["sub_ifds"] = [name for code, name in SUB_IFD_TAGS.items() if page.tags.get(code) is not None]
+    meta["icc_space"] = icc_space(bytes(page.iccprofile) if page.iccprofile else None)
     return meta
 
 
-def write_tiff(p: Path, frames: list[np.ndarray], descs: list[ImageDescription], notes: list[str]) -> None:
-    """Write ``frames`` (model samples) as a TIFF, each page as its description says."""
+def write_tiff(p: Path, frames: list[np.ndarray], descs: list[ImageDescription], notes: list[str]) -> int:
+    """Write ``frames`` (model samples) as a TIFF, each page as its description says; returns the
+    colour channels of the first page."""
     import tifffile
 
     with tifffile.TiffWriter(p) as tw:
         for img, desc in zip(frames, descs):
             data, kwargs = _page_back(img, desc, notes)
             tw.write(data, metadata=None, **kwargs)
+    return 1 if frames[0].ndim == 2 or frames[0].shape[2] <= 2 else 3
 
 
 def _page_back(img: np.ndarray, desc: ImageDescription, notes: list[str]) -> tuple[np.ndarray, dict]:
@@ -191,7 +207,7 @@ def _page_back(img: np.ndarray, desc: ImageDescription, notes: list[str]) -> tup
         if indices is not None and not desc.alpha:
             cmap = desc.palette[:, :3].T.astype(np.uint16) * (257 if desc.palette.dtype == np.uint8 else 1)
             return indices.astype(np.uint8 if len(desc.palette) <= 256 else np.uint16), {
-                **kwargs, "photometric": "palette", "colormap": cmap, **_tags(desc)}  # fmt: skip
+                **kwargs, "photometric": "palette", "colormap": cmap, **_tags(desc, 3, notes)}  # fmt: skip
         notes.append("palette TIFF written as RGB (the result's colours are not all in its palette)")
     photometric = "rgb" if colour >= 3 else ("miniswhite" if desc.miniswhite else "minisblack")
     data = _samples_back(arr, desc, notes, colour)
@@ -202,7 +218,7 @@ def _page_back(img: np.ndarray, desc: ImageDescription, notes: list[str]) -> tup
         kwargs["planarconfig"] = "separate"
     elif data.shape[2] == 1:
         data = data[:, :, 0]
-    return data, {**kwargs, "photometric": photometric, **_tags(desc)}
+    return data, {**kwargs, "photometric": photometric, **_tags(desc, 3 if colour >= 3 else 1, notes)}
 
 
 def _samples_back(arr: np.ndarray, desc: ImageDescription, notes: list[str], colour: int) -> np.ndarray:
@@ -233,28 +249,23 @@ def _compression(desc: ImageDescription) -> str:
     return "zlib"
 
 
-def _tags(desc: ImageDescription) -> dict:
+def _tags(desc: ImageDescription, colour: int, notes: list[str]) -> dict:
+    """The page's own tags, passed through (a colour profile that no longer fits aside), and its resolution."""
+    from .metadata import profile_fits, profile_note
+
     meta = desc.metadata or {}
     out: dict = {"software": False}
     extratags = []
-    for code, value in (meta.get("tiff_tags") or {}).items():
-        if code == 270:
-            out["description"] = value
-        elif code == 305:
-            out["software"] = value
-        elif code == 306:
-            out["datetime"] = value
-        else:
-            extratags.append((code, "s", 0, value, True))
+    for code, dtype, count, value in meta.get("tiff_tags") or ():
+        if code == 34675 and not profile_fits(meta, colour):
+            notes.append(profile_note(meta, colour))
+            continue
+        extratags.append((code, dtype, count, value, True))
     res = meta.get("resolution") or {}
     if 282 in res and 283 in res:
         out["resolution"] = (res[282], res[283])
         if 296 in res:
             out["resolutionunit"] = int(res[296])
-    if meta.get("icc"):
-        out["iccprofile"] = meta["icc"]
-    if meta.get("xmp"):
-        extratags.append((700, "B", len(meta["xmp"]), meta["xmp"], True))
     out["extratags"] = extratags
     return out
 

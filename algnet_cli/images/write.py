@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import ImageWriteError
 from .describe import ImageDescription, describe_array
 from .identify import SUFFIXES
+from .metadata import carry, profile_fits, profile_note, splice_png
 from .probe import IMAGE_SUFFIXES
 from .tiff import palette_indices, write_tiff
 
@@ -66,17 +67,28 @@ def save_image(
         raise ImageWriteError(f"{path}: {len(frames)} {kind} cannot go into one {path.suffix or target} file; "
                               "keep the input's format or use --format tif")  # fmt: skip
     same = target == description.format
+    meta = description.metadata or {}
     if target == "tiff":
         descs = frame_descriptions or [description] * len(frames)
         if not same:
             descs = [_plain(f, "tiff", description) for f in frames]
-        atomic_write(path, lambda p: write_tiff(p, frames, descs, notes))
+        encode = lambda p: (write_tiff(p, frames, descs, notes), same)
     elif len(frames) > 1:
         images = _pillow_frames(frames, target, notes)
-        atomic_write(path, lambda p: _save_animation(p, images, target, description, quality, same))
+        encode = lambda p: _save_animation(p, images, target, description, quality, same, notes)
     else:
         writer = {"png": _png, "jpeg": _jpeg, "webp": _webp, "bmp": _bmp, "gif": _gif}[target]
-        writer(path, frames[0], description if same else _plain(frames[0], target, description), quality, notes)
+        desc = description if same else _plain(frames[0], target, description)
+        encode = lambda p: writer(p, frames[0], desc, quality, notes)
+    first = frames[0]
+    size = (first.shape[1], first.shape[0])
+
+    def write(p: Path) -> None:
+        colour, copied = encode(p)  # copied: the input's own blocks went in as they were
+        carry(p, target, meta, copied=copied, orientation=description.orientation, size=size,
+              colour=colour, pages=len(frames), notes=notes)  # fmt: skip
+
+    atomic_write(path, write)
     if not same and description.format == "jpeg" and description.trailing:
         notes.append(
             f"the {len(description.trailing)} bytes after the JPEG image are not copied into a {target.upper()}"
@@ -98,9 +110,10 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95, meta: d
 
 def _plain(img: np.ndarray, fmt: str, source: ImageDescription) -> ImageDescription:
     """How to write an array into another format than its input's: its own channels and depth,
-    the input's colour metadata."""
-    meta = {k: v for k, v in (source.metadata or {}).items() if k in ("icc", "exif", "xmp", "dpi")}
-    return describe_array(img, fmt).with_(metadata=meta)
+    the input's metadata (of which :func:`.metadata.carry` copies what the format holds)."""
+    own = ("jpeg", "png", "png_layout", "webp", "gif", "tiff_tags")  # blocks laid out for the input's format
+    meta = {k: v for k, v in (source.metadata or {}).items() if k not in own}
+    return describe_array(img, fmt).with_(metadata=meta, orientation=source.orientation)
 
 
 def _eight_bit(img: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
@@ -125,15 +138,13 @@ def _pillow_image(img: np.ndarray):
     return Image.fromarray(img)
 
 
-def _meta_kwargs(meta: dict, keys: tuple[str, ...]) -> dict:
-    names = {"icc": "icc_profile", "exif": "exif", "xmp": "xmp", "dpi": "dpi", "comment": "comment"}
-    return {names[k]: meta[k] for k in keys if meta.get(k)}
+def _colour(img: np.ndarray) -> int:
+    """Colour channels of an array as written (alpha aside): 1 (grey) or 3."""
+    return 1 if img.ndim == 2 or img.shape[2] <= 2 else 3
 
 
-def _dropped_meta(meta: dict, name: str, notes: list[str], keys=("icc", "exif", "xmp", "text")) -> None:
-    lost = [k.upper() if k != "text" else "text" for k in keys if meta.get(k)]
-    if lost:
-        notes.append(f"{', '.join(lost)} metadata not kept ({name})")
+def _dpi(meta: dict) -> dict:
+    return {"dpi": meta["dpi"]} if meta.get("dpi") else {}
 
 
 def _as_palette(img: np.ndarray, desc: ImageDescription):
@@ -157,105 +168,103 @@ def _as_palette(img: np.ndarray, desc: ImageDescription):
     return out
 
 
-def _png(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
-    from PIL import PngImagePlugin
-
-    from ..fileio import atomic_write
-
+def _png(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> tuple[int, bool]:
     meta = desc.metadata or {}
+    same = "png" in meta  # the input was a PNG: its chunks go back in
     if img.dtype.kind == "f":
         notes.append("float samples written as 16-bit (PNG holds no floats)")
         img = _to_16bit(img)
     if img.dtype == np.uint16:
-        _dropped_meta(meta, "a 16-bit PNG is written without them", notes)
         if img.ndim == 3 and img.shape[2] == 2:  # OpenCV writes 1, 3 or 4 channels; libpng through imagecodecs
             import imagecodecs
 
-            atomic_write(path, lambda p: p.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(img))))
+            p.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(img)))
         else:
-            atomic_write(path, lambda p: _write_cv2(p, img, ".png"))
-        return
-    im = _as_palette(img, desc) if desc.stored == "palette" else None
-    if im is None and desc.stored == "palette":
-        notes.append("palette PNG written as truecolour (the result's colours are not all in its palette)")
-    if im is None and desc.bits == 1 and img.ndim == 2 and np.isin(img, (0, 255)).all():
-        im = _pillow_image(img).convert("1")
-    elif im is None and desc.bits < 8 and desc.stored == "grey":
-        notes.append(f"{desc.bits}-bit grey written as 8-bit grey")
-    im = im if im is not None else _pillow_image(img)
-    kwargs = _meta_kwargs(meta, ("icc", "exif", "dpi"))
-    if meta.get("text") or meta.get("xmp"):
-        info = PngImagePlugin.PngInfo()
-        for k, v in (meta.get("text") or {}).items():
-            info.add_itxt(k, v)
-        if meta.get("xmp"):
-            xmp = meta["xmp"]
-            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
-        kwargs["pnginfo"] = info
-    atomic_write(path, lambda p: im.save(p, format="PNG", compress_level=4, **kwargs))
+            _write_cv2(p, img, ".png")
+    else:
+        im = _as_palette(img, desc) if desc.stored == "palette" else None
+        if im is None and desc.stored == "palette":
+            notes.append("palette PNG written as truecolour (the result's colours are not all in its palette)")
+        if im is None and desc.bits == 1 and img.ndim == 2 and np.isin(img, (0, 255)).all():
+            im = _pillow_image(img).convert("1")
+        elif im is None and desc.bits < 8 and desc.stored == "grey":
+            notes.append(f"{desc.bits}-bit grey written as 8-bit grey")
+        im = im if im is not None else _pillow_image(img)
+        im.save(p, format="PNG", compress_level=4, **({} if same else _dpi(meta)))
+    if same and meta.get("png"):
+        splice_png(p, meta["png"], meta.get("png_layout", b""), notes)
+    return _colour(img), same
 
 
-def _jpeg(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
-    from ..fileio import atomic_write
-
+def _jpeg(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> tuple[int, bool]:
     meta = desc.metadata or {}
     img = _drop_alpha(_eight_bit(img, "JPEG", notes), "JPEG", notes)
-    if desc.lossless and desc.format == "jpeg":
+    colour = _colour(img)
+    same = "jpeg" in meta  # the input was a JPEG: its segments go back in
+    segments = list(meta.get("jpeg") or [])
+    if segments and not profile_fits(meta, colour):
+        segments = [s for s in segments if s[4:16] != b"ICC_PROFILE\x00"]
+        notes.append(profile_note(meta, colour))
+    if desc.lossless and same:
         import imagecodecs
 
-        _dropped_meta(meta, "a lossless JPEG is written without them", notes, ("icc", "exif", "xmp"))
-        atomic_write(path, lambda p: p.write_bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(img), lossless=True)))
-        return
-    kwargs = _meta_kwargs(meta, ("icc", "exif", "xmp", "dpi", "comment"))
+        p.write_bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(img), lossless=True))
+        return colour, False
+    kwargs = _dpi(meta)
     if desc.subsampling is not None and img.ndim == 3:
         kwargs["subsampling"] = desc.subsampling
-    im = _pillow_image(img)
-    trailing = desc.trailing if desc.format == "jpeg" else b""
+    trailing = desc.trailing if same else b""
     if trailing:
         notes.append(f"the {len(trailing)} bytes after the JPEG image (a motion photo's video, or other data) "
                      "are copied unchanged after the deblurred image")  # fmt: skip
-
-    def write(p: Path) -> None:
-        im.save(p, format="JPEG", quality=quality, **kwargs)
-        if trailing:
-            with open(p, "ab") as f:
-                f.write(trailing)
-
-    atomic_write(path, write)
+    _pillow_image(img).save(p, format="JPEG", quality=quality, extra=b"".join(segments), **kwargs)
+    if trailing:
+        with open(p, "ab") as f:
+            f.write(trailing)
+    return colour, same
 
 
-def _webp(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
-    from ..fileio import atomic_write
-
+def _webp(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> tuple[int, bool]:
     img = _eight_bit(img, "WebP", notes)
     if img.ndim == 2 or img.shape[2] == 2:
         notes.append("grey written as RGB (WebP holds colour only)")
         grey = np.repeat((img if img.ndim == 2 else img[..., 0])[..., None], 3, axis=2)
         img = grey if img.ndim == 2 else np.concatenate([grey, img[..., 1:]], axis=2)
-    kwargs = _meta_kwargs(desc.metadata or {}, ("icc", "exif", "xmp"))
+    kwargs = _webp_blocks(desc, notes)
     kwargs.update({"lossless": True, "quality": 100, "method": 4} if desc.lossless else {"quality": quality})
     if desc.lossless and desc.format != "webp":
         notes.append("written as lossless WebP")
-    im = _pillow_image(img)
-    atomic_write(path, lambda p: im.save(p, format="WEBP", exact=True, **kwargs))
+    _pillow_image(img).save(p, format="WEBP", exact=True, **kwargs)
+    return 3, "webp" in (desc.metadata or {})
 
 
-def _bmp(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
-    from ..fileio import atomic_write
+def _webp_blocks(desc: ImageDescription, notes: list[str]) -> dict:
+    """A WebP input's own ICCP, EXIF and XMP chunks, as they are (a profile that no longer fits aside)."""
+    meta = desc.metadata or {}
+    blocks = dict(meta.get("webp") or {})
+    if "icc_profile" in blocks and not profile_fits(meta, 3):
+        del blocks["icc_profile"]
+        notes.append(profile_note(meta, 3))
+    return blocks
 
+
+def _bmp(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> tuple[int, bool]:
     img = _drop_alpha(_eight_bit(img, "BMP", notes), "BMP", notes)
     im = _as_palette(img, desc) if desc.palette is not None else None
-    _dropped_meta(desc.metadata or {}, "BMP holds none", notes, ("icc", "exif", "xmp"))
     im = im if im is not None else _pillow_image(img)
-    kwargs = _meta_kwargs(desc.metadata or {}, ("dpi",))
-    atomic_write(path, lambda p: im.save(p, format="BMP", **kwargs))
+    im.save(p, format="BMP", **_dpi(desc.metadata or {}))
+    return _colour(img), False
 
 
-def _gif(path: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> None:
-    from ..fileio import atomic_write
-
+def _gif(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> tuple[int, bool]:
     im = _pillow_frames([img], "gif", notes)[0]
-    atomic_write(path, lambda p: im.save(p, format="GIF", **_gif_kwargs(im)))
+    im.save(p, format="GIF", **_gif_kwargs(im), **_gif_blocks(desc))
+    return 3, "gif" in (desc.metadata or {})
+
+
+def _gif_blocks(desc: ImageDescription) -> dict:
+    """A GIF input's comment and loop count (none: it plays once), as they were."""
+    return {k: v for k, v in ((desc.metadata or {}).get("gif") or {}).items() if k in ("comment", "loop")}
 
 
 def _gif_kwargs(im) -> dict:
@@ -303,16 +312,25 @@ def _exact_gif_frame(rgb: np.ndarray, notes: list[str]):
     return im
 
 
-def _save_animation(p: Path, images: list, target: str, desc: ImageDescription, quality: int, same: bool) -> None:
+def _save_animation(p: Path, images: list, target: str, desc: ImageDescription, quality: int, same: bool,
+                    notes: list[str]) -> tuple[int, bool]:  # fmt: skip
     durations = list(desc.durations) if len(desc.durations) == len(images) else [100] * len(images)
-    kwargs: dict = {"save_all": True, "append_images": images[1:], "duration": durations, "loop": desc.loop}
+    kwargs: dict = {"save_all": True, "append_images": images[1:], "duration": durations}
+    if desc.loop is not None or target != "gif":
+        kwargs["loop"] = 1 if desc.loop is None else desc.loop
     if target == "webp":
         kwargs.update({"lossless": True, "quality": 100} if desc.lossless else {"quality": quality})
+        kwargs.update(_webp_blocks(desc, notes) if same else {})
     elif target == "gif":
         kwargs.update({"disposal": 2, "optimize": False, **_gif_kwargs(images[0])})
+        kwargs.update({k: v for k, v in _gif_blocks(desc).items() if k == "comment"} if same else {})
     elif target == "png":
         kwargs.update({"disposal": 0, "blend": 0, "default_image": False})
     images[0].save(p, format={"webp": "WEBP", "gif": "GIF", "png": "PNG"}[target], **kwargs)
+    meta = desc.metadata or {}
+    if target == "png" and same and meta.get("png"):
+        splice_png(p, meta["png"], meta.get("png_layout", b""), notes)
+    return 3, same
 
 
 def _write_cv2(p: Path, img: np.ndarray, suffix: str) -> None:
