@@ -34,3 +34,166 @@ def test_every_tiff_page_is_turned_upright_by_its_own_orientation(tmp_path):
         for page, want in zip(tf.pages, upright):
             assert np.array_equal(page.asarray(), want)
             assert 274 not in page.tags or page.tags[274].value == 1
+
+
+def test_a_grey_png_with_a_transparent_level_keeps_it(tmp_path):
+    from PIL import Image
+
+    grey = RNG.integers(0, 256, (7, 9), dtype=np.uint8)
+    grey[grey == 77] = 78
+    grey[2:4, 3:6] = 77
+    Image.fromarray(grey).save(tmp_path / "g.png", transparency=77)
+    dec, notes = roundtrip(tmp_path / "g.png", tmp_path / "out" / "g.png")
+    assert dec.pixels.shape == (7, 9, 2) and (dec.pixels[..., 1] == 0).sum() == 6
+    with Image.open(tmp_path / "out" / "g.png") as im:
+        assert im.mode == "L" and im.info.get("transparency") == 77
+        assert np.array_equal(np.asarray(im.convert("LA"))[..., 1], np.where(grey == 77, 0, 255))
+    roundtrip(tmp_path / "g.png", tmp_path / "out" / "g.webp")  # into a format with an alpha channel: kept
+    with Image.open(tmp_path / "out" / "g.webp") as im:
+        assert np.array_equal(np.asarray(im.convert("RGBA"))[..., 3], np.where(grey == 77, 0, 255))
+
+
+def bmp16(path, words: np.ndarray, masks=None):
+    """A 16-bit BMP, bottom-up: 5-5-5 (no masks) or with bit-field masks (5-6-5)."""
+    import struct
+
+    h, w = words.shape
+    row_bytes = (w * 2 + 3) // 4 * 4
+    rows = b"".join(words[y].astype("<u2").tobytes().ljust(row_bytes, b"\0") for y in range(h - 1, -1, -1))
+    extra = struct.pack("<III", *masks) if masks else b""
+    offset = 14 + 40 + len(extra)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 3 if masks else 0, len(rows), 2835, 2835, 0, 0)
+    path.write_bytes(b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + extra + rows)
+
+
+def test_16_bit_bmps_are_scaled_by_bit_replication_and_white_stays_white(tmp_path):
+    words = RNG.integers(0, 1 << 16, (5, 6), dtype=np.uint16)
+    words[0, 0] = 0xFFFF
+    bmp16(tmp_path / "565.bmp", words, (0xF800, 0x07E0, 0x001F))
+    bmp16(tmp_path / "555.bmp", words & 0x7FFF)
+    rep5 = lambda v: (v << 3) | (v >> 2)  # noqa: E731 - bit replication, by hand
+    rep6 = lambda v: (v << 2) | (v >> 4)  # noqa: E731
+    w = words.astype(np.int64)
+    want565 = np.stack([rep5(w >> 11), rep6((w >> 5) & 63), rep5(w & 31)], -1)
+    want555 = np.stack([rep5((w >> 10) & 31), rep5((w >> 5) & 31), rep5(w & 31)], -1)
+    for name, want in (("565.bmp", want565), ("555.bmp", want555)):
+        dec, notes = roundtrip(tmp_path / name, tmp_path / "out" / name)
+        assert np.array_equal(dec.pixels, want), name
+        assert dec.pixels[0, 0].tolist() == ([255, 255, 255] if name == "565.bmp" else want555[0, 0].tolist())
+        assert any("16-bit" in n for n in notes)
+    assert want565[0, 0].tolist() == [255, 255, 255]
+
+
+def test_a_bmp_with_an_alpha_mask_keeps_its_alpha(tmp_path):
+    import imagecodecs
+    from PIL import Image
+
+    rgba = RNG.integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    (tmp_path / "a.bmp").write_bytes(imagecodecs.bmp_encode(rgba))  # a version-4 header with an alpha mask
+    with Image.open(tmp_path / "a.bmp") as im:
+        assert im.mode == "RGBA"
+    dec, notes = roundtrip(tmp_path / "a.bmp", tmp_path / "out" / "a.bmp")
+    assert not any("alpha" in n for n in notes), notes
+    with Image.open(tmp_path / "out" / "a.bmp") as im:
+        assert im.mode == "RGBA" and np.array_equal(np.asarray(im), rgba)
+
+
+def test_format_is_honoured_whatever_the_input_is_named(tmp_path):
+    from helpers.cli import run_cli
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "in" / "x.png", format="JPEG")
+    code, _, err = run_cli("deblur", tmp_path / "in", "-o", tmp_path / "out", "--format", "png", "--dry-run")
+    assert code == 0, err
+    from algnet_cli.batch.plan import Job as J
+
+    job = J(tmp_path / "in" / "x.png", tmp_path / "out" / "x.png", fmt="png")
+    dec = load_image(job)
+    save_image(job, dec.pixels, dec)
+    with Image.open(tmp_path / "out" / "x.png") as im:
+        assert im.format == "PNG"
+    job = J(tmp_path / "in" / "x.png", tmp_path / "out2" / "x.png")  # --format keep: the input's own
+    save_image(job, dec.pixels, dec)
+    with Image.open(tmp_path / "out2" / "x.png") as im:
+        assert im.format == "JPEG"
+
+
+def test_a_dng_is_refused_as_a_raw_file(tmp_path):
+    import pytest
+
+    from algnet_cli.errors import ImageReadError
+
+    tifffile.imwrite(tmp_path / "r.tif", RNG.integers(0, 256, (25, 34, 3), dtype=np.uint8), photometric="rgb",
+                     extratags=[(50706, 1, 4, (1, 4, 0, 0), True)])  # fmt: skip
+    with pytest.raises(ImageReadError) as e:
+        load_image(Job(tmp_path / "r.tif", tmp_path / "out" / "r.tif"))
+    assert "DNG raw file" in str(e.value) and str(tmp_path / "r.tif") in str(e.value)
+
+
+def test_an_mpo_keeps_its_second_image_and_says_what_happened(tmp_path):
+    from PIL import Image
+
+    a = Image.fromarray(RNG.integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    b = Image.fromarray(RNG.integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    a.save(tmp_path / "s.jpg", format="MPO", save_all=True, append_images=[b])
+    with Image.open(tmp_path / "s.jpg") as im:
+        assert im.format == "MPO" and im.n_frames == 2
+        second = im.mpinfo[0xB002][1]["DataOffset"]
+    data = (tmp_path / "s.jpg").read_bytes()
+    dec, notes = roundtrip(tmp_path / "s.jpg", tmp_path / "out" / "s.jpg")
+    assert any("MPO" in n and "further images" in n for n in notes) and not any("motion photo" in n for n in notes)
+    out = (tmp_path / "out" / "s.jpg").read_bytes()
+    tail = data[data.index(b"MPF\x00") + 4 + second :]  # MPF offsets count from the MPF header
+    assert tail.startswith(b"\xff\xd8") and out.endswith(tail)  # the second image's bytes, unchanged
+    with Image.open(tmp_path / "out" / "s.jpg") as im:
+        assert im.format == "JPEG"  # no stale MPF index that points into the wrong bytes
+
+
+def test_nan_in_an_input_is_named_as_the_inputs(tmp_path):
+    import pytest
+
+    from algnet_cli.errors import ImageReadError
+
+    arr = RNG.random((6, 8)).astype(np.float32)
+    arr[2, 3] = np.nan
+    arr[4, 4] = np.inf
+    tifffile.imwrite(tmp_path / "f.tif", arr)
+    with pytest.raises(ImageReadError) as e:
+        load_image(Job(tmp_path / "f.tif", tmp_path / "out" / "f.tif"))
+    assert str(tmp_path / "f.tif") in str(e.value) and "the input holds 2 NaN or infinite samples" in str(e.value)
+
+
+_PEAK = """
+import resource, sys
+from pathlib import Path
+from algnet_cli.batch.plan import Job
+from algnet_cli.batch.stills import load_image, save_image
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+dec = load_image(Job(src, dst))
+save_image(Job(src, dst), dec.pixels, dec)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_a_long_tail_after_a_small_jpeg_is_never_held_in_memory(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.fromarray(RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "t.jpg", quality=90)
+    head = (tmp_path / "t.jpg").read_bytes()
+    peaks = {}
+    for name, tail in (("small", 1 << 13), ("large", 256 << 20)):
+        with open(tmp_path / f"{name}.jpg", "wb") as f:
+            f.write(head)
+            f.write(b"\x01" * 4096)  # data, not zero padding
+            f.seek(len(head) + tail)
+            f.write(b"end")
+        run = subprocess.run([sys.executable, "-c", _PEAK, tmp_path / f"{name}.jpg", tmp_path / "out" / f"{name}.jpg"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        peaks[name] = int(run.stdout.split()[-1]) * 1024
+        out = tmp_path / "out" / f"{name}.jpg"
+        assert out.stat().st_size > tail and out.read_bytes()[-3:] == b"end"
+    assert peaks["large"] - peaks["small"] < 64 << 20, peaks  # the 256 MiB tail is streamed, not read

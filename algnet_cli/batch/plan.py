@@ -68,6 +68,7 @@ class Job:
     kind: str = "image"
     problem: str | None = None  # why this one input cannot be done, found while planning (the rest go on)
     action: str = "run"  # run, or skip (its output exists and may not be replaced): decided once, by plan()
+    fmt: str | None = None  # the --format asked for (png, jpg, tif, webp, bmp); None: the input's own
 
     def output_exists(self) -> bool:
         if self.kind == "frames":  # complete only when its record says so: an interrupted one is done again
@@ -226,7 +227,7 @@ def _check_name(job: Job) -> Job:
         name_max = 255
     size = len(os.fsencode(job.dst.name))
     if size > name_max:
-        return Job(job.src, job.dst, job.kind, f"its output's name is {size} bytes, over the file system's limit "
+        return replace(job, problem=f"its output's name is {size} bytes, over the file system's limit "
                    f"of {name_max}; rename the input or use a shorter --suffix")  # fmt: skip
     return job
 
@@ -242,10 +243,11 @@ def _check_sequence(request: Request, videos: list) -> None:
 
 
 def _image_job(src: Path, rel: Path, out: OutputOptions, single: bool) -> Job:
+    fmt = None if out.fmt == "keep" else out.fmt
     if single:
-        return Job(src, out.output)
-    ext = rel.suffix if out.fmt == "keep" else FORMATS[out.fmt]
-    return Job(src, out.output / rel.with_name(rel.stem + out.suffix + ext))
+        return Job(src, out.output, fmt=fmt)
+    ext = rel.suffix if fmt is None else FORMATS[fmt]
+    return Job(src, out.output / rel.with_name(rel.stem + out.suffix + ext), fmt=fmt)
 
 
 def _video_job(src: Path, rel: Path, out: OutputOptions, vid: VideoOptions, single: bool) -> Job:

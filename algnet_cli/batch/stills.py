@@ -55,10 +55,14 @@ def load_image(job: Job, max_pixels: int | None = None, skip_sharp: bool = False
 
 
 def output_format(job: Job) -> str | None:
-    """The format to write: the input's own (whatever its name says) when the output keeps the
-    input's suffix, else the one the output's name says."""
-    from ..images import format_of_suffix
+    """The format to write: the one --format asked for; else the input's own (whatever its name
+    says) when the output keeps the input's suffix; else the one the output's name says."""
+    from pathlib import Path
 
+    from ..images import FORMATS, format_of_suffix
+
+    if job.fmt is not None:
+        return format_of_suffix(Path("x" + FORMATS[job.fmt]))
     if job.dst.suffix.lower() == job.src.suffix.lower():
         return None
     return format_of_suffix(job.dst)
@@ -71,11 +75,12 @@ def save_image(job: Job, out, decoded: Decoded, quality: int = 95) -> list[str]:
     from ..images import save_image as save
 
     opened = decoded.opened
-    if out is None and output_format(job) is None:
+    fmt = output_format(job)
+    if out is None and fmt in (None, opened.description.format):
         _copy(job.src, job.dst)
         return []
     frames = opened.frames if out is None else out if isinstance(out, list) else [out]
-    return save(job.dst, frames, opened.description, quality=quality, fmt=output_format(job),
+    return save(job.dst, frames, opened.description, quality=quality, fmt=fmt,
                 frame_descriptions=opened.frame_descriptions)  # fmt: skip
 
 

@@ -255,7 +255,9 @@ def schedule_images(pool: WorkerPool, jobs: list[Job], options: OutputOptions, o
     absolute = options if options.output is None else _absolute_options(options)
 
     def submit(actor, i):
-        job = Job(jobs[i].src.absolute(), jobs[i].dst.absolute())  # workers have another working folder
+        job = Job(
+            jobs[i].src.absolute(), jobs[i].dst.absolute(), fmt=jobs[i].fmt
+        )  # workers have another working folder
         return actor.image.remote(job, absolute)
 
     schedule(

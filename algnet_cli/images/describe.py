@@ -46,8 +46,9 @@ class ImageDescription:
     loop: int | None = 0  # None: the file holds no loop count (a GIF without one plays once)
     compression: str | None = None
     subsampling: int | None = None
-    trailing: bytes = field(default=b"", repr=False)
+    trailing: Tail | None = field(default=None, repr=False)
     orientation: int = 1  # the EXIF/TIFF orientation the pixels were turned upright from
+    alpha_key: int | None = None  # a grey PNG's transparent level (tRNS), from which its alpha was made
     metadata: dict = field(default_factory=dict, compare=False, repr=False)
 
     def with_(self, **changes) -> ImageDescription:
@@ -71,6 +72,33 @@ class ImageDescription:
         if self.frames > 1:
             out["frames"] = self.frames
         return out
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The bytes after a JPEG's end-of-image marker, left in the file until they are copied (they
+    can be far larger than the image): ``size`` bytes of ``path`` from ``offset``. kind: "mpo"
+    (an MPO's further images) or "data" (a motion photo's video, or other data)."""
+
+    path: str
+    offset: int
+    size: int
+    kind: str = "data"
+
+    def __len__(self) -> int:
+        return self.size
+
+    def copy_to(self, out) -> None:
+        """Append the bytes to the open binary file ``out``, 1 MiB at a time."""
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            left = self.size
+            while left:
+                block = f.read(min(left, 1 << 20))
+                if not block:
+                    raise OSError(f"{self.path}: ended {left} bytes early while its tail was copied")
+                out.write(block)
+                left -= len(block)
 
 
 def describe_array(img: np.ndarray, fmt: str = "png") -> ImageDescription:

@@ -28,7 +28,8 @@ OPENCV_MAX_PIXELS = 1 << 30
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 #: suffixes of files recognised as images that algnet does not read (named, not silently ignored)
-UNREADABLE_SUFFIXES = (".avif", ".heic", ".heif", ".jxl", ".jp2", ".j2k", ".exr", ".hdr", ".pfm", ".psd", ".qoi")
+UNREADABLE_SUFFIXES = (".avif", ".heic", ".heif", ".jxl", ".jp2", ".j2k", ".exr", ".hdr", ".pfm", ".psd", ".qoi",
+                       ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".pef", ".srw")  # fmt: skip
 #: suffixes that hold several frames (multi-page TIFF, animated WebP, GIF and PNG)
 MULTI_FRAME = (".tif", ".tiff", ".webp", ".gif", ".png")
 
@@ -118,15 +119,21 @@ def _probe_tiff(path: Path) -> ImageHeader:
 
     with tifffile.TiffFile(path) as tf:
         page = tf.pages[0]
+        if 50706 in page.tags:  # DNGVersion
+            raise ImageReadError(path, "a DNG raw file (camera sensor data, with a small preview); algnet deblurs "
+                                       "developed images: develop it to TIFF or JPEG first")  # fmt: skip
         frames = sum(1 for p in tf.pages if not (int(getattr(p, "subfiletype", 0) or 0) & 1))
         return ImageHeader(int(page.imagewidth), int(page.imagelength), max(1, frames), format="tiff")
 
 
 def _probe_jpeg(path: Path) -> ImageHeader:
     """A JPEG's header from its markers: Pillow does not open every JPEG that we read (lossless ones)."""
+    import mmap
+
     from .identify import jpeg_info
 
-    info = jpeg_info(path.read_bytes())
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        info = jpeg_info(mm)  # the markers only: a long tail after the image is never read
     if info is None or not info.width or not info.height:
         raise ValueError("no frame header in its markers")
     if info.process in ("hierarchical", "arithmetic") or (info.precision != 8 and info.process != "lossless"):

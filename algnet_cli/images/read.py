@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageReadError
-from .describe import ImageDescription
+from .describe import ImageDescription, Tail
 from .identify import format_name, jpeg_info, suffix_matches, webp_lossless
 from .orient import apply_orientation
 from .probe import ImageHeader, check_header, pillow_limit, probe_image
@@ -69,6 +69,12 @@ def open_image(path: str | Path, *, max_pixels: int | None = None, orient: bool 
         if orientation != 1:
             opened.frames = [apply_orientation(f, orientation) for f in opened.frames]
             opened.description = opened.description.with_(orientation=orientation)
+    for i, f in enumerate(opened.frames):
+        if f.dtype.kind == "f" and not np.isfinite(f).all():
+            bad = int(np.count_nonzero(~np.isfinite(f)))
+            where = f" (page {i + 1})" if len(opened.frames) > 1 else ""
+            raise ImageReadError(path, f"the input holds {bad} NaN or infinite samples{where}; algnet cannot deblur "
+                                       "them: replace them with numbers first")  # fmt: skip
     for f in opened.frames[:1]:
         if f.dtype == np.float32:
             lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
@@ -104,18 +110,21 @@ def _orientation(path: Path, fmt: str, pixels: int) -> int:
 
 
 def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
-    data = np.fromfile(path, dtype=np.uint8)
-    raw = data.tobytes()
+    raw, tail = _image_bytes(path, header.format)
+    data = np.frombuffer(raw, dtype=np.uint8)
     desc = ImageDescription(format=header.format, metadata=read_metadata(path, header, raw))
     if header.format == "jpeg":
-        desc = _jpeg_description(path, raw, desc, notes)
+        desc = _jpeg_description(path, raw, tail, desc, notes)
     elif header.format == "png":
         desc = _png_description(path, raw, desc)
     elif header.format == "webp":
         desc = desc.with_(lossless=webp_lossless(raw))
     elif header.format == "bmp":
-        desc = desc.with_(palette=_pillow_palette(path, header))
-    img = _decode_cv2(path, data, header.format)
+        desc = desc.with_(palette=_pillow_palette(path, header), bits=int.from_bytes(raw[28:30], "little"))
+    img = _decode_bmp(path, header, raw) if header.format == "bmp" else _decode_cv2(path, data, header.format)
+    if header.format == "png" and raw[25] == 0 and (key := _grey_key(raw)) is not None:
+        img = np.stack([img, np.where(img == key, 0, np.iinfo(img.dtype).max).astype(img.dtype)], axis=-1)
+        desc = desc.with_(alpha_key=key)  # grey with a transparent grey level (tRNS): an alpha made from it
     if header.grey_alpha and img.ndim == 3 and img.shape[2] == 4:
         img = np.ascontiguousarray(img[..., [0, 3]])  # grey + alpha, as stored
     if img.ndim == 3 and img.shape[2] == 1:
@@ -127,6 +136,95 @@ def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
     if img.dtype == np.uint16 and desc.bits == 8:
         desc = desc.with_(bits=16)
     return Opened([img], desc, notes)
+
+
+def _image_bytes(path: Path, fmt: str) -> tuple[bytes, Tail | None]:
+    """The bytes of the image; for a JPEG, those up to its end-of-image marker, and where the bytes
+    after it lie (read only when they are copied: a tail may be far larger than the image)."""
+    import mmap
+
+    if fmt != "jpeg":
+        return path.read_bytes(), None
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        info = jpeg_info(mm)
+        if info is None or info.end is None or info.end >= len(mm):
+            return mm[:], None
+        end, size = info.end, len(mm) - info.end
+        if all(not mm[i : i + (1 << 24)].strip(b"\x00") for i in range(end, len(mm), 1 << 24)):
+            return mm[:end], None  # zero padding, not data
+        mpo = any(m == 0xE2 and mm[a + 4 : a + 8] == b"MPF\x00" for m, a, _ in info.segments)
+        return mm[:end], Tail(str(path), end, size, "mpo" if mpo else "data")
+
+
+def _grey_key(raw: bytes) -> int | None:
+    """The transparent grey level a grey PNG's tRNS chunk names (None: it has none)."""
+    import png
+
+    try:
+        for kind, body in png.Reader(bytes=raw).chunks():
+            if kind == b"tRNS" and len(body) >= 2:
+                return int.from_bytes(body[:2], "big")
+            if kind == b"IDAT":
+                return None
+    except Exception:  # noqa: BLE001 - the decoder has its say on a damaged file
+        return None
+    return None
+
+
+def _decode_bmp(path: Path, header: ImageHeader, raw: bytes) -> np.ndarray:
+    """A BMP's pixels: 16-bit ones by their bit masks, scaled by bit replication (white stays 255,
+    as Windows shows them; Pillow, OpenCV and imagecodecs each scale otherwise); the others by
+    Pillow, which keeps the alpha of a BMP whose header has an alpha mask."""
+    from PIL import Image
+
+    if int.from_bytes(raw[28:30], "little") == 16 and int.from_bytes(raw[30:34], "little") in (0, 3):
+        try:
+            return _bmp16(raw, header)
+        except (ValueError, IndexError) as e:
+            raise ImageReadError(path, f"damaged 16-bit BMP ({e})") from None
+    try:
+        with pillow_limit(header.width * header.height), Image.open(path, formats=["BMP"]) as im:
+            im.load()
+            if im.mode == "P":
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif im.mode == "1":
+                im = im.convert("L")
+            elif im.mode not in ("L", "RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.mode else "RGB")
+            return np.array(im)
+    except Exception as e:  # noqa: BLE001 - Pillow reports damage with many types
+        raise ImageReadError(path, f"damaged BMP ({type(e).__name__}: {e})") from None
+
+
+def _bmp16(raw: bytes, header: ImageHeader) -> np.ndarray:
+    """The RGB samples of a 16-bit BMP (5-5-5 without masks, or the masks of its bit fields)."""
+    offset = int.from_bytes(raw[10:14], "little")
+    height = int.from_bytes(raw[22:26], "little", signed=True)
+    w, h = header.width, abs(height)
+    masks = (0x7C00, 0x03E0, 0x001F)
+    if int.from_bytes(raw[30:34], "little") == 3:
+        masks = tuple(int.from_bytes(raw[54 + 4 * k : 58 + 4 * k], "little") for k in range(3))
+    stride = (w * 2 + 3) // 4 * 4
+    rows = np.frombuffer(raw, np.uint8, count=stride * h, offset=offset).reshape(h, stride)
+    words = rows[:, : w * 2].copy().view("<u2").astype(np.uint32)
+    if height > 0:  # bottom-up
+        words = words[::-1]
+    return np.stack([_replicate(words, m) for m in masks], axis=-1)
+
+
+def _replicate(words: np.ndarray, mask: int) -> np.ndarray:
+    """The field ``mask`` of each word, scaled to 8 bits by repeating its bit pattern."""
+    if mask == 0:
+        return np.zeros(words.shape, np.uint8)
+    shift = (mask & -mask).bit_length() - 1
+    bits = (mask >> shift).bit_length()
+    v = (words & mask) >> shift
+    out = np.zeros(words.shape, np.uint32)
+    filled = 0
+    while filled < 8:  # the pattern from the top bit down, as many times as 8 bits take
+        out |= (v << (8 - bits)) >> filled if 8 - bits - filled >= 0 else v >> (filled - (8 - bits))
+        filled += bits
+    return np.minimum(out, 255).astype(np.uint8)
 
 
 def _decode_cv2(path: Path, data: np.ndarray, fmt: str) -> np.ndarray:
@@ -142,7 +240,9 @@ def _decode_cv2(path: Path, data: np.ndarray, fmt: str) -> np.ndarray:
     return img
 
 
-def _jpeg_description(path: Path, raw: bytes, desc: ImageDescription, notes: list[str]) -> ImageDescription:
+def _jpeg_description(
+    path: Path, raw: bytes, tail: Tail | None, desc: ImageDescription, notes: list[str]
+) -> ImageDescription:
     info = jpeg_info(raw)
     if info is None:
         raise ImageReadError(path, "damaged JPEG (no frame header in its markers)")
@@ -156,17 +256,16 @@ def _jpeg_description(path: Path, raw: bytes, desc: ImageDescription, notes: lis
     if info.components == 4:
         stored = "ycck" if info.adobe_transform == 2 else "cmyk"
         notes.append(f"{stored.upper()} JPEG converted to RGB (naive, without a colour profile)")
-    trailing = raw[info.end :]
-    if trailing.strip(b"\x00"):
-        notes.append(f"{len(trailing)} bytes follow the JPEG image (a motion photo's video, or other data)")
-    else:
-        trailing = b""
+    if tail is not None and tail.kind == "mpo":
+        notes.append(f"an MPO: {tail.size} bytes of further images (a second view, or a preview) follow the first")
+    elif tail is not None:
+        notes.append(f"{tail.size} bytes follow the JPEG image (a motion photo's video, or other data)")
     return desc.with_(
         stored=stored,
         bits=info.precision,
         lossless=info.process == "lossless",
         subsampling=info.subsampling,
-        trailing=trailing,
+        trailing=tail,
     )
 
 

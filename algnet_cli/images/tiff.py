@@ -31,6 +31,9 @@ def read_tiff(path: Path, notes: list[str], orient: bool = True) -> tuple[list[n
 
     try:
         with tifffile.TiffFile(path) as tf:
+            if 50706 in tf.pages[0].tags:  # DNGVersion: the pages are a preview and raw sensor data
+                raise ImageReadError(path, "a DNG raw file (camera sensor data, with a small preview); algnet "
+                                           "deblurs developed images: develop it to TIFF or JPEG first")  # fmt: skip
             pages = [p for p in tf.pages if not (int(getattr(p, "subfiletype", 0) or 0) & 1)] or [tf.pages[0]]
             out = [_page(path, p, notes, orient) for p in pages]
     except ImageReadError:

@@ -18,7 +18,7 @@ from .tiff import palette_indices, write_tiff
 FORMATS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp", "bmp": ".bmp"}
 WRITABLE = IMAGE_SUFFIXES
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-NO_ALPHA = (".jpg", ".jpeg", ".bmp")
+NO_ALPHA = (".jpg", ".jpeg")
 _FORMAT_OF_SUFFIX = {s: f for f, suffixes in SUFFIXES.items() for s in suffixes}
 
 
@@ -174,7 +174,10 @@ def _png(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: 
     if img.dtype.kind == "f":
         notes.append("float samples written as 16-bit (PNG holds no floats)")
         img = _to_16bit(img)
-    if img.dtype == np.uint16:
+    keyed = _keyed_grey(img, desc, notes)
+    if keyed is not None:  # grey with a transparent level, as the input was
+        keyed.save(p, format="PNG", compress_level=4, transparency=desc.alpha_key, **({} if same else _dpi(meta)))
+    elif img.dtype == np.uint16:
         if img.ndim == 3 and img.shape[2] == 2:  # OpenCV writes 1, 3 or 4 channels; libpng through imagecodecs
             import imagecodecs
 
@@ -196,6 +199,22 @@ def _png(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: 
     return _colour(img), same
 
 
+def _keyed_grey(img: np.ndarray, desc: ImageDescription, notes: list[str]):
+    """A Pillow grey image to write with the input's transparent grey level (tRNS), when the
+    result's alpha still says exactly that: off where the grey is that level, on elsewhere."""
+    from PIL import Image
+
+    if desc.alpha_key is None or img.ndim != 3 or img.shape[2] != 2 or img.dtype.kind != "u":
+        return None
+    grey, alpha = img[..., 0], img[..., 1]
+    top = np.iinfo(img.dtype).max
+    if np.array_equal(alpha == 0, grey == desc.alpha_key) and np.isin(alpha, (0, top)).all():
+        return Image.fromarray(grey) if img.dtype == np.uint8 else Image.fromarray(grey.astype(np.uint16), "I;16")
+    notes.append("grey with a transparent grey level (tRNS) written as grey + alpha (the result's transparent "
+                 "pixels no longer share one grey level)")  # fmt: skip
+    return None
+
+
 def _jpeg(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> tuple[int, bool]:
     meta = desc.metadata or {}
     img = _drop_alpha(_eight_bit(img, "JPEG", notes), "JPEG", notes)
@@ -213,14 +232,17 @@ def _jpeg(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes:
     kwargs = _dpi(meta)
     if desc.subsampling is not None and img.ndim == 3:
         kwargs["subsampling"] = desc.subsampling
-    trailing = desc.trailing if same else b""
-    if trailing:
+    trailing = desc.trailing if same else None
+    if trailing and trailing.kind == "mpo":
+        notes.append("the MPO's further images are copied unchanged after the deblurred first image, without its "
+                     "MPF index (the offsets in it no longer hold): viewers show the deblurred first image")  # fmt: skip
+    elif trailing:
         notes.append(f"the {len(trailing)} bytes after the JPEG image (a motion photo's video, or other data) "
                      "are copied unchanged after the deblurred image")  # fmt: skip
     _pillow_image(img).save(p, format="JPEG", quality=quality, extra=b"".join(segments), **kwargs)
     if trailing:
         with open(p, "ab") as f:
-            f.write(trailing)
+            trailing.copy_to(f)
     return colour, same
 
 
@@ -249,7 +271,15 @@ def _webp_blocks(desc: ImageDescription, notes: list[str]) -> dict:
 
 
 def _bmp(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: list[str]) -> tuple[int, bool]:
-    img = _drop_alpha(_eight_bit(img, "BMP", notes), "BMP", notes)
+    img = _eight_bit(img, "BMP", notes)
+    if desc.format == "bmp" and desc.bits == 16:
+        notes.append("16-bit (5-6-5 or 5-5-5) BMP written as 24-bit")
+    if img.ndim == 3 and img.shape[2] in (2, 4):  # a version-4 header with an alpha mask (imagecodecs)
+        import imagecodecs
+
+        rgba = img if img.shape[2] == 4 else np.concatenate([np.repeat(img[..., :1], 3, axis=2), img[..., 1:]], axis=2)
+        p.write_bytes(imagecodecs.bmp_encode(np.ascontiguousarray(rgba)))
+        return _colour(img), False
     im = _as_palette(img, desc) if desc.palette is not None else None
     im = im if im is not None else _pillow_image(img)
     im.save(p, format="BMP", **_dpi(desc.metadata or {}))
