@@ -197,3 +197,62 @@ def test_a_long_tail_after_a_small_jpeg_is_never_held_in_memory(tmp_path):
         out = tmp_path / "out" / f"{name}.jpg"
         assert out.stat().st_size > tail and out.read_bytes()[-3:] == b"end"
     assert peaks["large"] - peaks["small"] < 64 << 20, peaks  # the 256 MiB tail is streamed, not read
+
+
+# -- folders ----------------------------------------------------------------------------------
+
+
+def _photo_tree(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "in"
+    (root / "a").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for path in (root / "top.png", root / "a" / "x.png", tmp_path / "elsewhere" / "y.png"):
+        Image.fromarray(RNG.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(path)
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "a" / "back").symlink_to(root, target_is_directory=True)  # a loop
+    return root
+
+
+def test_linked_folders_are_followed_under_r_and_loops_named(tmp_path):
+    from helpers.cli import run_cli
+
+    root = _photo_tree(tmp_path)
+    code, out, err = run_cli("deblur", root, "-r", "-o", tmp_path / "out", "--dry-run")
+    assert code == 0, err
+    assert str(root / "linked" / "y.png") in out  # the linked folder is walked
+    assert str(root / "a" / "back") in out and "loop" in out
+    assert out.count("x.png ->") == 1 and out.count("top.png ->") == 1  # the loop walks nothing twice
+    code, out, err = run_cli("triage", root, "-r")
+    assert code == 0, err
+    assert "y.png" in out and "loop" in err
+
+
+def test_an_unreadable_subfolder_is_a_failure_that_names_it(tmp_path, monkeypatch):
+    import os
+
+    from helpers.cli import run_cli
+
+    root = _photo_tree(tmp_path)
+    locked = root / "a"
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # as root, permissions do not stop reading: the folder refuses as a locked one would
+        if os.path.abspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    if os.geteuid() == 0:
+        monkeypatch.setattr(os, "scandir", scandir)
+    else:
+        locked.chmod(0)
+    try:
+        for args in (("deblur", root, "-r", "-o", tmp_path / "out", "--dry-run"), ("triage", root, "-r")):
+            code, out, err = run_cli(*args)
+            assert code == 1, (args, out, err)
+            text = out + err
+            assert str(locked) in text and "cannot be read" in text and "Permission denied" in text
+            assert "top.png" in out  # the rest go on
+    finally:
+        locked.chmod(0o755)

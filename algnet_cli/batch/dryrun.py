@@ -5,6 +5,16 @@ from __future__ import annotations
 from ..errors import ImageReadError
 from .plan import Plan
 
+#: why a linked folder is not walked
+LOOP = "a linked folder that leads to one already walked (a loop, or the same folder twice)"
+#: what every line of an input that would fail holds
+WOULD_FAIL = ": would fail: "
+
+
+def would_fail(lines: list[str]) -> bool:
+    """Whether a dry run's lines name an input that the run would fail on."""
+    return any(WOULD_FAIL in line for line in lines)
+
 
 def describe_plan(plan: Plan, runner) -> list[str]:
     """One line per input (size, whole or tiles, memory, or why it would fail), then the device.
@@ -13,6 +23,7 @@ def describe_plan(plan: Plan, runner) -> list[str]:
     caller escapes them for display)."""
     lines = [_image_line(job, runner, plan.request.output.max_pixels) for job in plan.images]
     lines += [_video_line(job) for job in plan.videos]
+    lines += [f"{path}: skipped: {LOOP}" for path in plan.loops]
     if plan.sequence:
         lines.append(f"{len(plan.sequence)} frames -> {plan.request.video.to_video}")
     lines.append(f"device {runner.device}, precision {runner.precision_name}")
@@ -24,12 +35,12 @@ def _image_line(job, runner, max_pixels) -> str:
 
     name = f"{job.src} -> {job.dst}"
     if job.problem is not None:
-        return f"{name}: would fail: {job.problem}"
+        return f"{name}{WOULD_FAIL}{job.problem}"
     try:
         header = probe_image(job.src)
         check_header(job.src, header, max_pixels, frames=True)
     except ImageReadError as e:
-        return f"{name}: would fail: {e.reason}"
+        return f"{name}{WOULD_FAIL}{e.reason}"
     if header is None:
         return f"{name}: size unknown until decoded (the header could not be parsed)"
     w, h = header.width, header.height
@@ -50,7 +61,7 @@ def _video_line(job) -> str:
     except Exception as e:  # noqa: BLE001 - the real run reports the reason
         desc = f"unreadable ({e})"
     if job.problem is not None:
-        return f"{job.src} -> {job.dst}: would fail: {job.problem}"
+        return f"{job.src} -> {job.dst}{WOULD_FAIL}{job.problem}"
     kind = "frames in " if job.kind == "frames" else ""
     return f"{job.src} -> {kind}{job.dst}: {desc}{_exists(job)}"
 

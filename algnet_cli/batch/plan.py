@@ -88,6 +88,7 @@ class Plan:
     videos: list[Job] = field(default_factory=list)
     sequence: list[Path] = field(default_factory=list)  # --to-video frames, in order
     not_images: list[str] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)  # linked folders not walked again (a loop, or a folder twice)
     record_dir: Path | None = None
     sequence_action: str = "run"  # the --to-video video: run, or skip (it exists and may not be replaced)
 
@@ -105,8 +106,10 @@ def plan(request: Request) -> Plan:
         raise UsageError(f"unknown --video-format {vid.container!r}; use {', '.join(v[1:] for v in OUTPUT_CONTAINERS)}")
     if any(c in out.suffix for c in ("/", "\\", "\0")) or out.suffix in (".", ".."):
         raise UsageError(f"--suffix {out.suffix!r}: a suffix is added to file names; it cannot hold / or \\")
-    found, not_images = discover(list(request.inputs), request.recursive)
-    if not found:
+    loops: list[str] = []
+    unread: dict[Path, tuple[Path, str]] = {}
+    found, not_images = discover(list(request.inputs), request.recursive, loops=loops, unread=unread)
+    if not found and not unread:
         from ..images import UNREADABLE_SUFFIXES
 
         unread = [p for p in not_images if Path(p).suffix.lower() in UNREADABLE_SUFFIXES]
@@ -118,8 +121,10 @@ def plan(request: Request) -> Plan:
         raise UsageError("no input images or videos found")
     videos = [(s, r) for s, r in found if is_video_path(s)]
     images = [(s, r) for s, r in found if not is_video_path(s)]
-    result = Plan(request, not_images=not_images)
+    result = Plan(request, not_images=not_images, loops=loops)
     guard = input_guard(request, found, overwrite=not out.skip_existing)
+    for folder in unread:
+        guard.add_input(folder, walked=True)
     if vid.to_video is not None:
         _check_sequence(request, videos)
         check_encode_options(vid.encode, [vid.to_video.suffix.lower()])
@@ -138,6 +143,8 @@ def plan(request: Request) -> Plan:
     result.record_dir = out.output.parent if single else (out.output or vid.frames_out)
     _claim_outputs(guard, result, single)
     _refuse_collisions(result.jobs)
+    for folder, (rel, reason) in unread.items():  # each a failure that names the folder; the rest go on
+        result.images.append(Job(folder, out.output / rel if out.output is not None else folder, problem=reason))
     if any(j.kind == "video" for j in result.videos):
         check_encode_options(vid.encode, [j.dst.suffix.lower() for j in result.videos if j.kind == "video"])
     for jobs in (result.images, result.videos):

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from . import deblur_options as o
-from .errors import EXIT_OK, handle_errors
+from .errors import EXIT_FAILED, EXIT_OK, handle_errors
 from .options import CacheDir, Offline, Quiet
 from .render import printable
 
@@ -96,6 +96,7 @@ def deblur(
       algnet deblur archive/ -r -o /shared/sharp/ --cluster auto (a Ray cluster; shared storage)
     """
     from ..batch import Request, VideoOptions, describe_plan, execute, plan
+    from ..batch.dryrun import would_fail
     from ..errors import UsageError
     from ..video import EncodeOptions
     from .render import DeblurRenderer
@@ -121,12 +122,14 @@ def deblur(
         _prefault_first_forward(job, model, device, tile_size, max_memory)
     from ..api import Deblurrer  # torch: imported while the first forward's memory is faulted in
 
-    if dry_run:
-        for line in describe_plan(job, Deblurrer(**model_args).runner):
+    if dry_run:  # the exit code says what the run's would: 1 when an input would fail
+        lines = describe_plan(job, Deblurrer(**model_args).runner)
+        for line in lines:
             typer.echo(printable(line))
-        raise typer.Exit(EXIT_OK)
+        raise typer.Exit(EXIT_FAILED if would_fail(lines) else EXIT_OK)
     renderer = DeblurRenderer(quiet=quiet, json_out=json_out)
     renderer.not_images(job.not_images)
+    renderer.loops(job.loops)
     if cluster is not None:  # Ray is imported only here
         from ..cluster import ClusterOptions, execute_on_cluster
 

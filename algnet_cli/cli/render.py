@@ -78,6 +78,13 @@ class DeblurRenderer:
             for path in paths:
                 self.message(f"skipped (not an image file type): {path}")
 
+    def loops(self, paths: list[str]) -> None:
+        from ..batch.dryrun import LOOP
+
+        if not self.quiet:
+            for path in paths:
+                self.message(f"skipped: {path}: {LOOP}")
+
     def images_start(self, total: int) -> None:
         self._open(total, "deblurring", "MP", quiet=not total)
 

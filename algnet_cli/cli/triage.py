@@ -60,16 +60,23 @@ def triage(
     from ..batch.discover import discover
     from ..errors import UsageError
     from ..progress import Progress
-    from ..triage import MEASURE, THRESHOLD
+    from ..triage import MEASURE, THRESHOLD, Row
     from ..triage import triage as run_triage
 
     if threshold is not None and relative is not None:
         raise UsageError("--threshold and --relative are alternatives: give one")
     if threshold is not None and threshold != threshold:
         raise UsageError("--threshold must be a number from 0 to 1")
-    found, _ = discover(inputs, recursive)
+    from ..batch.dryrun import LOOP
+
+    loops: list[str] = []
+    unread: dict = {}
+    found, _ = discover(inputs, recursive, loops=loops, unread=unread)
     paths = [src for src, _ in found]
-    if not paths:
+    if not quiet:
+        for path in loops:
+            typer.echo(printable(f"algnet: skipped: {path}: {LOOP}"), err=True)
+    if not paths and not unread:
         raise UsageError("no image or video among the inputs")
     if csv is not None:  # never an input, nor a file algnet did not write (unless --overwrite)
         from ..batch import Request
@@ -85,6 +92,7 @@ def triage(
             on_row=lambda row: bar.advance(Path(row.path).name),
         )
     failed = [r for r in rows if r.error]
+    failed += [Row(str(folder), error=f"{folder}: {reason}") for folder, (_, reason) in unread.items()]
     for r in failed:
         typer.echo(printable(f"algnet: failed: {r.error}"), err=True)
     scored = sorted((r for r in rows if r.score is not None), key=lambda r: -r.score)

@@ -159,7 +159,7 @@ def test_dry_run_says_why_a_file_would_fail(tmp_path, checkpoint):
     _png_claiming(src / "bomb.png", 60000)
     tifffile.imwrite(src / "float.tif", np.random.rand(40, 56, 3).astype(np.float32), photometric="rgb")
     r = run_deblur(src, "-o", tmp_path / "out", "--model", checkpoint, "--device", "cpu", "--dry-run")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # as the run would: an input would fail
     bomb = next(line for line in r.stdout.splitlines() if "bomb.png" in line)
     assert "would fail" in bomb and "60000x60000" in bomb and "--max-megapixels" in bomb
     flt = next(line for line in r.stdout.splitlines() if "float.tif" in line)
