@@ -122,13 +122,28 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     On any error (or interrupt) the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    tmp_path = make_temp(path)
+    try:
+        tmp_path = make_temp(path)
+    except OSError as e:
+        raise _naming(e, path) from None
     try:
         write(tmp_path)
         commit_temp(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        raise _naming(e, path) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """The same error (same type, same errno), naming the file the user asked for, not its temporary
+    twin: "PATH: cannot write it: No space left on device"."""
+    if e.errno is None:
+        return e
+    reason = e.strerror or str(e)
+    return OSError(e.errno, reason if reason.startswith("cannot write it") else f"cannot write it: {reason}", str(path))
 
 
 def commit_temp(tmp_path: Path, path: Path) -> None:

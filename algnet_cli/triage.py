@@ -52,6 +52,9 @@ THRESHOLD = 0.5
 UNSURE_BAND = 0.05
 MEASURE = "edge steepness, most blurred of 4 directions, grey at ~1 MP"
 MEASURE_SHORT = "edge steepness"
+#: images smaller than this on a side are too small to measure (``unsure``): their edges are too few
+#: and too close to the border for the statistics
+MIN_SIDE = 64
 #: video: frames sampled, spread over the clip
 VIDEO_SAMPLES = 8
 
@@ -134,16 +137,27 @@ def features(grey: np.ndarray) -> np.ndarray | None:
 
 
 def score_of(feats: np.ndarray | None, weights=WEIGHTS, bias: float = BIAS) -> float:
-    """The calibrated blur score of :func:`features` (0 when there is nothing to judge)."""
+    """The calibrated blur score of :func:`features`; :data:`THRESHOLD` (so ``unsure``) when there is
+    nothing to judge: too small, or too few edges."""
     if feats is None:
-        return 0.0
+        return THRESHOLD
     z = float(np.dot(feats, weights) + bias)
     return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
 
 
 def blur_score(img: np.ndarray) -> float:
-    """The blur score of an image array: 0 sharp to 1 blurred (see the module docstring)."""
+    """The blur score of an image array: 0 sharp to 1 blurred (see the module docstring); an image
+    smaller than :data:`MIN_SIDE` on a side cannot be measured: :data:`THRESHOLD` (``unsure``)."""
+    if min(img.shape[:2]) < MIN_SIDE:
+        return THRESHOLD
     return score_of(features(working_grey(img)))
+
+
+def file_score(frames: list[np.ndarray]) -> float:
+    """A file's blur score: that of its blurriest page or frame (one blurred page means the file is
+    blurred). ``algnet triage`` and ``deblur --skip-sharp`` both judge a file by this, on the same
+    decoded pixels."""
+    return max(blur_score(f) for f in frames)
 
 
 def judge(score: float, threshold: float = THRESHOLD, band: float = UNSURE_BAND) -> str:
@@ -155,23 +169,12 @@ def judge(score: float, threshold: float = THRESHOLD, band: float = UNSURE_BAND)
     return "unsure"
 
 
-def decode_grey(path: Path) -> np.ndarray:
-    """A grey image of ``path`` for the measure (upright as viewed). A JPEG is decoded straight to
-    grey (its chroma is never converted): with this OpenCV's libjpeg-turbo, that measured faster
-    than its DCT-scaled reduced decoding (``IMREAD_REDUCED_GRAYSCALE_2/4``) on 12 MP photos; the
-    entropy decoding, which dominates, is the same either way. Other files (and a JPEG that
-    OpenCV refuses) go through the usual reader, with its checks and errors."""
-    import cv2
+def score_image(path: Path) -> float:
+    """The blur score of an image file, decoded as ``deblur`` decodes it (every page and frame,
+    upright): :func:`file_score`, so triage and ``--skip-sharp`` always agree."""
+    from .images import open_image
 
-    from .images import check_header, open_image, probe_image
-
-    header = probe_image(path)  # refuses what is not a readable regular file (a FIFO would block) at once
-    if header.format == "jpeg":
-        check_header(path, header)  # the decoding limit, before any pixel is decoded
-        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)  # EXIF orientation applied
-        if img is not None:
-            return img
-    return open_image(path).frames[0]  # a multi-page or animated file: its first page or frame
+    return file_score(open_image(path).frames)
 
 
 def detail_map(grey: np.ndarray, win: int) -> np.ndarray:
@@ -249,7 +252,7 @@ def score_path(path: Path) -> Row:
         if is_video_path(path):
             frames = score_video(path)
             return Row(str(path), float(np.median(frames)), frames=frames)
-        return Row(str(path), blur_score(decode_grey(path)))
+        return Row(str(path), score_image(path))
     except (Exception, MemoryError) as e:  # one bad file never ends the triage
         reason = describe_error(e)
         return Row(str(path), error=reason if str(path) in reason else f"{path}: {reason}")

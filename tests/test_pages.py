@@ -256,3 +256,53 @@ def test_an_unreadable_subfolder_is_a_failure_that_names_it(tmp_path, monkeypatc
             assert "top.png" in out  # the rest go on
     finally:
         locked.chmod(0o755)
+
+
+# -- codings that change, or are kept ---------------------------------------------------------
+
+
+def test_codings_are_kept_or_named(tmp_path):
+    import struct
+
+    from PIL import Image
+
+    rgb = RNG.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "p.jpg", quality=90, progressive=True)
+    _, notes = roundtrip(tmp_path / "p.jpg", tmp_path / "out" / "p.jpg")
+    with Image.open(tmp_path / "out" / "p.jpg") as im:
+        assert im.info.get("progressive") or im.info.get("progression")  # kept progressive
+
+    grey16 = RNG.integers(0, 1 << 16, (40, 56), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "t.tif", grey16, tile=(16, 32), compression="zlib", predictor=2)
+    _, notes = roundtrip(tmp_path / "t.tif", tmp_path / "out" / "t.tif")
+    with tifffile.TiffFile(tmp_path / "out" / "t.tif") as tf:
+        page = tf.pages[0]
+        assert page.is_tiled and (page.tilelength, page.tilewidth) == (16, 32) and int(page.predictor) == 2
+        assert np.array_equal(page.asarray(), grey16)
+
+    import png  # pypng writes Adam7-interlaced PNGs
+
+    with open(tmp_path / "i.png", "wb") as f:
+        png.Writer(48, 32, greyscale=False, interlace=True).write(f, rgb.reshape(32, -1).tolist())
+    assert (tmp_path / "i.png").read_bytes()[28] == 1
+    dec, notes = roundtrip(tmp_path / "i.png", tmp_path / "out" / "i.png")
+    assert np.array_equal(dec.pixels, rgb) and any("interlaced PNG" in n for n in notes), notes
+
+    # an RLE8 BMP: each row one run of its value, then end of line; end of bitmap
+    w, h = 6, 3
+    rows = b"".join(bytes([w, 10 * (y + 1), 0, 0]) for y in range(h)) + b"\x00\x01"
+    pal = b"".join(bytes([v, v, v, 0]) for v in range(256))
+    off = 14 + 40 + len(pal)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    (tmp_path / "r.bmp").write_bytes(b"BM" + struct.pack("<IHHI", off + len(rows), 0, 0, off) + info + pal + rows)
+    dec, notes = roundtrip(tmp_path / "r.bmp", tmp_path / "out" / "r.bmp")
+    with Image.open(tmp_path / "r.bmp") as im:
+        assert np.array_equal(np.asarray(im.convert("L")), np.repeat([[30], [20], [10]], w, axis=1))
+    assert any("RLE8-compressed BMP written uncompressed" in n for n in notes), notes
+
+    bw = (RNG.random((9, 13)) > 0.5).astype(np.uint8) * 255
+    Image.fromarray(bw).convert("1").save(tmp_path / "b.bmp")
+    _, notes = roundtrip(tmp_path / "b.bmp", tmp_path / "out" / "b.bmp")
+    with Image.open(tmp_path / "out" / "b.bmp") as im:
+        assert im.mode == "1" and np.array_equal(np.asarray(im.convert("L")), bw)
+    assert not any("bit BMP" in n for n in notes), notes

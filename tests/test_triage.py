@@ -12,12 +12,13 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+import tifffile
 from helpers.cli import run_deblur, write_identity_checkpoint, write_tiny_checkpoint
 from PIL import Image
 
 from algnet_cli.train.kernels import disk_kernel, line_kernel, trajectory_kernel
 from algnet_cli.train.synth import blur_linear
-from algnet_cli.triage import blur_score, decode_grey, judge
+from algnet_cli.triage import blur_score, judge, score_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle")  # real photos, not in the calibration
@@ -99,17 +100,40 @@ def test_flat_regions_do_not_make_a_sharp_photo_blurred():
     sky = sky + np.random.default_rng(2).normal(0, 1 / 255, (1200, 512, 3)).astype(np.float32)
     mostly_sky = np.concatenate([q8(sky), img[-200:]], axis=0)  # 86% sky over a strip of the photo
     assert judge(blur_score(mostly_sky)) == "sharp"
-    plain = np.full((600, 800, 3), 128, np.uint8)  # nothing at all to judge
-    assert blur_score(plain) == 0.0 and judge(0.0) == "sharp"
+    plain = np.full((600, 800, 3), 128, np.uint8)  # nothing at all to judge: never called sharp, nor blurred
+    assert judge(blur_score(plain)) == "unsure"
 
 
 def test_a_jpeg_is_scored_as_its_pixels_are(tmp_path):
     img = big_photo()
     cv2.imwrite(str(tmp_path / "a.jpg"), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
     cv2.imwrite(str(tmp_path / "a.png"), img[..., ::-1])
-    grey = decode_grey(tmp_path / "a.jpg")
-    assert grey.shape == img.shape[:2]
-    assert abs(blur_score(grey) - blur_score(decode_grey(tmp_path / "a.png"))) <= 0.05
+    assert abs(score_image(tmp_path / "a.jpg") - score_image(tmp_path / "a.png")) <= 0.05
+
+
+def test_triage_and_skip_sharp_judge_a_file_alike_by_its_blurriest_page(tmp_path):
+    from algnet_cli.batch.plan import Job
+    from algnet_cli.batch.stills import load_image
+    from algnet_cli.triage import score_path
+
+    img = big_photo()
+    blurred = cv2.blur(img, (1, 31))  # 31 px of vertical motion
+    cv2.imwrite(str(tmp_path / "grey.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    cv2.imwrite(str(tmp_path / "colour.jpg"), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
+    cv2.imwrite(str(tmp_path / "blurred.jpg"), blurred[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
+    tifffile.imwrite(tmp_path / "pages.tif", np.stack([img, blurred]), photometric="rgb")  # a sharp page, a blurred one
+    for name in ("grey.jpg", "colour.jpg", "blurred.jpg", "pages.tif"):
+        row = score_path(tmp_path / name)
+        dec = load_image(Job(tmp_path / name, tmp_path / "out" / name), skip_sharp=True)
+        assert row.score == dec.blur and judge(row.score) == dec.verdict, name
+    assert judge(score_path(tmp_path / "pages.tif").score) == "blurred"  # one blurred page: deblurred
+    assert judge(score_path(tmp_path / "colour.jpg").score) == "sharp"
+
+
+def test_an_image_too_small_to_measure_is_unsure():
+    img = big_photo()
+    for shape in ((60, 60), (40, 900), (900, 30), (8, 8)):
+        assert judge(blur_score(np.ascontiguousarray(img[: shape[0], : shape[1]]))) == "unsure", shape
 
 
 def triage_cli(*args):
@@ -179,6 +203,13 @@ def test_skip_sharp_copies_the_sharp_ones_and_deblurs_the_rest(folder, tmp_path)
     assert files["sharp1.png"]["triage"] == {"verdict": "sharp", "action": "copied"}
     assert files["blur1.png"]["triage"] == {"verdict": "blurred", "action": "deblurred"}
     assert files["blur2.png"]["blur"]["input"] > 0.55 > files["sharp2.jpg"]["blur"]["input"]
+    assert any("judged sharp" in n and "copied unchanged" in n for n in files["sharp1.png"]["notes"])
+    r = run_deblur(*[folder / n for n in names], "-o", f"{tmp_path / 'out2'}/", "--model", model, "--skip-sharp",
+                   "--json")  # fmt: skip
+    doc = json.loads(r.stdout)
+    assert doc["copied"] == 2 and doc["deblurred"] == 2 and sorted(Path(p).name for p in doc["copies"]) == names[:2]
+    r = run_deblur(*[folder / n for n in names], "-o", f"{tmp_path / 'out3'}/", "--model", model, "--skip-sharp")
+    assert "2 deblurred, 2 copied as they were (judged sharp)" in r.stderr
 
 
 def test_the_record_holds_the_blur_of_input_and_output(folder, tmp_path):
@@ -225,3 +256,20 @@ def test_a_fifo_or_a_broken_link_is_named_at_once(tmp_path):
     assert r.returncode == 1
     assert "pipe.jpg: not a regular file" in r.stderr and "gone.png: broken symbolic link" in r.stderr
     assert "1 scored" in r.stdout and "2 failed" in r.stdout
+
+
+def test_the_dry_run_shows_skip_sharps_decisions_and_the_upright_size(folder, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for n in ("sharp1.png", "blur1.png"):
+        (src / n).write_bytes((folder / n).read_bytes())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    Image.fromarray(big_photo()[:200, :320]).save(src / "turned.jpg", exif=exif, quality=95)
+    r = run_deblur(src, "-o", tmp_path / "out", "--skip-sharp", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    line = {Path(ln.split(" -> ")[0]).name: ln for ln in r.stdout.splitlines() if " -> " in ln}
+    assert "sharp" in line["sharp1.png"] and "would be copied, not deblurred" in line["sharp1.png"]
+    assert "blurred" in line["blur1.png"] and "would be deblurred" in line["blur1.png"]
+    assert ": 200x320," in line["turned.jpg"]  # width x height as written: upright
+    assert not (tmp_path / "out").exists()

@@ -21,7 +21,8 @@ def describe_plan(plan: Plan, runner) -> list[str]:
 
     ``runner``: the :class:`~algnet_cli.runner.Runner` that would run; file names are raw (the
     caller escapes them for display)."""
-    lines = [_image_line(job, runner, plan.request.output.max_pixels) for job in plan.images]
+    out = plan.request.output
+    lines = [_image_line(job, runner, out.max_pixels, out.skip_sharp) for job in plan.images]
     lines += [_video_line(job) for job in plan.videos]
     lines += [f"{path}: skipped: {LOOP}" for path in plan.loops]
     if plan.sequence:
@@ -30,8 +31,9 @@ def describe_plan(plan: Plan, runner) -> list[str]:
     return lines
 
 
-def _image_line(job, runner, max_pixels) -> str:
+def _image_line(job, runner, max_pixels, skip_sharp: bool = False) -> str:
     from ..images import check_header, probe_image
+    from ..images.read import upright_size
 
     name = f"{job.src} -> {job.dst}"
     if job.problem is not None:
@@ -43,13 +45,26 @@ def _image_line(job, runner, max_pixels) -> str:
         return f"{name}{WOULD_FAIL}{e.reason}"
     if header is None:
         return f"{name}: size unknown until decoded (the header could not be parsed)"
-    w, h = header.width, header.height
+    w, h = upright_size(job.src, header)  # the output's size: turned by its orientation
     tile = runner.plan_tile(h, w)
     how = "whole image" if not tile or tile >= max(h, w) else f"tiles of {tile}px"
     est = runner.estimate_bytes(*(min(h, tile), min(w, tile)) if tile else (h, w)) / 2**30
     exists = _exists(job)
     frames = f", {header.frames} frames" if header.frames > 1 else ""
-    return f"{name}: {w}x{h}{frames}, {how}, ~{est:.1f} GiB{exists}"
+    return f"{name}: {w}x{h}{frames}, {how}, ~{est:.1f} GiB{exists}{_sharp(job, max_pixels) if skip_sharp else ''}"
+
+
+def _sharp(job, max_pixels) -> str:
+    """What --skip-sharp would do with the file: its verdict from the same decode and triage as the run."""
+    from .stills import load_image
+
+    try:
+        dec = load_image(job, max_pixels, skip_sharp=True)
+    except Exception as e:  # noqa: BLE001 - a file that fails to decode is named by the run
+        return f"; --skip-sharp cannot judge it ({e})"
+    if dec.sharp:
+        return f"; sharp (blur {dec.blur:.3f}): would be copied, not deblurred"
+    return f"; {dec.verdict} (blur {dec.blur:.3f}): would be deblurred"
 
 
 def _video_line(job) -> str:

@@ -209,13 +209,28 @@ def _single_output(found: list, images: list, out: OutputOptions) -> bool:
     return False
 
 
+def _read_problem(src: Path) -> str | None:
+    """Why an input cannot be read, from its header (None: it can)."""
+    from ..errors import ImageReadError
+    from ..images import probe_image
+
+    try:
+        probe_image(src)
+    except ImageReadError as e:
+        return e.reason
+    return None
+
+
 def _decide(job: Job, skip_existing: bool) -> Job:
     """The one decision on a job, that the run, the dry run, the cluster and the record all read."""
     from ..images import WRITABLE
 
     if job.kind == "image" and job.problem is None and job.dst.suffix.lower() not in WRITABLE:
+        unread = _read_problem(job.src)
+        if unread is not None:  # --format would not help: the input itself cannot be read, say why
+            return replace(job, problem=unread)
         what = job.dst.suffix or "a file without a suffix"
-        return replace(job, problem=f"cannot write {what} images; use --format")
+        return replace(job, problem=f"cannot write {what} images; add --format png (or jpg, tif, webp, bmp)")
     if job.problem is None and skip_existing and job.output_exists():
         return replace(job, action="skip")
     return job

@@ -93,6 +93,11 @@ class Outcome:
         return sum(r.status == status for r in self.results)
 
     @property
+    def copied(self) -> list[FileResult]:
+        """Files judged sharp by --skip-sharp: written without the model (copied, or converted)."""
+        return [r for r in self.results if r.status == "done" and (r.triage or {}).get("action") == "copied"]
+
+    @property
     def bad_videos(self) -> list:
         return [v for v in self.videos if v.status in ("failed", "partial")]
 
@@ -106,6 +111,9 @@ class Outcome:
         """The machine-readable summary (``algnet deblur --json``)."""
         out = {
             "done": self.count("done"),
+            "deblurred": self.count("done") - len(self.copied),
+            "copied": len(self.copied),  # judged sharp (--skip-sharp): not deblurred
+            "copies": [r.input for r in self.copied],
             "skipped": self.count("skipped"),
             "failed": len(self.failed),
             "not_images": len(self.not_images),
@@ -155,6 +163,8 @@ def describe_error(e: BaseException) -> str:
         return f"out of memory ({_first_line(e) or 'the allocation failed'}); try a smaller --tile or --max-memory"
     if isinstance(e, AlgnetError):
         return str(e)  # ours: one line already (a file name may hold a newline; the CLI escapes it)
+    if isinstance(e, OSError) and e.strerror:  # a plain sentence naming the file
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
     text = _first_line(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 

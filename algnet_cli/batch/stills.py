@@ -43,14 +43,14 @@ def load_image(job: Job, max_pixels: int | None = None, skip_sharp: bool = False
     blur; see :func:`~algnet_cli.images.open_image` for ``max_pixels``. With ``skip_sharp``, an
     image that triage judges sharp is marked to be copied rather than deblurred."""
     from ..images import open_image
-    from ..triage import blur_score, judge
+    from ..triage import file_score, judge
 
     opened = open_image(job.src, max_pixels=max_pixels)
     notes = list(opened.notes)
     if len(opened.frames) > 1:
         kind = opened.description.frames_kind or "frames"
         notes.append(f"{len(opened.frames)} {kind}, each deblurred and written back")
-    blur = blur_score(opened.frames[0])
+    blur = file_score(opened.frames)  # the blurriest page or frame: one blurred page means the file is deblurred
     return Decoded(opened, notes, blur=blur, verdict=judge(blur) if skip_sharp else None)
 
 
@@ -175,6 +175,9 @@ def _result(item: Item) -> FileResult:
             res.blur["gain"] = round(decoded.blur - decoded.blur_after, 4)
         if decoded.verdict is not None:
             res.triage = {"verdict": decoded.verdict, "action": "copied" if decoded.sharp else "deblurred"}
+        if decoded.sharp:
+            how = "copied unchanged" if output_format(job) in (None, decoded.opened.description.format) else "converted"
+            res.notes.append(f"judged sharp (blur {decoded.blur:.3f}, --skip-sharp): {how}, not deblurred")
     if item.report is not None:
         res.run = item.report.to_dict()
     if item.error is not None:

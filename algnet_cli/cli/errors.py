@@ -69,6 +69,8 @@ def handle_errors(fn: F) -> F:
                 raise
             label, code = classify(exc)
             text = str(exc) or type(exc).__name__
+            if isinstance(exc, OSError) and exc.strerror:  # a plain sentence: "PATH: what went wrong"
+                text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
             if label == "internal error":
                 text += " (set ALGNET_DEBUG=1 for a traceback)"
             print(f"algnet: {label}: {text}", file=sys.stderr)

@@ -160,8 +160,10 @@ class DeblurRenderer:
             there = sum(v.status == "skipped" for v in outcome.videos)
             vid = f"; videos: {done} done, {there} already there, {len(outcome.bad_videos)} with problems"
         where = "not written" if outcome.record_error else str(outcome.record)
+        copied = len(outcome.copied)
+        copies = f", {copied} copied as they were (judged sharp)" if copied else ""
         _err(
-            f"{outcome.count('done')} deblurred, {outcome.count('skipped')} already there, "
+            f"{outcome.count('done') - copied} deblurred{copies}, {outcome.count('skipped')} already there, "
             f"{len(outcome.failed)} failed{vid}; record: {where}"
         )
         for r in outcome.failed:

@@ -24,7 +24,8 @@ class ImageDescription:
     (unassociated, associated, unspecified) or None. palette: (N, 3) or (N, 4) colours of a
     palette image, or None. lossless: the coding loses nothing. frames/frames_kind: a multi-page
     TIFF ("pages") or an animation ("frames"); durations (ms) and loop of an animation.
-    compression: the TIFF compression name. trailing: bytes after a JPEG's end (a motion photo's
+    compression: how the pixels were coded (a TIFF compression name; a JPEG process such as
+    progressive; interlaced for an interlaced PNG; RLE8/RLE4 for a BMP). trailing: bytes after a JPEG's end (a motion photo's
     video). orientation: the EXIF/TIFF orientation the pixels were turned upright from. metadata:
     what the file carries besides pixels (see :mod:`.metadata`): the exiv2 carrier, the format's
     own blocks, resolution, the profile's colour space, TIFF tags.

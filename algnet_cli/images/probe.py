@@ -158,6 +158,14 @@ def _probe_pillow(path: Path, fmt: str) -> ImageHeader:
     return ImageHeader(w, h, frames, grey_alpha, fmt)
 
 
+def megapixels(pixels: int) -> str:
+    """A pixel count in megapixels, with the digits that tell small counts apart (never "0 MP")."""
+    mp = pixels / 1e6
+    if mp >= 100:
+        return f"{mp:.0f} MP"
+    return f"{mp:.3g} MP" if mp >= 0.001 else f"{pixels} pixels"
+
+
 def check_header(
     path: Path, header: ImageHeader | None, max_pixels: int | None = None, *, frames: bool = False
 ) -> None:
@@ -175,8 +183,8 @@ def check_header(
         source = "half the memory available" if max_pixels is None else "set by --max-megapixels"
         raise ImageReadError(
             path,
-            f"claims {header.width}x{header.height} pixels{count} ({pixels / 1e6:.0f} MP), over the decoding limit of "
-            f"{limit / 1e6:.0f} MP ({source}); raise it with --max-megapixels",
+            f"claims {header.width}x{header.height} pixels{count} ({megapixels(pixels)}), over the decoding limit of "
+            f"{megapixels(limit)} ({source}); raise it with --max-megapixels",
         )
     if header.format in ("png", "jpeg", "webp", "bmp") and header.width * header.height > OPENCV_MAX_PIXELS:
         if header.frames == 1:

@@ -96,6 +96,26 @@ def read_image(
     return opened.pixels
 
 
+def upright_size(path: Path, header: ImageHeader) -> tuple[int, int]:
+    """(width, height) of an image as it will be written: turned by its orientation (EXIF, or a
+    TIFF's first page's tag), read from the header only."""
+    if header.format == "tiff":
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tf:
+                tag = tf.pages[0].tags.get(274)
+                orientation = int(tag.value) if tag is not None else 1
+        except Exception:  # noqa: BLE001 - the probe has read this header already
+            orientation = 1
+    elif header.format in ("gif",) or header.frames > 1:
+        orientation = 1
+    else:
+        orientation = _orientation(path, header.format, header.width * header.height)
+    w, h = header.width, header.height
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
 def _orientation(path: Path, fmt: str, pixels: int) -> int:
     try:
         from PIL import Image
@@ -120,7 +140,10 @@ def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
     elif header.format == "webp":
         desc = desc.with_(lossless=webp_lossless(raw))
     elif header.format == "bmp":
-        desc = desc.with_(palette=_pillow_palette(path, header), bits=int.from_bytes(raw[28:30], "little"))
+        rle = {1: "RLE8", 2: "RLE4"}.get(int.from_bytes(raw[30:34], "little"))
+        desc = desc.with_(
+            palette=_pillow_palette(path, header), bits=int.from_bytes(raw[28:30], "little"), compression=rle
+        )
     img = _decode_bmp(path, header, raw) if header.format == "bmp" else _decode_cv2(path, data, header.format)
     if header.format == "png" and raw[25] == 0 and (key := _grey_key(raw)) is not None:
         img = np.stack([img, np.where(img == key, 0, np.iinfo(img.dtype).max).astype(img.dtype)], axis=-1)
@@ -265,12 +288,14 @@ def _jpeg_description(
         bits=info.precision,
         lossless=info.process == "lossless",
         subsampling=info.subsampling,
+        compression=info.process,
         trailing=tail,
     )
 
 
 def _png_description(path: Path, raw: bytes, desc: ImageDescription) -> ImageDescription:
     depth, colour_type = raw[24], raw[25]
+    desc = desc.with_(compression="interlaced" if raw[28] == 1 else None)
     if colour_type == 3:
         return desc.with_(stored="palette", bits=depth, palette=_pillow_palette(path, None))
     return desc.with_(bits=depth)

@@ -177,6 +177,10 @@ def _tiff_metadata(page, orientation: int) -> dict:
             value = fix_xmp_orientation(bytes(value))
         tags.append((code, int(tag.dtype), 0 if code == 700 else tag.count, value))
     meta: dict = {"tiff_tags": tags}
+    if page.is_tiled:  # kept as it was: the tile shape, and the predictor
+        meta["tile"] = (int(page.tilelength), int(page.tilewidth))
+    if int(page.predictor or 1) != 1:
+        meta["predictor"] = int(page.predictor)
     for code in (282, 283, 296):
         tag = page.tags.get(code)
         if tag is not None:
@@ -203,6 +207,11 @@ def _page_back(img: np.ndarray, desc: ImageDescription, notes: list[str]) -> tup
     channels = arr.shape[2]
     colour = channels - (1 if desc.alpha else 0)
     kwargs: dict = {"compression": _compression(desc)}
+    meta = desc.metadata or {}
+    if meta.get("tile"):
+        kwargs["tile"] = meta["tile"]
+    if meta.get("predictor") and kwargs["compression"] not in ("none", "packbits"):
+        kwargs["predictor"] = meta["predictor"]
     if desc.alpha:
         kwargs["extrasamples"] = [{"unspecified": 0, "associated": 1}.get(desc.alpha, 2)]
     if desc.stored == "palette" and desc.palette is not None and colour == 3:

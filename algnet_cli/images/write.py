@@ -111,7 +111,7 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95, meta: d
 def _plain(img: np.ndarray, fmt: str, source: ImageDescription) -> ImageDescription:
     """How to write an array into another format than its input's: its own channels and depth,
     the input's metadata (of which :func:`.metadata.carry` copies what the format holds)."""
-    own = ("jpeg", "png", "png_layout", "webp", "gif", "tiff_tags")  # blocks laid out for the input's format
+    own = ("jpeg", "png", "png_layout", "webp", "gif", "tiff_tags", "tile", "predictor")  # the input format's own
     meta = {k: v for k, v in (source.metadata or {}).items() if k not in own}
     return describe_array(img, fmt).with_(metadata=meta, orientation=source.orientation)
 
@@ -196,6 +196,8 @@ def _png(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: 
         im.save(p, format="PNG", compress_level=4, **({} if same else _dpi(meta)))
     if same and meta.get("png"):
         splice_png(p, meta["png"], meta.get("png_layout", b""), notes)
+    if same and desc.compression == "interlaced":
+        notes.append("interlaced PNG written without interlacing (the same pixels; no encoder here writes Adam7)")
     return _colour(img), same
 
 
@@ -232,6 +234,8 @@ def _jpeg(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes:
     kwargs = _dpi(meta)
     if desc.subsampling is not None and img.ndim == 3:
         kwargs["subsampling"] = desc.subsampling
+    if desc.compression == "progressive":
+        kwargs["progressive"] = True
     trailing = desc.trailing if same else None
     if trailing and trailing.kind == "mpo":
         notes.append("the MPO's further images are copied unchanged after the deblurred first image, without its "
@@ -281,7 +285,15 @@ def _bmp(p: Path, img: np.ndarray, desc: ImageDescription, quality: int, notes: 
         p.write_bytes(imagecodecs.bmp_encode(np.ascontiguousarray(rgba)))
         return _colour(img), False
     im = _as_palette(img, desc) if desc.palette is not None else None
+    if im is None and desc.bits == 1 and img.ndim == 2 and np.isin(img, (0, 255)).all():
+        im = _pillow_image(img).convert("1")  # black and white, as it was
     im = im if im is not None else _pillow_image(img)
+    if desc.format == "bmp":
+        written = {"1": 1, "L": 8, "P": 8, "RGB": 24}.get(im.mode, 24)
+        if desc.bits not in (written, 16):
+            notes.append(f"{desc.bits}-bit BMP written as {written}-bit")
+        if desc.compression in ("RLE8", "RLE4"):
+            notes.append(f"{desc.compression}-compressed BMP written uncompressed")
     im.save(p, format="BMP", **_dpi(desc.metadata or {}))
     return _colour(img), False
 

@@ -169,22 +169,28 @@ def test_dry_run_says_why_a_file_would_fail(tmp_path, checkpoint):
 def test_the_decoding_limit_is_an_option(tmp_path):
     path = tmp_path / "big.png"
     Image.fromarray(np.zeros((1200, 1000, 3), np.uint8)).save(path)
-    with pytest.raises(ImageReadError, match=r"1000x1200 pixels \(1 MP\), over the decoding limit of 1 MP"):
+    with pytest.raises(ImageReadError, match=r"1000x1200 pixels \(1.2 MP\), over the decoding limit of 1 MP"):
         read_image(path, max_pixels=1_000_000)
     assert read_image(path, max_pixels=2_000_000).shape == (1200, 1000, 3)
     assert read_image(path, max_pixels=0).shape == (1200, 1000, 3)  # no limit
 
 
 def test_an_unwritable_format_fails_before_the_model_and_the_batch_goes_on(tmp_path, checkpoint):
-    odd, png = tmp_path / "one.pgm", tmp_path / "two.png"
-    cv2.imwrite(str(odd), RGB[..., 0])  # readable, but not a format the tool writes
+    odd, png, jfif = tmp_path / "one.pgm", tmp_path / "two.png", tmp_path / "three.jfif"
+    cv2.imwrite(str(odd), RGB[..., 0])  # a format algnet neither reads nor writes: --format would not help
     Image.fromarray(RGB).save(png)
+    Image.fromarray(RGB).save(jfif, format="JPEG")  # read, but not a suffix the tool writes: --format helps
     out = tmp_path / "out"
-    r = run_deblur(odd, png, "-o", out, "--model", checkpoint, "--device", "cpu", "-q")
+    r = run_deblur(odd, png, jfif, "-o", out, "--model", checkpoint, "--device", "cpu", "-q")
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "cannot write .pgm images" in r.stderr and "one.pgm" in r.stderr
+    pgm = next(line for line in r.stderr.splitlines() if "one.pgm" in line)
+    assert "PNM/PGM/PPM" in pgm and "algnet reads PNG" in pgm and "--format" not in pgm
+    assert "cannot write .jfif images; add --format png" in r.stderr
     assert (out / "two.png").exists()
     assert json.loads((out / "algnet-run.json").read_text())["files"][0]["status"] == "failed"
+    r = run_deblur(jfif, "-o", out, "--model", checkpoint, "--device", "cpu", "-q", "--format", "png")
+    assert r.returncode == 0, r.stderr  # the hint works
+    assert Image.open(out / "three.png").format == "PNG"
     with pytest.raises(ImageWriteError, match="cannot write .pgm"):
         write_image(tmp_path / "x.pgm", RGB)
 

@@ -284,3 +284,54 @@ def test_frame_folders_next_to_image_outputs_are_resumed(world):
     assert (root / "fo" / "clip" / ".algnet-frames.json").exists() and not (root / "fo" / "algnet-run.json").exists()
     code, _, err = run_cli(*args)
     assert code == 0, err
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A tmpfs with no room left (root only), unmounted afterwards."""
+    import shutil
+    import subprocess
+
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\1" * 4096):
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_a_full_disk_under_a_report_or_a_sheet_is_one_plain_sentence_naming_the_path(world, full_disk):
+    root, model = world
+    for args, target in (
+        (["triage", "photos/", "--csv", full_disk / "t.csv"], full_disk / "t.csv"),
+        (_deblur(model, "photos/", "--preview", full_disk / "s.png"), full_disk / "s.png"),
+    ):
+        code, out, err = run_cli(*map(str, args))
+        assert code == 1, (args, out, err)
+        line = err.strip().splitlines()[-1]
+        assert line == f"algnet: file error: {target}: cannot write it: No space left on device", line
+        assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]  # nothing half-written
+
+
+def test_an_unwritable_report_is_one_plain_sentence_naming_the_path(world):
+    root, model = world
+    if os.geteuid() == 0:
+        pytest.skip("root writes through mode 000")
+    locked = root / "locked"
+    locked.mkdir(mode=0o000)
+    try:
+        code, out, err = run_cli("triage", "photos/", "--csv", str(locked / "t.csv"))
+        assert code in (1, 2) and str(locked) in err and "Permission denied" in err and "Traceback" not in err
+    finally:
+        locked.chmod(0o755)
