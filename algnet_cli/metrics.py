@@ -181,8 +181,11 @@ def matlab_ssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 255.0) -> 
     return float(m.mean())
 
 
-def align_realblur(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Align a prediction to its ground truth as the RealBlur evaluation does.
+def align_realblur(
+    pred: np.ndarray, gt: np.ndarray, notes: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Align a prediction to its ground truth as the RealBlur evaluation does (``notes`` is told
+    when the alignment did not converge).
 
     Inputs: H x W x 3 float arrays in [0, 1]. Returns (aligned prediction, ground truth, mask), all
     multiplied by the validity mask (1 where the warp had source pixels, else 0), float32.
@@ -200,6 +203,8 @@ def align_realblur(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.nda
         _, warp = cv2.findTransformECC(to_grey(gt), to_grey(scaled), warp, cv2.MOTION_HOMOGRAPHY, criteria, None, 5)
     except cv2.error:
         warp = np.eye(3, dtype=np.float32)  # ECC did not converge: score unaligned, as the reference code would fail
+        if notes is not None:
+            notes.append("the realblur alignment (ECC) did not converge: scored without alignment")
     h, w = gt.shape[:2]
     flags = cv2.WARP_INVERSE_MAP
     aligned = cv2.warpPerspective(scaled, warp, (w, h), flags=cv2.INTER_CUBIC + flags, borderMode=cv2.BORDER_REFLECT)
@@ -219,7 +224,7 @@ def align_realblur(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.nda
 REALBLUR_MIN_SIDE = 64
 
 
-def realblur_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+def realblur_scores(pred: np.ndarray, gt: np.ndarray, notes: list[str] | None = None) -> tuple[float, float]:
     """(PSNR, SSIM) of the RealBlur evaluation, on images scaled to [0, 1]; pairs under
     REALBLUR_MIN_SIDE pixels a side are refused (PairingError)."""
     _check(pred, gt)
@@ -234,7 +239,7 @@ def realblur_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     g = gt.astype(np.float64) / r
     if p.ndim == 2:
         p, g = np.repeat(p[..., None], 3, axis=2), np.repeat(g[..., None], 3, axis=2)
-    aligned, target, mask = align_realblur(p[..., :3], g[..., :3])
+    aligned, target, mask = align_realblur(p[..., :3], g[..., :3], notes)
     aligned, target, mask = (a.astype(np.float64) for a in (aligned, target, mask))
     err = float(np.sum((target - aligned) ** 2)) / max(float(np.sum(mask)), 1.0)
     value_psnr = math.inf if err == 0 else 10 * math.log10(1.0 / err)
@@ -244,13 +249,16 @@ def realblur_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     return value_psnr, float(per_channel.mean())
 
 
-def score(pred: np.ndarray, gt: np.ndarray, protocol: Protocol = Protocol()) -> tuple[float, float]:
-    """(PSNR, SSIM) of one pair under a protocol. Alpha channels are ignored."""
+def score(
+    pred: np.ndarray, gt: np.ndarray, protocol: Protocol = Protocol(), notes: list[str] | None = None
+) -> tuple[float, float]:
+    """(PSNR, SSIM) of one pair under a protocol. Alpha channels are ignored. ``notes`` gets what the
+    scores do not show (a RealBlur alignment that did not converge)."""
     _check(pred, gt)
     if pred.ndim == 3 and pred.shape[2] in (2, 4):  # grey+alpha or RGBA: score the colour only
         pred, gt = pred[..., :-1], gt[..., :-1]
     if protocol.name == "realblur":
-        return realblur_scores(pred, gt)
+        return realblur_scores(pred, gt, notes)
     if protocol.name == "gopro":
         if pred.dtype != np.uint8:
             raise PairingError("the gopro protocol scores 8-bit images; save 8-bit PNGs or use basicsr")

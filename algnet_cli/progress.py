@@ -43,12 +43,12 @@ class Progress:
 
             console = Console(file=self.stream, force_terminal=True)
             self._rich = RichProgress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[current]}"),
+                TextColumn("{task.fields[current]}", markup=False),
                 console=console,
                 transient=False,
             )

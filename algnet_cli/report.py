@@ -47,7 +47,7 @@ class ScoreReport:
     def mean(self, attr: str) -> float | None:
         """The mean over scored pairs; PSNR values are capped at PSNR_CAP_DB first, so that identical
         pairs (infinite PSNR) count as PSNR_CAP_DB and the mean stays finite (as BasicSR does)."""
-        vals = [getattr(r, attr) for r in self.scored if getattr(r, attr) is not None]
+        vals = [v for r in self.scored if (v := getattr(r, attr)) is not None and not math.isnan(v)]
         if "psnr" in attr:
             vals = [min(v, PSNR_CAP_DB) for v in vals]
         return sum(vals) / len(vals) if vals else None
@@ -74,20 +74,24 @@ class ScoreReport:
             "unmatched_predictions": self.unmatched_pred,
             "unmatched_ground_truths": self.unmatched_gt,
         }
-        return json.dumps(_finite(data), indent=2)
+        return json.dumps(_finite(data), indent=2, allow_nan=False)
 
     def to_csv(self) -> str:
+        """Plain CSV: a header row, one row per pair (with its error or note), the mean, then a row
+        for each file left unmatched (the protocol is in the JSON report)."""
         buf = io.StringIO()
-        buf.write("# protocol: " + json.dumps(self.protocol) + "\n")
         w = csv.writer(buf)
-        cols = ["name", "pred", "gt", "psnr", "ssim", "input_psnr", "input_ssim", "error"]
+        cols = ["name", "pred", "gt", "psnr", "ssim", "input_psnr", "input_ssim", "error", "note"]
         w.writerow(cols)
         for r in self.rows:
             w.writerow([_fmt(getattr(r, c)) for c in cols])
         s = self.summary()
-        w.writerow(
-            ["MEAN", "", "", _fmt(s["psnr"]), _fmt(s["ssim"]), _fmt(s.get("input_psnr")), _fmt(s.get("input_ssim")), ""]
-        )
+        w.writerow(["MEAN", "", "", _fmt(s["psnr"]), _fmt(s["ssim"]), _fmt(s.get("input_psnr")),
+                    _fmt(s.get("input_ssim")), "", f"{plural(s['pairs'], 'pair')} scored, {s['failed']} failed"])  # fmt: skip
+        for name in self.unmatched_pred:
+            w.writerow([name, "", "", "", "", "", "", "unmatched prediction (no ground truth)", ""])
+        for name in self.unmatched_gt:
+            w.writerow([name, "", "", "", "", "", "", "unmatched ground truth (no prediction)", ""])
         return buf.getvalue()
 
     def to_markdown(self) -> str:
@@ -98,9 +102,9 @@ class ScoreReport:
         lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for r in self.rows:
             if r.error:
-                cells = [r.name, "failed: " + r.error.replace("|", "/"), ""] + ([""] * 4 if gain else [])
+                cells = [_md(r.name), "failed: " + _md(r.error), ""] + ([""] * 4 if gain else [])
             else:
-                cells = [r.name, _fmt(r.psnr), _fmt(r.ssim)]
+                cells = [_md(r.name), _fmt(r.psnr), _fmt(r.ssim)]
                 if gain:
                     cells += [
                         _fmt(r.input_psnr),
@@ -117,20 +121,26 @@ class ScoreReport:
         if s["identical_pairs"]:
             lines += [
                 "",
-                f"{s['identical_pairs']} identical pairs (infinite PSNR) count as {PSNR_CAP_DB:g} dB in the mean.",
+                f"{plural(s['identical_pairs'], 'identical pair')} (infinite PSNR) count"
+                f"{'s' if s['identical_pairs'] == 1 else ''} as {PSNR_CAP_DB:g} dB in the mean.",
             ]
         for label, items in (
             ("Unmatched predictions", self.unmatched_pred),
             ("Unmatched ground truths", self.unmatched_gt),
         ):
             if items:
-                lines += ["", f"{label}: " + ", ".join(items)]
+                lines += ["", f"{label}: " + ", ".join(_md(i) for i in items)]
         return "\n".join(lines) + "\n"
 
     def write(self, json_path=None, csv_path=None, markdown_path=None) -> None:
         for path, render in ((json_path, self.to_json), (csv_path, self.to_csv), (markdown_path, self.to_markdown)):
             if path is not None:
                 atomic_write_text(path, render())
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 pair``, ``2 pairs``."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def _sub(a, b):
@@ -147,8 +157,21 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _md(text: str) -> str:
+    """Text as literal Markdown table-cell content: every character Markdown or HTML would read as
+    syntax escaped, a line break shown as \\n."""
+    out = str(text).replace("\\", "\\\\")
+    for ch in "|*_`[]#~":
+        out = out.replace(ch, "\\" + ch)
+    out = out.replace("<", "&lt;").replace(">", "&gt;")
+    return out.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _finite(obj):
-    """JSON has no infinity: identical images report PSNR as the string "inf"."""
+    """JSON has no infinity nor NaN: identical images report PSNR as the string "inf"; a value that
+    is not a number becomes null."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
     if isinstance(obj, float) and math.isinf(obj):
         return "inf"
     if isinstance(obj, dict):

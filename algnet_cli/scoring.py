@@ -35,8 +35,10 @@ def list_images(root: Path) -> list[Path]:
 def match_pairs(pred: Path, gt: Path) -> tuple[list[Pair], list[str], list[str]]:
     """Pair by relative path, then by relative path without suffix (``x.png`` matches ``x.jpg``).
 
-    Returns (pairs, unmatched predictions, unmatched ground truths). A prediction whose stem
-    matches several ground truths stays unmatched, listed as ``NAME (ambiguous: matches A, B)``.
+    Returns (pairs, unmatched predictions, unmatched ground truths). Where a suffix-less match is
+    not one to one (a prediction whose stem matches several ground truths, or several predictions,
+    ``a.jpg`` and ``a.tif``, for one ground truth), none of them is scored: each is listed as
+    ``NAME (ambiguous: ...)``.
     """
     if pred.is_file() and gt.is_file():
         return [Pair(pred.name, pred, gt)], [], []
@@ -47,21 +49,32 @@ def match_pairs(pred: Path, gt: Path) -> tuple[list[Pair], list[str], list[str]]
     by_stem: dict[str, list[str]] = {}
     for rel in gts:
         by_stem.setdefault(_stem(rel), []).append(rel)
-    pairs, unmatched, used = [], [], set()
-    for rel, path in preds.items():
-        if rel in gts:
-            target = rel
+    exact = {rel for rel in preds if rel in gts}
+    wanted: dict[str, list[str]] = {}  # ground truth -> the predictions that match it by stem only
+    unmatched = []
+    for rel in preds:
+        if rel in exact:
+            continue
+        candidates = [c for c in by_stem.get(_stem(rel), []) if c not in exact]
+        if len(candidates) > 1:
+            unmatched.append(f"{rel} (ambiguous: matches {', '.join(candidates)})")
+        elif candidates:
+            wanted.setdefault(candidates[0], []).append(rel)
         else:
-            candidates = [c for c in by_stem.get(_stem(rel), []) if c not in preds]
-            target = candidates[0] if len(candidates) == 1 else None
-            if len(candidates) > 1:
-                unmatched.append(f"{rel} (ambiguous: matches {', '.join(candidates)})")
-                continue
-        if target is None or target in used:
             unmatched.append(rel)
+    pairs, used = [], set()
+    for rel in preds:
+        target = rel if rel in exact else next((g for g, ps in wanted.items() if rel in ps), None)
+        if target is None:
+            continue
+        if rel not in exact and len(wanted[target]) > 1:
+            others = [p for p in wanted[target] if p != rel]
+            unmatched.append(
+                f"{rel} (ambiguous: {', '.join(others)} also match{'es' if len(others) == 1 else ''} {target})"
+            )
             continue
         used.add(target)
-        pairs.append(Pair(rel, path, gts[target]))
+        pairs.append(Pair(rel, preds[rel], gts[target]))
     return pairs, unmatched, [rel for rel in gts if rel not in used]
 
 
@@ -71,12 +84,20 @@ def _stem(rel: str) -> str:
 
 def score_pair(pair: Pair, protocol: Protocol, input_path: Path | None = None) -> ScoreRow:
     row = ScoreRow(pair.name, str(pair.pred), str(pair.gt))
+    notes = []
     try:
         pred, gt = read_image(pair.pred), read_image(pair.gt)
+        alpha_pred, alpha_gt = _alpha(pred), _alpha(gt)
         pred, gt = _same_channels(pred, gt, pair)
-        if pred.ndim == 3 and pred.shape[2] in (2, 4) and not np.array_equal(pred[..., -1], gt[..., -1]):
-            row.note = "alpha differs from the ground truth's (alpha is not scored)"
-        row.psnr, row.ssim = score(pred, gt, protocol)
+        if alpha_pred is not None and alpha_gt is not None and not np.array_equal(alpha_pred, alpha_gt):
+            notes.append("alpha differs from the ground truth's (alpha is not scored)")
+        elif (alpha_pred is None) != (alpha_gt is None):
+            has, lacks = ("prediction", "ground truth") if alpha_gt is None else ("ground truth", "prediction")
+            notes.append(f"the {has}'s alpha channel is not scored (the {lacks} has none)")
+        if gt.dtype.kind == "f" and float(gt.max(initial=0.0)) > 1.0:
+            notes.append(f"the ground truth's float values reach {float(gt.max()):.3g}, over 1.0 (white): "
+                         "scored as they are, with a peak of 1.0")  # fmt: skip
+        row.psnr, row.ssim = score(pred, gt, protocol, notes=notes)
         if input_path is not None:
             inp, _ = _same_channels(read_image(input_path), gt, pair)
             row.input_psnr, row.input_ssim = score(inp, gt, protocol)
@@ -84,19 +105,32 @@ def score_pair(pair: Pair, protocol: Protocol, input_path: Path | None = None) -
         row.error = f"{pair.name}: {e}"
     except AlgnetError as e:
         row.error = str(e)
+    row.note = "; ".join(dict.fromkeys(notes)) or None
     return row
 
 
+def _alpha(img: np.ndarray) -> np.ndarray | None:
+    return img[..., -1] if img.ndim == 3 and img.shape[2] in (2, 4) else None
+
+
+def _colour(img: np.ndarray) -> np.ndarray:
+    """The colour channels (an alpha channel left out): H x W for grey, H x W x 3 for RGB."""
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        img = img[..., :-1]
+    return img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img
+
+
 def _same_channels(a: np.ndarray, b: np.ndarray, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """The two images as they are scored: same size and depth, colour only when their alpha differs
+    in presence (RGBA against RGB, grey + alpha against grey)."""
     if a.shape[:2] != b.shape[:2]:
         raise PairingError(f"size mismatch: {a.shape[1]}x{a.shape[0]} vs ground truth {b.shape[1]}x{b.shape[0]}")
     if a.dtype != b.dtype:
         raise PairingError(f"bit depth differs ({a.dtype} vs ground truth {b.dtype})")
     ca = a.shape[2] if a.ndim == 3 else 1
     cb = b.shape[2] if b.ndim == 3 else 1
-    if ca != cb:  # e.g. an RGBA prediction against an RGB truth: compare colour only
-        a = a[..., :3] if a.ndim == 3 else a
-        b = b[..., :3] if b.ndim == 3 else b
+    if ca != cb:
+        a, b = _colour(a), _colour(b)
         if a.shape != b.shape:
             raise PairingError(f"channel counts differ ({ca} vs ground truth {cb})")
     return a, b

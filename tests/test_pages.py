@@ -161,7 +161,7 @@ def test_nan_in_an_input_is_named_as_the_inputs(tmp_path):
     tifffile.imwrite(tmp_path / "f.tif", arr)
     with pytest.raises(ImageReadError) as e:
         load_image(Job(tmp_path / "f.tif", tmp_path / "out" / "f.tif"))
-    assert str(tmp_path / "f.tif") in str(e.value) and "the input holds 2 NaN or infinite samples" in str(e.value)
+    assert str(tmp_path / "f.tif") in str(e.value) and "the file holds 2 NaN or infinite samples" in str(e.value)
 
 
 _PEAK = """

@@ -17,6 +17,7 @@ def _f(v, digits=2):
 def score_table(report, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
     gain = any(r.input_psnr is not None for r in report.rows)
@@ -29,9 +30,9 @@ def score_table(report, console=None) -> None:
             t.add_column(c, justify="right")
     for r in report.rows:
         if r.error:
-            t.add_row(r.name, "failed", "", *([""] * 4 if gain else []))
+            t.add_row(Text(printable(r.name)), "failed", "", *([""] * 4 if gain else []))
             continue
-        cells = [r.name, _f(r.psnr), _f(r.ssim, 4)]
+        cells = [Text(printable(r.name)), _f(r.psnr), _f(r.ssim, 4)]
         if gain:
             cells += [_f(r.input_psnr), _f(r.input_ssim, 4), _f(r.psnr - r.input_psnr), _f(r.ssim - r.input_ssim, 4)]
         t.add_row(*cells)
@@ -42,8 +43,12 @@ def score_table(report, console=None) -> None:
     t.add_row(*cells, style="bold")
     console.print(t)
     if s["identical_pairs"]:
+        from ..report import plural
+
+        n = s["identical_pairs"]
         console.print(
-            f"{s['identical_pairs']} identical pairs (infinite PSNR) count as {s['psnr_cap_db']:g} dB in the mean"
+            f"{plural(n, 'identical pair')} (infinite PSNR) count{'s' if n == 1 else ''} as {s['psnr_cap_db']:g} dB "
+            "in the mean"
         )
 
 

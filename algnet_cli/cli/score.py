@@ -78,7 +78,7 @@ def score(
             report.rows.append(row)
             bar.advance(row.name)
             if row.error:
-                typer.echo(f"algnet: failed: {row.error}", err=True)
+                typer.echo(f"algnet: failed: {render.printable(row.error)}", err=True)
             elif compare is not None:
                 try:
                     _sheet(compare, row, sheets[row.name])
@@ -94,7 +94,7 @@ def score(
         ("ground truth without prediction", unmatched_gt),
     ):
         for rel in items:
-            typer.echo(f"algnet: unmatched {label}: {rel}", err=True)
+            typer.echo(f"algnet: unmatched {label}: {render.printable(rel)}", err=True)
     if not report.scored:
         typer.echo("algnet: no pair was scored", err=True)
         raise typer.Exit(EXIT_FAILED)

@@ -73,8 +73,8 @@ def open_image(path: str | Path, *, max_pixels: int | None = None, orient: bool 
         if f.dtype.kind == "f" and not np.isfinite(f).all():
             bad = int(np.count_nonzero(~np.isfinite(f)))
             where = f" (page {i + 1})" if len(opened.frames) > 1 else ""
-            raise ImageReadError(path, f"the input holds {bad} NaN or infinite samples{where}; algnet cannot deblur "
-                                       "them: replace them with numbers first")  # fmt: skip
+            raise ImageReadError(path, f"the file holds {bad} NaN or infinite samples{where}, which are not pixel "
+                                       "values: replace them with numbers first")  # fmt: skip
     for f in opened.frames[:1]:
         if f.dtype == np.float32:
             lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
