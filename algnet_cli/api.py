@@ -9,6 +9,32 @@ import torch
 
 from .runner import Runner, RunOptions, RunReport, pick_device
 
+#: a float image reaching over this is not a 0..1 image (values over 1.0 up to it are clipped, as a
+#: float TIFF's are)
+FLOAT_WHITE_LIMIT = 2.0
+
+
+def check_array(img: np.ndarray) -> None:
+    """What the public API refuses, with the reason: a channels-first array, a float image that is
+    not 0..1, NaN or infinite values. (Files are checked by their reader.)"""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[0] in (3, 4) and img.shape[2] in (3, 4) and img.shape[1] >= 16:
+        raise ValueError(
+            f"an image of shape {img.shape} looks channels-first (C x H x W): pass H x W x C "
+            "(numpy: img.transpose(1, 2, 0))"
+        )
+    if np.issubdtype(img.dtype, np.floating):
+        finite = np.isfinite(img)
+        if not finite.all():
+            raise ValueError(f"the image holds {int(img.size - np.count_nonzero(finite))} NaN or infinite values: "
+                             "they are not pixel values")  # fmt: skip
+        top = float(img.max(initial=0.0))
+        if top > FLOAT_WHITE_LIMIT:
+            raise ValueError(
+                f"a float image is read as 0..1 (1.0 is white), and this one reaches {top:.4g}: "
+                "scale it to 0..1 (for 0..255 values: img / 255), or pass uint8 or uint16"
+            )
+
 
 def array_to_tensor(img: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None, float, bool]:
     """(H, W[, C]) uint8/uint16/float -> ((1, 3, H, W) float32 in [0, 1], alpha or None, white level, grey?)."""
@@ -47,6 +73,27 @@ def tensor_to_array(y: torch.Tensor, alpha: np.ndarray | None, scale: float, gre
     return out[..., 0] if out.shape[2] == 1 else out
 
 
+def _check_options(*, tlc, tile, tile_overlap, max_memory_gb, strength) -> None:
+    """The constructor's numbers, checked before anything loads: a ValueError naming the argument."""
+    import math
+    from numbers import Integral, Real
+
+    def whole(v) -> bool:
+        return isinstance(v, Integral) and not isinstance(v, bool)
+
+    if not isinstance(tlc, bool) and not (whole(tlc) and tlc >= 32):
+        raise ValueError(f"tlc must be True, False or a training crop side of 32 px or more, not {tlc!r}")
+    if tile is not None and (not whole(tile) or tile < 0 or 0 < tile < 32):
+        raise ValueError(f"tile must be None (auto), 0 (whole image) or a side of 32 px or more, not {tile!r}")
+    if not whole(tile_overlap) or tile_overlap < 0:
+        raise ValueError(f"tile_overlap must be a number of pixels, 0 or more, not {tile_overlap!r}")
+    if max_memory_gb is not None and not (isinstance(max_memory_gb, Real) and math.isfinite(max_memory_gb)
+                                          and max_memory_gb > 0):  # fmt: skip
+        raise ValueError(f"max_memory_gb must be a number of GiB over 0, not {max_memory_gb!r}")
+    if not (isinstance(strength, Real) and 0.0 <= strength <= 1.0):  # NaN fails this too
+        raise ValueError(f"strength must be between 0 and 1, not {strength!r}")
+
+
 class Deblurrer:
     """Deblur images with an ALGNet. The device is chosen once, here; the model is loaded for it.
 
@@ -77,6 +124,7 @@ class Deblurrer:
     ):
         from .model.load import describe, load
 
+        _check_options(tlc=tlc, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb, strength=strength)
         target = pick_device(device)
         if isinstance(model, torch.nn.Module):
             self.model, self.descriptor = model, describe(model, target)
@@ -84,8 +132,6 @@ class Deblurrer:
             self.model, self.descriptor = load(
                 model, device=target, tlc=tlc, scan=scan, cache_dir=cache_dir, offline=offline, quiet=quiet
             )
-        if not (0.0 <= strength <= 1.0):
-            raise ValueError(f"strength must be between 0 and 1, not {strength}")
         options = RunOptions(
             str(target), precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb, strength=strength
         )
@@ -97,16 +143,20 @@ class Deblurrer:
         x = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
         y, report = self.runner.run(x)
         outs = [
-            tensor_to_array(y[i : i + 1], alpha, scale, grey, img.dtype)
+            tensor_to_array(y[i : i + 1], alpha, scale, grey, img.dtype).reshape(img.shape)  # H x W x 1 stays so
             for i, (img, (_, alpha, scale, grey)) in enumerate(zip(imgs, parts))
         ]
         return outs, report
 
     def deblur(self, img: np.ndarray) -> np.ndarray:
+        """Deblur one image: uint8, uint16 or float in 0..1, H x W or H x W x C; the same dtype and shape back."""
+        check_array(img)
         return self.run([img])[0][0]
 
     def deblur_many(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
         """Deblur same-size images in one batch (video frames on a GPU); same results as :meth:`deblur`."""
+        for img in imgs:
+            check_array(img)
         return self.run(imgs)[0]
 
     def frames_per_batch(self, height: int, width: int, limit: int = 8) -> int:
