@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -142,20 +143,74 @@ def user_registry_path() -> Path:
 BUILTIN_REGISTRY = Path(__file__).with_name("registry.json")
 
 
-def _read_registry(path: Path, builtin: bool) -> list[RegistryEntry]:
+#: each registry entry's keys and the types their values must have
+_ENTRY_TYPES = {"name": str, "source": str, "sha256": (str, type(None)), "revision": (str, type(None)),
+                "config": dict, "licence": str, "description": str, "benchmarks": dict}  # fmt: skip
+_told: set[str] = set()
+
+
+def parse_registry(path: Path, builtin: bool = False) -> tuple[list[RegistryEntry], list[str]]:
+    """The usable entries of a registry file, and one line per problem, naming the file and the
+    entry. A bad entry is skipped (the others stay usable), an unknown key is ignored; a file that
+    is not a registry at all gives no entries. A byte-order mark is allowed."""
     if not path.is_file():
-        return []
+        return [], []
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))["models"]
-        entries = []
-        for item in items:
-            src = item["source"]
-            if not src.startswith(HF_PREFIX) and not Path(src).is_absolute():
-                item = {**item, "source": str(path.parent / src)}
-            entries.append(RegistryEntry(**item, builtin=builtin))
-        return entries
-    except (ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{path}: not a valid model registry ({e})") from None
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, OSError) as e:
+        return [], [f"{path}: not valid JSON ({e}); none of its models can be used until it is fixed"]
+    if not isinstance(doc, dict) or not isinstance(doc.get("models", []), list):
+        return [], [f"{path}: not a model registry (an object whose \"models\" is a list); none of its models "
+                    "can be used until it is fixed"]  # fmt: skip
+    entries, problems = [], []
+    default = doc.get("default")
+    if default is not None and not isinstance(default, str):
+        problems.append(f'{path}: "default" must be a model name, not {type(default).__name__}; ignored')
+    for i, item in enumerate(doc.get("models", [])):
+        name = item.get("name") if isinstance(item, dict) else None
+        label = f"entry {i + 1}" + (f" ({name!r})" if isinstance(name, str) else "")
+        if not isinstance(item, dict):
+            problems.append(f"{path}: {label}: not an object; skipped")
+            continue
+        missing = [k for k in ("name", "source") if k not in item]
+        if missing:
+            problems.append(f"{path}: {label}: no {' or '.join(missing)}; skipped")
+            continue
+        extra = sorted(set(item) - set(_ENTRY_TYPES))
+        if extra:
+            problems.append(f"{path}: {label}: unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)} ignored")
+        item = {k: v for k, v in item.items() if k in _ENTRY_TYPES}
+        wrong = [k for k, v in item.items() if not isinstance(v, _ENTRY_TYPES[k])]
+        if wrong:
+            k = wrong[0]
+            want = {str: "text", dict: "an object"}.get(_ENTRY_TYPES[k], "text or null")
+            problems.append(f"{path}: {label}: {k} must be {want}, not {type(item[k]).__name__}; skipped")
+            continue
+        src = item["source"]
+        if not src.startswith(HF_PREFIX) and not Path(src).is_absolute():
+            item = {**item, "source": str(path.parent / src)}
+        entries.append(RegistryEntry(**item, builtin=builtin))
+    return entries, problems
+
+
+def _read_registry(path: Path, builtin: bool) -> list[RegistryEntry]:
+    entries, problems = parse_registry(path, builtin)
+    for line in problems:  # each said once per process, on stderr
+        if line not in _told:
+            _told.add(line)
+            print(f"algnet: registry: {line}", file=sys.stderr)
+    return entries
+
+
+def registry_problems() -> list[str]:
+    """Every problem of the built-in and the user registry, one line each (for ``algnet doctor``)."""
+    out = []
+    for path, builtin in ((BUILTIN_REGISTRY, True), (user_registry_path(), False)):
+        out += parse_registry(path, builtin)[1]
+    name = default_model_name()
+    if name and name != DEFAULT and name not in {e.name for e in registry()}:
+        out.append(f'"default" names {name!r}, which is not a registered model')
+    return out
 
 
 DEFAULT = "default"
@@ -166,10 +221,11 @@ def default_model_name() -> str | None:
     for path in (user_registry_path(), BUILTIN_REGISTRY):
         if path.is_file():
             try:
-                name = json.loads(path.read_text(encoding="utf-8")).get("default")
-            except ValueError:
+                doc = json.loads(path.read_text(encoding="utf-8-sig"))
+            except (ValueError, OSError):
                 continue
-            if name:
+            name = doc.get("default") if isinstance(doc, dict) else None
+            if isinstance(name, str) and name:
                 return name
     return None
 
@@ -182,9 +238,17 @@ def registry() -> list[RegistryEntry]:
 
 
 def find_entry(name: str) -> RegistryEntry | None:
+    asked = name
     if name == DEFAULT:
         name = default_model_name() or name
-    return next((e for e in registry() if e.name == name), None)
+    found = next((e for e in registry() if e.name == name), None)
+    if found is None and asked == DEFAULT and name != DEFAULT:
+        names = ", ".join(e.name for e in registry()) or "none"
+        raise ModelNotFoundError(
+            f'the registry\'s "default" names {name!r}, which is not a registered model (registered: {names}); '
+            'edit "default" in the user registry, or name a model with --model'
+        )
+    return found
 
 
 def registry_lock():
@@ -218,7 +282,14 @@ def remove_user_entry(name: str) -> RegistryEntry | None:
 
 
 def _write_user_registry(path: Path, entries: list[RegistryEntry]) -> None:
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig")) if path.is_file() else {}
+    except ValueError as e:  # never written over: the user's edits are theirs to fix
+        raise UsageError(
+            f"{path}: not valid JSON ({e}); fix it (or move it away) before changing the registry"
+        ) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a model registry; fix it (or move it away) before changing the registry")
     data["models"] = [e.to_json() for e in entries]
     atomic_write_text(path, json.dumps(data, indent=2))
 

@@ -59,6 +59,8 @@ def doctor() -> None:
 
     lines.append(f"triton scan  {scan_triton.kernel_description()}")
     lines.append(f"cpu kernel   {_fused_kernel_state()}")
+    lines += [f"             {line}" for line in _kernel_problems()]
+    lines += _registry_lines()
     try:
         from ..video import describe_backend
 
@@ -67,6 +69,49 @@ def doctor() -> None:
         lines.append(f"video        unavailable ({e})")
     lines.append(f"cluster      {_ray_state()}")
     typer.echo("\n".join(lines))
+
+
+def _registry_lines() -> list[str]:
+    """The registries' state: how many models, and every problem, one line each."""
+    from ..hub import registry, registry_problems, user_registry_path
+
+    problems = registry_problems()
+    head = f"registry     {len(registry())} models; yours: {user_registry_path()}"
+    return [head] + [f"             problem: {p}" for p in problems]
+
+
+def _kernel_problems() -> list[str]:
+    """What would make every CPU run fall back to the slower chunked scan, or run the fused one as
+    plain Python: NUMBA_DISABLE_JIT, a kernel cache that cannot be written, a damaged cache."""
+    import os
+
+    from ..fileio import make_temp
+    from ..paths import kernel_cache_dir
+
+    out = []
+    if os.environ.get("NUMBA_DISABLE_JIT", "").strip() not in ("", "0"):
+        out.append(
+            "problem: NUMBA_DISABLE_JIT is set: numba would run the fused scan as plain Python (minutes for a "
+            "small image), so algnet uses the chunked scan; unset it"
+        )
+    folder = kernel_cache_dir()
+    probe_in = folder if folder.exists() else next((p for p in folder.parents if p.exists()), folder)
+    try:
+        make_temp(probe_in / "probe").unlink()
+    except OSError as e:
+        out.append(
+            f"problem: the kernel cache {folder} cannot be written ({e.strerror or e}): every CPU run falls back "
+            "to the chunked scan, about 4x slower; set ALGNET_KERNEL_CACHE to a writable folder"
+        )
+    damaged = sorted(p.name for p in folder.rglob("*.nb[ic]") if p.stat().st_size == 0) if folder.is_dir() else []
+    index = {p.stem for p in folder.rglob("*.nbi")} if folder.is_dir() else set()
+    orphans = sorted(p.name for p in folder.rglob("*.nbc") if not any(p.stem.startswith(i) for i in index))
+    if damaged or orphans:
+        out.append(
+            f"problem: the kernel cache {folder} is damaged ({', '.join((damaged + orphans)[:3])}"
+            f"{' ...' if len(damaged + orphans) > 3 else ''}): the next CPU run rebuilds it (~20 s)"
+        )
+    return out
 
 
 def _ray_state() -> str:

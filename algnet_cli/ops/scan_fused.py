@@ -35,12 +35,25 @@ _kernels = None
 _failure: str | None = None
 
 
+#: why the fused scan is not used while NUMBA_DISABLE_JIT is set
+JIT_DISABLED = ("NUMBA_DISABLE_JIT is set: numba would run the fused scan as plain Python (minutes for a "
+                "small image); unset it to use the fused scan")  # fmt: skip
+
+
+def _jit_disabled() -> bool:
+    import os
+
+    return os.environ.get("NUMBA_DISABLE_JIT", "").strip() not in ("", "0")
+
+
 def available() -> bool:
-    """True when numba is installed (the kernels themselves are compiled on first use)."""
-    return importlib.util.find_spec("numba") is not None and _failure is None
+    """True when numba is installed and compiles (the kernels themselves are compiled on first use)."""
+    return importlib.util.find_spec("numba") is not None and _failure is None and not _jit_disabled()
 
 
 def unavailable_reason() -> str:
+    if _jit_disabled():
+        return JIT_DISABLED
     return _failure or INSTALL_HINT
 
 

@@ -1,0 +1,87 @@
+"""`algnet doctor` and the registry say what is wrong, one line each, and nothing ends in an internal error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from helpers.cli import run_cli
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALGNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ALGNET_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(tmp_path / "kernels"))
+    (tmp_path / "cfg").mkdir()
+    return tmp_path
+
+
+def _registry(dirs, text: str):
+    from algnet_cli.hub import user_registry_path
+
+    path = user_registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_hand_edits_give_one_line_naming_the_file_and_the_entry(dirs, tmp_path):
+    ckpt = tmp_path / "mine.safetensors"
+    ckpt.write_bytes(b"x")
+    good = {"name": "mine", "source": str(ckpt)}
+    doc = {"models": [good, {"name": "typed", "source": 5}, {"name": "extra", "source": str(ckpt), "colour": 1},
+                      "not an object"]}  # fmt: skip
+    path = _registry(dirs, "\ufeff" + json.dumps(doc))  # with a byte-order mark
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    code, out, err = run_cli("models", "list")
+    assert code == 0, err
+    assert "mine" in out and "extra" in out  # the good entries stay usable; an unknown key is ignored
+    lines = [ln for ln in err.splitlines() if str(path) in ln]
+    assert any("'typed'" in ln and "source must be text" in ln for ln in lines), err
+    assert any("'extra'" in ln and "unknown key colour" in ln for ln in lines), err
+    assert any("entry 4" in ln and "not an object" in ln for ln in lines), err
+    assert "internal error" not in err and "Traceback" not in err
+    code, out, err = run_cli("doctor")
+    assert code == 0 and "problem:" in out and "source must be text" in out
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # reading never rewrites it
+
+
+def test_a_default_that_names_nothing_says_so(dirs):
+    _registry(dirs, json.dumps({"default": "nothere", "models": []}))
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(dirs / "x.png")
+    code, out, err = run_cli("deblur", dirs / "x.png", "-o", dirs / "out", "--dry-run")
+    assert code != 0 and "'nothere'" in err and "not a registered model" in err and "internal error" not in err
+
+
+def test_a_registry_that_is_not_json_is_named_and_never_written_over(dirs, tmp_path):
+    path = _registry(dirs, "{ not json")
+    ckpt = tmp_path / "m.safetensors"
+    from helpers.cli import write_tiny_checkpoint
+
+    write_tiny_checkpoint(ckpt)
+    code, out, err = run_cli("models", "import", ckpt, "--name", "m")
+    assert code == 2 and str(path) in err and "not valid JSON" in err
+    assert path.read_text() == "{ not json"
+
+
+def test_doctor_names_a_disabled_jit_an_unwritable_or_damaged_kernel_cache(dirs, monkeypatch):
+    kernels = dirs / "kernels" / "ops_x"
+    kernels.mkdir(parents=True)
+    (kernels / "_numba_kernels.scan_forward-1.py311.nbi").write_bytes(b"")  # empty: a full disk's leftovers
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    code, out, err = run_cli("doctor")
+    assert code == 0, err
+    assert "NUMBA_DISABLE_JIT is set" in out and "damaged" in out
+    from algnet_cli.ops import resolve_backend
+
+    assert resolve_backend("auto", "cpu") == "chunked"  # never numba's plain-Python mode
+    monkeypatch.delenv("NUMBA_DISABLE_JIT")
+    blocker = dirs / "file"
+    blocker.write_text("a file where the cache's folder would be")
+    monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(blocker / "kernels"))
+    code, out, err = run_cli("doctor")
+    assert "cannot be written" in out and "ALGNET_KERNEL_CACHE" in out
