@@ -42,6 +42,13 @@ def match_pairs(pred: Path, gt: Path) -> tuple[list[Pair], list[str], list[str]]
     """
     if pred.is_file() and gt.is_file():
         return [Pair(pred.name, pred, gt)], [], []
+    for path in (pred, gt):  # neither a regular file nor a folder: say what it is
+        if not path.is_dir():
+            from .fileio import unreadable_reason
+
+            reason = unreadable_reason(path)
+            if reason is not None:
+                raise UsageError(f"{path}: {reason}; give two folders or two image files")
     if not pred.is_dir() or not gt.is_dir():
         raise UsageError(f"PRED and GT must both be folders or both be files ({pred}, {gt})")
     preds = {p.relative_to(pred).as_posix(): p for p in list_images(pred)}

@@ -85,3 +85,40 @@ def test_doctor_names_a_disabled_jit_an_unwritable_or_damaged_kernel_cache(dirs,
     monkeypatch.setenv("ALGNET_KERNEL_CACHE", str(blocker / "kernels"))
     code, out, err = run_cli("doctor")
     assert "cannot be written" in out and "ALGNET_KERNEL_CACHE" in out
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(dirs):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ}
+    proc = subprocess.Popen([sys.executable, "-m", "algnet_cli", "models", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)  # fmt: skip
+    proc.stdout.close()  # before the command has written a byte (it is still importing)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == "", err  # quiet; 1: not all of the output arrived
+
+
+def test_special_files_get_one_clear_sentence(dirs):
+    code, out, err = run_cli("score", "/dev/null", "/dev/null")
+    assert code == 2 and err.strip() == (
+        "algnet: usage error: /dev/null: not a regular file (a character device); give two folders or two image files"
+    )
+    code, out, err = run_cli("models", "import", "/dev/null", "--name", "x")
+    assert code != 0 and err.strip().endswith("/dev/null: not a regular file (a character device)"), err
+    assert "(not a regular file" not in err
+
+
+def test_a_long_listing_into_a_closed_pipe_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for i in range(1200):  # rows enough to outgrow the pipe's buffer (64 KiB)
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.png")
+    cmd = f"{sys.executable} -m algnet_cli triage {tmp_path} | head -1 > /dev/null; echo ${{PIPESTATUS[0]}}"
+    run = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
+    said = [ln for ln in run.stderr.splitlines() if ln.startswith("algnet:") or "Error" in ln]  # progress aside
+    assert said == [] and run.stdout.strip() == "1", run.stderr[-500:]

@@ -14,6 +14,7 @@ from typing import TypeVar
 from ..errors import AlgnetError, CheckpointError, ScanBackendError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 1  # the output did not all arrive; quiet, as Click ends a command whose reader went away
 
 #: (exception type, label, exit code), first match wins
 ERROR_TABLE: list[tuple[type[BaseException], str, int]] = [
@@ -50,6 +51,13 @@ def handle_errors(fn: F) -> F:
             raise SystemExit(interrupts.exit_code()) from None
         except SystemExit:
             raise
+        except BrokenPipeError:  # the reader went away (| head): end quietly, as a shell tool does
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush cannot fail loudly
+            except (OSError, ValueError):
+                pass
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
         except Exception as exc:  # every error reaches the user as one line
             import click
             import typer

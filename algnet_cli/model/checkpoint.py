@@ -33,7 +33,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         from ..fileio import unreadable_reason
 
-        raise CheckpointError(f"{path}: not a regular file ({unreadable_reason(path) or 'a special file'})")
+        raise CheckpointError(f"{path}: {unreadable_reason(path) or 'not a regular file (a special file)'}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
