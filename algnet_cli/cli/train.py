@@ -26,7 +26,13 @@ def train(
         Optional[Path], typer.Option(help="Folder of real pairs in the GoPro layout (blur/ and sharp/).")
     ] = None,
     val_photos: Annotated[Optional[Path], typer.Option(help="Held-out sharp photos for validation PSNR.")] = None,
-    init: Annotated[Optional[Path], typer.Option(help="Checkpoint to fine-tune (its configuration is kept).")] = None,
+    init: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Model to fine-tune, as --model takes it: a registered name, hf://owner/repo/file or a "
+            "checkpoint file (its configuration is kept)."
+        ),  # fmt: skip
+    ] = None,
     width: Annotated[int, typer.Option(help="Channels at full scale.")] = 16,
     blocks: Annotated[
         str, typer.Option(help="Blocks per stage: enc1,enc2,enc3,enc4,middle,dec1,dec2,dec3,dec4.")
@@ -96,6 +102,10 @@ def train(
         )
     except (ValueError, IndexError) as e:
         raise UsageError(f"--blocks/--width: {e}") from None
+    if init is not None:  # what --model takes: a registered name, an hf:// reference, a checkpoint file
+        from ..hub import resolve
+
+        init = resolve(init)
     cfg = TrainConfig(
         out=str(out),
         model=config.to_dict(),

@@ -335,3 +335,17 @@ def test_an_unwritable_report_is_one_plain_sentence_naming_the_path(world):
         assert code in (1, 2) and str(locked) in err and "Permission denied" in err and "Traceback" not in err
     finally:
         locked.chmod(0o755)
+
+
+def test_train_init_takes_what_model_takes(world):
+    root, model = world
+    code, _, err = run_cli("train", "--photos", "photos/", "-o", "ft", "--init", "no-such-model", "--steps", "1")
+    assert code != 0 and "no registered model of that name" in err and "Traceback" not in err
+    for i in range(2):
+        _png(root / "big" / f"{i}.png", 30 + i, side=160)
+    args = ["train", "--photos", "big/", "-o", "ft", "--init", "default", "--steps", "1", "--patch", "64",
+            "--batch", "1", "--device", "cpu", "-q"]  # fmt: skip
+    code, _, err = run_cli(*args)
+    assert code == 0, err
+    card = json.loads(next((root / "ft").glob("*.card.json")).read_text())
+    assert "algnet-small" in json.dumps(card) or "default" in json.dumps(card)
