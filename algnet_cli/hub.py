@@ -11,6 +11,7 @@ A model reference is one of:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -25,8 +26,9 @@ from .paths import cache_root
 
 CONFIG_ENV = "ALGNET_CONFIG_DIR"
 HF_PREFIX = "hf://"
-_HF_RX = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[^/]+))?/(?P<path>.+)$")
+_HF_RX = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+))?/(?P<path>.+)$")
 _SHA256_RX = re.compile(r"^[0-9a-f]{64}$")
+_GIT_SHA1_RX = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -344,9 +346,34 @@ def _entry_download(entry: RegistryEntry | None, hub: HubRef, cache, *, offline:
     if entry and entry.revision:
         hub = HubRef(hub.repo_id, hub.filename, entry.revision)
     path = _download(hub, cache_dir(cache), offline, quiet)
-    expected = entry.sha256 if entry and entry.sha256 else _lfs_sha(path)
-    _verify(path, expected, str(hub), delete=True)
+    if entry and entry.sha256:
+        _verify(path, entry.sha256, str(hub), delete=True)
+    elif _lfs_sha(path):
+        _verify(path, _lfs_sha(path), str(hub), delete=True)
+    else:
+        _verify_git_blob(path, str(hub))
     return path
+
+
+def _verify_git_blob(path: Path, label: str) -> None:
+    """A file the Hub keeps in git (not LFS) is named after its ETag, its git blob id: sha1 of
+    ``blob <size>\\0`` and its bytes. A mismatch deletes the download."""
+    import hashlib
+
+    real = Path(os.path.realpath(path))
+    if not _GIT_SHA1_RX.match(real.name):
+        return
+    digest = hashlib.sha1(f"blob {real.stat().st_size}\0".encode())
+    with open(real, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != real.name:
+        path.unlink(missing_ok=True)
+        real.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"{label}: the download does not match the Hub's git blob id ({real.name[:12]}...); "
+            "the corrupt download was deleted, try again"
+        )
 
 
 def _lfs_sha(path: Path) -> str | None:
@@ -372,11 +399,23 @@ def _verify(path: Path, expected: str | None, label: str, delete: bool) -> None:
 
 def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(READ_TIMEOUT_S)))
     from huggingface_hub import errors as hf
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # its retry lines: one line of ours says what happened instead
+    if not offline and _GIT_SHA1_RX.match(hub.revision) and (cached := _cached_copy(hub, cache)) is not None:
+        return cached  # a commit never changes: its cached file needs no request
     if not offline:
-        _check_reachable(hub)
+        problem = _probe(hub)
+        if problem is not None:  # the Hub cannot serve it now: a cached copy still can
+            cached = _cached_copy(hub, cache)
+            if cached is not None:
+                if not quiet:
+                    print(f"algnet: {hub}: {problem}; using the cached copy", file=sys.stderr)
+                return cached
+            raise DownloadError(f"{hub}: {problem}")
     try:
         path = hf_hub_download(
             hub.repo_id,
@@ -406,35 +445,87 @@ def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
         raise ModelNotFoundError(f"{hub}: repository {hub.repo_id}@{hub.revision} has no file {hub.filename}") from None
     except hf.HfHubHTTPError as e:
         raise DownloadError(f"{hub}: the Hub answered with an error ({str(e).splitlines()[0][:160]})") from None
-    except (OSError, TimeoutError) as e:
-        raise DownloadError(f"{hub}: download failed ({type(e).__name__}: {str(e)[:160]}); check the network") from None
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+            raise DownloadError(
+                f"{hub}: cannot write the model cache {cache} ({e.strerror}); free space there, or set "
+                f"{CACHE_ENV} to a folder with room"
+            ) from None
+        raise DownloadError(f"{hub}: download failed ({_first_line(e)})") from None
+    except Exception as e:  # noqa: BLE001 - the HTTP client's errors (a body cut short, a stall, a redirect loop)
+        raise DownloadError(f"{hub}: download failed ({_first_line(e)}); try again") from None
     return Path(path)
 
 
-#: how long a first connection to the Hub may take before the download is given up (one line, no retries)
-CONNECT_TIMEOUT_S = 3.0
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+    return text or type(e).__name__
 
 
-def _check_reachable(hub: HubRef) -> None:
-    """Fail in seconds, in one line, when nothing answers at the Hub's address (the client library
-    would retry for about 25 s, printing each retry). Skipped behind a proxy, which the library uses."""
-    import socket
-    from urllib.parse import urlsplit
+def _cached_copy(hub: HubRef, cache: Path) -> Path | None:
+    from huggingface_hub import hf_hub_download
 
-    if any(
-        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-    ):
-        return
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    url = urlsplit(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection((url.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, cache_dir=str(cache),
+                                    local_files_only=True))  # fmt: skip
+    except Exception:  # noqa: BLE001 - not cached
+        return None
+
+
+#: how long the Hub may take to answer a request (or to send the next bytes of a download)
+READ_TIMEOUT_S = 10.0
+
+
+def _probe(hub: HubRef) -> str | None:
+    """One HEAD request for the file, no retries, within READ_TIMEOUT_S: None when the Hub answers
+    as the Hub does (the file, or its own error, which the client then reports), else one line
+    saying what the server answered: nothing, a server error, a rate limit, a page that is not the
+    Hub's (a captive portal), a redirect loop."""
+    import socket
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    url = f"{endpoint}/{hub.repo_id}/resolve/{quote(hub.revision, safe='')}/{quote(hub.filename)}"
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "algnet-cli"})
+    try:
+        from huggingface_hub import get_token
+
+        token = get_token()
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+    except Exception:  # noqa: BLE001 - no token: anonymous
+        pass
+    try:
+        with urllib.request.urlopen(request, timeout=READ_TIMEOUT_S) as answer:
+            status, headers = answer.status, answer.headers
+    except urllib.error.HTTPError as e:
+        status, headers = e.code, e.headers
+        if status in (301, 302, 303, 307, 308):
+            return f"{endpoint} answered with a redirect loop ({status} back to {headers.get('Location', url)})"
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            return f"{endpoint} did not answer within {READ_TIMEOUT_S:g} s; check the network, or use --offline"
+        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        return f"cannot reach {endpoint} ({why.lower()}); check the network, or use --offline with a cached model"
+    except TimeoutError:
+        return f"{endpoint} did not answer within {READ_TIMEOUT_S:g} s; check the network, or use --offline"
     except OSError as e:
-        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__).lower()
-        raise DownloadError(
-            f"{hub}: cannot reach {endpoint} ({why}); check the network, or use --offline with a model in the cache"
-        ) from None
+        return f"cannot reach {endpoint} ({(e.strerror or str(e)).lower()}); check the network"
+    hub_speaks = any(h in headers for h in ("X-Repo-Commit", "X-Error-Code", "X-Linked-Etag", "ETag"))
+    kind = (headers.get("Content-Type") or "").split(";")[0].strip()
+    if status == 429:
+        return "the Hub answered 429 Too Many Requests (rate limited); try again in a minute"
+    if status >= 500:
+        return f"the Hub answered {status} (a server error); it may be down: try again later"
+    if status in (401, 403) or (hub_speaks and kind != "text/html"):
+        return None  # the Hub itself: the file, or its own error, which the client reports
+    if kind == "text/html" or not hub_speaks:
+        return (f"{endpoint} answered {status} with {'an HTML page' if kind == 'text/html' else 'something'} "
+                "that is not the Hub's (a captive portal or a proxy's sign-in page?)")  # fmt: skip
+    return None
 
 
 def _silent_tqdm():

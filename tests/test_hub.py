@@ -65,7 +65,7 @@ def test_pull_caches_then_reuses_then_works_offline(hub, env, tmp_path):
     assert r.returncode == 0, r.stderr
     path = r.stdout.strip()
     assert path.startswith(str(tmp_path / "cache")) and os.path.isfile(path)
-    assert [m for m, _ in hub.log] == ["HEAD", "GET"]
+    assert [m for m, _ in hub.log] == ["HEAD", "HEAD", "GET"]  # ours (what the server answers), the client's, the file
     hub.log.clear()
     assert algnet(env, "models", "pull", ref).stdout.strip() == path
     assert hub.requests("GET") == []  # second pull: no download
@@ -109,6 +109,13 @@ def test_unreachable_hub(env):
     env = dict(env, HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on the discard port
     r = algnet(env, "models", "pull", f"hf://{REPO}/tiny.safetensors")
     assert r.returncode == 1 and "cannot reach" in r.stderr
+
+
+def test_a_cached_commit_sends_nothing(hub, env):
+    ref = f"hf://{REPO}@{'a' * 40}/tiny.safetensors"
+    assert algnet(env, "models", "pull", ref).returncode == 0
+    hub.log.clear()
+    assert algnet(env, "models", "pull", ref).returncode == 0 and hub.log == []  # a commit never changes
 
 
 def test_revision_pin(hub, env):
@@ -169,3 +176,89 @@ def test_import_official_layout_then_deblur_by_name(env, tmp_path, weights, layo
     rm = algnet(env, "models", "rm", "gopro")
     assert rm.returncode == 0 and "gopro" not in algnet(env, "models", "list").stdout
     assert algnet(env, "deblur", tmp_path / "c.png", "-o", tmp_path / "z", "--model", "gopro").returncode == 1
+
+
+#: each way a server or a network fails: (mode, what the one line says, the bound in seconds). The
+#: stall's bound: the client resumes 5 times, each after HF_HUB_DOWNLOAD_TIMEOUT (1 s here) and 1 s
+FAILURES = [
+    ("silent", "did not answer within 10 s", 25),
+    ("500", "answered 500 (a server error)", 15),
+    ("429", "429 Too Many Requests", 15),
+    ("404html", "answered 404 with an HTML page that is not the Hub's", 15),
+    ("html", "answered 200 with an HTML page that is not the Hub's", 15),
+    ("redirect", "redirect loop", 15),
+    ("truncated", "download failed", 30),
+    ("stall", "download failed", 40),
+    ("flip", "sha256 mismatch", 15),
+]
+
+
+@pytest.mark.parametrize("mode, says, bound", FAILURES, ids=[f[0] for f in FAILURES])
+def test_every_failure_of_the_hub_is_one_line_within_a_bound(hub, env, mode, says, bound):
+    import time
+
+    hub.mode = mode
+    start = time.monotonic()
+    r = algnet(dict(env, HF_HUB_DOWNLOAD_TIMEOUT="1"), "models", "pull", f"hf://{REPO}/tiny.safetensors")
+    took = time.monotonic() - start
+    ours = [ln for ln in r.stderr.splitlines() if ln.startswith("algnet:")]
+    assert r.returncode == 1 and len(ours) == 1 and says in ours[0], r.stderr
+    assert "Retry" not in r.stderr and "Traceback" not in r.stderr and "internal error" not in r.stderr
+    assert "could not reach the Hub" not in r.stderr or mode == "silent"
+    assert took < bound, f"{mode}: {took:.1f} s"
+
+
+def test_a_cached_copy_is_used_when_the_hub_is_down(hub, env):
+    r = algnet(env, "models", "pull", f"hf://{REPO}/tiny.safetensors")
+    assert r.returncode == 0, r.stderr
+    for mode in ("500", "html"):
+        hub.mode = mode
+        r = algnet(env, "models", "pull", f"hf://{REPO}/tiny.safetensors")
+        assert r.returncode == 0, r.stderr
+        assert "using the cached copy" in r.stderr and r.stderr.count("algnet:") == 1
+
+
+def test_a_pull_request_revision_and_a_git_stored_file(hub, env, tmp_path):
+    data = (tmp_path / "w.safetensors").read_bytes()
+    hub.add(REPO, "pr.safetensors", data, commit="c" * 40, branch="refs/pr/1")
+    r = algnet(env, "models", "pull", f"hf://{REPO}@refs/pr/1/pr.safetensors")
+    assert r.returncode == 0, r.stderr
+    assert any("refs%2Fpr%2F1" in path or "refs/pr/1" in path for _, path in hub.requests())
+
+
+def test_a_full_cache_says_so_and_names_it(hub, env, tmp_path):
+    import shutil
+
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\1" * 4096):
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        r = algnet(dict(env, ALGNET_CACHE_DIR=str(mnt / "cache")), "models", "pull", f"hf://{REPO}/tiny.safetensors")
+        ours = [ln for ln in r.stderr.splitlines() if ln.startswith("algnet:")]
+        assert r.returncode == 1 and len(ours) == 1, r.stderr
+        assert "No space left on device" in ours[0] and str(mnt / "cache") in ours[0] and "network" not in ours[0]
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_a_file_kept_in_git_is_checked_against_its_blob_id(hub, env, tmp_path):
+    data = (tmp_path / "w.safetensors").read_bytes()
+    hub.add(REPO, "git.safetensors", data)
+    hub.git_files.add("git.safetensors")
+    r = algnet(env, "models", "pull", f"hf://{REPO}/git.safetensors")
+    assert r.returncode == 0, r.stderr
+    hub.add(REPO, "git2.safetensors", data + b" ")  # other bytes: not already in the cache
+    hub.git_files.add("git2.safetensors")
+    hub.mode = "flip"
+    r = algnet(env, "models", "pull", f"hf://{REPO}/git2.safetensors")
+    assert r.returncode == 1 and "git blob id" in r.stderr and "deleted" in r.stderr

@@ -4,6 +4,11 @@ HEAD/GET {endpoint}/{repo_id}/resolve/{revision}/{filename}: 200 with X-Repo-Com
 (the sha256 of the bytes, as for LFS files) and Content-Length, or 404 with X-Error-Code
 RepoNotFound / RevisionNotFound / EntryNotFound. Every request is logged so tests can assert
 exactly what was fetched. ``corrupt`` serves other bytes of the same length under the right ETag.
+
+``mode`` makes every answer fail one way, as servers and networks do: ``silent`` (accepts and never
+answers), ``500``, ``429``, ``404html`` and ``html`` (a captive portal's page), ``truncated`` (the
+body ends early), ``stall`` (the body stops coming), ``redirect`` (to itself, forever) and ``flip``
+(one byte of the body flipped, under the right ETag).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ class FakeHub:
         self.branches: dict[str, dict[str, str]] = {}  # repo -> branch -> commit
         self.log: list[tuple[str, str]] = []
         self.corrupt: set[str] = set()
+        self.git_files: set[str] = set()  # kept in git, not LFS: their ETag is the git blob id (sha1)
+        self.mode: str | None = None
+        self._stop = threading.Event()
         self._server = None
 
     def add(self, repo: str, filename: str, data: bytes, commit: str = "a" * 40, branch: str = "main") -> str:
@@ -46,7 +54,9 @@ class FakeHub:
 
             def _answer(self, send_body: bool):
                 hub.log.append((self.command, self.path))
-                parts = unquote(self.path.split("?")[0]).lstrip("/").split("/")
+                if hub.mode is not None and self._fail(hub.mode, send_body):
+                    return
+                parts = [unquote(p) for p in self.path.split("?")[0].lstrip("/").split("/")]  # a revision may hold %2F
                 if len(parts) < 5 or parts[2] != "resolve":
                     return self._error(404, "RepoNotFound", b"")
                 repo, rev, filename = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
@@ -60,7 +70,23 @@ class FakeHub:
                     return self._error(404, "EntryNotFound", commit.encode())
                 data = files[filename]
                 etag = hashlib.sha256(data).hexdigest()
+                if filename in hub.git_files:
+                    etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
                 body = bytes(len(data)) if filename in hub.corrupt else data
+                if hub.mode == "flip":
+                    body = body[:100] + bytes([body[100] ^ 1]) + body[101:]
+                if hub.mode in ("truncated", "stall") and send_body:
+                    self.send_response(200)
+                    self.send_header("X-Repo-Commit", commit)
+                    self.send_header("ETag", f'"{etag}"')
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    if hub.mode == "stall":
+                        hub._stop.wait(3600)
+                    self.close_connection = True
+                    return
                 self.send_response(200)
                 self.send_header("X-Repo-Commit", commit)
                 self.send_header("ETag", f'"{etag}"')
@@ -69,6 +95,39 @@ class FakeHub:
                 self.end_headers()
                 if send_body:
                     self.wfile.write(body)
+
+            def _fail(self, mode: str, send_body: bool) -> bool:
+                """Answer as the failure ``mode`` does; False when the request goes on normally."""
+                if mode == "silent":
+                    hub._stop.wait(3600)
+                    self.close_connection = True
+                    return True
+                if mode in ("500", "429"):
+                    body = b"Internal Server Error" if mode == "500" else b"Too Many Requests"
+                    self.send_response(int(mode))
+                    if mode == "429":
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if send_body:
+                        self.wfile.write(body)
+                    return True
+                if mode in ("html", "404html"):
+                    body = b"<html><body>Sign in to use this Wi-Fi network</body></html>"
+                    self.send_response(200 if mode == "html" else 404)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if send_body:
+                        self.wfile.write(body)
+                    return True
+                if mode == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return True
+                return False
 
             def _error(self, code, error_code, commit):
                 self.send_response(code)
@@ -86,9 +145,11 @@ class FakeHub:
                 self._answer(True)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
+        self._stop.set()  # releases the silent and stalled answers
         self._server.shutdown()
         self._server.server_close()
