@@ -122,3 +122,30 @@ def test_a_long_listing_into_a_closed_pipe_ends_quietly(tmp_path):
     run = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
     said = [ln for ln in run.stderr.splitlines() if ln.startswith("algnet:") or "Error" in ln]  # progress aside
     assert said == [] and run.stdout.strip() == "1", run.stderr[-500:]
+
+
+def test_models_import_refuses_what_deblur_would(dirs, tmp_path):
+    import torch
+
+    from algnet_cli.model import ALGNet
+    from algnet_cli.model.checkpoint import save_safetensors
+    from helpers.cli import TINY
+    from helpers.seeded_weights import seeded_state_dict
+
+    sd = seeded_state_dict(ALGNet(TINY).state_dict(), 3)
+    cases = {
+        "extra": ({**sd, "head.extra": torch.zeros(3)}, "head.extra"),
+        "missing": ({k: v for k, v in list(sd.items())[1:]}, "missing"),
+        "nan": ({**sd, "ending.bias": sd["ending.bias"] * float("nan")}, "NaN"),
+        "integer": ({k: (v * 100).to(torch.int8) for k, v in sd.items()}, "integer"),
+    }
+    for name, (state, word) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_safetensors(state, path)
+        code, out, err = run_cli("models", "import", path, "--name", name)
+        assert code != 0 and word in err and "weights_only" not in err and "Traceback" not in err, (name, err)
+    save_safetensors(sd, tmp_path / "named-wrong.pth")  # safetensors bytes under a .pth name: read as what it is
+    code, out, err = run_cli("models", "import", tmp_path / "named-wrong.pth", "--name", "ok")
+    assert code == 0, err
+    code, out, err = run_cli("models", "import", tmp_path / "named-wrong.pth", "--name", "default", "--force")
+    assert code == 2 and "alias" in err

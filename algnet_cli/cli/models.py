@@ -125,7 +125,7 @@ def import_model(
     from ..errors import UsageError
     from ..fileio import atomic_write, sha256_file
     from ..hub import RegistryEntry, find_entry, imported_dir, save_user_entry
-    from ..model.checkpoint import infer_config, read_checkpoint, save_safetensors
+    from ..model.checkpoint import build_from_state_dict, infer_config, read_checkpoint, save_safetensors
 
     if not re.fullmatch(r"[^\W_][\w.-]*", name):  # letters of any script, digits, '.', '_', '-'
         raise UsageError(f"{name!r}: a model name is letters, digits, '.', '_' and '-'")
@@ -135,6 +135,7 @@ def import_model(
         raise UsageError(f"a model named {name!r} is already registered; use --force to replace it")
     sd = read_checkpoint(checkpoint)
     config = infer_config(sd, str(checkpoint))
+    build_from_state_dict(sd, str(checkpoint))  # what deblur would refuse (keys, shapes, NaN, integers), refused now
     import uuid
 
     # a file of its own: an import that loses a race for the name removes only its own file

@@ -36,7 +36,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: {unreadable_reason(path) or 'not a regular file (a special file)'}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
-    suffix = path.suffix.lower()
+    suffix = _format_by_content(path) or path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -68,6 +68,21 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     else:
         raise CheckpointError(f"{path}: unknown checkpoint format {suffix or '(no suffix)'}; use .safetensors or .pth")
     return unwrap_state_dict(obj, str(path))
+
+
+def _format_by_content(path: Path) -> str | None:
+    """What the bytes say the checkpoint is (the name's suffix is only a hint): ``.safetensors`` (an
+    8-byte header length, then its JSON header), ``.pth`` (a zip archive, as torch.save writes, or a
+    pickle), or None when they say neither."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) >= 9 and head[8:9] == b"{" and 2 <= struct.unpack("<Q", head[:8])[0] <= path.stat().st_size:
+        return ".safetensors"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return ".pth"
+    return None
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
