@@ -126,11 +126,11 @@ def test_a_long_listing_into_a_closed_pipe_ends_quietly(tmp_path):
 
 def test_models_import_refuses_what_deblur_would(dirs, tmp_path):
     import torch
+    from helpers.cli import TINY
+    from helpers.seeded_weights import seeded_state_dict
 
     from algnet_cli.model import ALGNet
     from algnet_cli.model.checkpoint import save_safetensors
-    from helpers.cli import TINY
-    from helpers.seeded_weights import seeded_state_dict
 
     sd = seeded_state_dict(ALGNet(TINY).state_dict(), 3)
     cases = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -95,8 +96,17 @@ def train(
         )
     if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.startswith("."):
         raise UsageError(f"--name {name!r}: a file name stem, without folders (the files go into -o)")
+    longest = len(os.fsencode(f"{name}.card.json"))
+    if longest > 255:
+        raise UsageError(f"--name: {longest - 10} bytes; the files it names ({name[:20]}....card.json) would be over "
+                         "the file system's 255-byte limit: choose a shorter name")  # fmt: skip
     try:
         n = [int(v) for v in blocks.split(",")]
+        if len(n) != 9 or min(n) < 1:
+            raise UsageError(
+                f"--blocks {blocks!r}: nine whole numbers of 1 or more (4 encoder levels, the middle, 4 decoder "
+                "levels), e.g. 1,1,1,28,1,1,1,1,1"
+            )
         config = ALGNetConfig(
             width=width, enc_blk_nums=n[:4], middle_blk_num=n[4], dec_blk_nums=n[5:9], d_state=d_state
         )
@@ -191,5 +201,5 @@ def _announce_data(data, paired: bool) -> None:
     if unmatched:
         shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
         typer.echo(f"{len(unmatched)} files without a partner in blur/ or sharp/ are not used: {shown}", err=True)
-    kept = len(getattr(data, "images", None) or getattr(data, "pairs", []))
+    kept = len(getattr(data, "photos", None) or getattr(data, "pairs", []))
     typer.echo(f"training on {kept} {'pairs' if paired else 'photos'}", err=True)

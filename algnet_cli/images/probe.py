@@ -158,6 +158,31 @@ def _probe_pillow(path: Path, fmt: str) -> ImageHeader:
     return ImageHeader(w, h, frames, grey_alpha, fmt)
 
 
+def truncation(path: Path, fmt: str) -> str | None:
+    """Why a file ends before its image does, from its structure (no pixel decoded): a JPEG without
+    its end-of-image marker, a PNG without its IEND chunk; None when complete (or not checkable)."""
+    import mmap
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            if fmt == "jpeg":
+                from .identify import jpeg_info
+
+                info = jpeg_info(mm)
+                return (
+                    "truncated JPEG (the data ends before the end-of-image marker)"
+                    if info and info.end is None
+                    else None
+                )
+            if fmt == "png":
+                return (
+                    None if mm.rfind(b"IEND", max(0, len(mm) - 64)) >= 0 else "truncated PNG (no IEND chunk at its end)"
+                )
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def megapixels(pixels: int) -> str:
     """A pixel count in megapixels, with the digits that tell small counts apart (never "0 MP")."""
     mp = pixels / 1e6

@@ -42,9 +42,11 @@ def _rgb8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def load_photos(paths: list[Path], side: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
-    """Every photo read and checked before training: (the usable ones as RGB uint8, and
-    (path, reason) for each one refused: unreadable, or smaller than ``side`` pixels)."""
+def load_photos(paths: list[Path], side: int) -> tuple[list[tuple[Path, tuple[int, int]]], list[tuple[str, str]]]:
+    """Every photo read and checked before training: (each usable one's path and (height, width),
+    and (path, reason) for each one refused: unreadable, or smaller than ``side`` pixels). The
+    pixels are not kept: training decodes them again on demand (memory does not grow with the number
+    of photos)."""
     from ..errors import AlgnetError
 
     kept, refused = [], []
@@ -60,8 +62,12 @@ def load_photos(paths: list[Path], side: int) -> tuple[list[np.ndarray], list[tu
                 (str(p), f"{w}x{h}, smaller than the {side} px a training crop needs (--patch and the blur margin)")
             )
             continue
-        kept.append(img)
+        kept.append((p, (h, w)))
     return kept, refused
+
+
+#: the decoded photos a dataset keeps at once (per data-loader worker), in bytes
+PHOTO_CACHE_BYTES = 256 << 20
 
 
 class SyntheticPairs(torch.utils.data.Dataset):
@@ -90,11 +96,12 @@ class SyntheticPairs(torch.utils.data.Dataset):
             raise UsageError(f"{folder or 'the photo list'}: no photos in it (.png, .jpg, .tif, .webp, ...)")
         self.margin = max_kernel // 2 + 1
         side = patch + 2 * self.margin
-        self.images, self.refused = load_photos(photos, side)
-        if not self.images:
+        self.photos, self.refused = load_photos(photos, side)
+        if not self.photos:
             first = "; ".join(f"{p}: {why}" for p, why in self.refused[:3])
             raise UsageError(f"{folder or 'the photo list'}: none of the {len(photos)} photos can be used ({first})")
-        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
+        self._cache: dict[int, np.ndarray] = {}  # the last decoded photos, within PHOTO_CACHE_BYTES
+        areas = np.array([h * w for _, (h, w) in self.photos], dtype=np.float64)
         self.weights = areas / areas.sum()
         self.patch, self.length, self.seed = patch, length, seed
         self.max_kernel, self.jpeg_prob, self.min_detail, self.mix = max_kernel, jpeg_prob, min_detail, mix
@@ -107,7 +114,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
         side = self.patch + 2 * self.margin
         best, best_detail = None, -1.0
         for _ in range(10):  # skip flat patches (skies, defocused backgrounds)
-            im = self.images[int(rng.choice(len(self.images), p=self.weights))]
+            im = self._photo(int(rng.choice(len(self.photos), p=self.weights)))
             y = int(rng.integers(0, im.shape[0] - side + 1))
             x = int(rng.integers(0, im.shape[1] - side + 1))
             region = im[y : y + side, x : x + side]
@@ -118,6 +125,16 @@ class SyntheticPairs(torch.utils.data.Dataset):
             if detail >= self.min_detail:
                 break
         return best
+
+    def _photo(self, k: int) -> np.ndarray:
+        """Photo ``k``, decoded on demand; the most recent ones are kept within PHOTO_CACHE_BYTES."""
+        img = self._cache.pop(k, None)
+        if img is None:
+            img = _rgb8(read_image(self.photos[k][0]))
+        self._cache[k] = img  # most recent last
+        while sum(a.nbytes for a in self._cache.values()) > PHOTO_CACHE_BYTES and len(self._cache) > 1:
+            self._cache.pop(next(iter(self._cache)))
+        return img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, int(i)])
@@ -152,6 +169,8 @@ def check_pairs(pairs: list[tuple[Path, Path]], patch: int) -> tuple[list, list[
     refused with the reason (checked before training, from the headers only)."""
     from ..errors import AlgnetError
     from ..images import probe_image
+    from ..images.probe import truncation
+    from ..images.read import upright_size
 
     kept, refused = [], []
     for b, s in pairs:
@@ -160,10 +179,19 @@ def check_pairs(pairs: list[tuple[Path, Path]], patch: int) -> tuple[list, list[
         except (AlgnetError, OSError) as e:
             refused.append((str(b), getattr(e, "reason", None) or str(e)))
             continue
-        if (hb.width, hb.height) != (hs.width, hs.height):
-            refused.append((str(b), f"{hb.width}x{hb.height}, but its sharp partner {s} is {hs.width}x{hs.height}"))
-        elif min(hb.width, hb.height) < patch:
-            refused.append((str(b), f"{hb.width}x{hb.height}, smaller than --patch {patch}"))
+        why = None
+        for path, h in ((b, hb), (s, hs)):
+            if why is None and h.frames > 1:
+                why = f"{path} has {h.frames} pages or frames; a pair is two single images"
+            if why is None and (cut := truncation(path, h.format)):
+                why = f"{path}: {cut}"
+        (wb, hb_), (ws, hs_) = upright_size(b, hb), upright_size(s, hs)  # as the pixels will be read: upright
+        if why is not None:
+            refused.append((str(b), why))
+        elif (wb, hb_) != (ws, hs_):
+            refused.append((str(b), f"{wb}x{hb_} upright, but its sharp partner {s} is {ws}x{hs_}"))
+        elif min(wb, hb_) < patch:
+            refused.append((str(b), f"{wb}x{hb_}, smaller than --patch {patch}"))
         else:
             kept.append((b, s))
     return kept, refused

@@ -18,6 +18,17 @@ from ..model import ALGNet, ALGNetConfig
 
 #: the settings of a run that a resumed run may change (and whose change it reports)
 RECIPE_KEYS = ("steps", "lr", "batch", "patch", "max_minutes", "degradations", "val_every", "ckpt_every")
+#: what a resumed run may not change: its data and its seed (the card would describe the wrong run)
+DATA_KEYS = ("photos", "paired", "seed")
+
+
+def _same_source(a, b) -> bool:
+    """The same setting: equal values, or folders that are the same folder."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str):
+        return Path(a).resolve() == Path(b).resolve()
+    return False
 
 
 def _finite(obj):
@@ -182,6 +193,13 @@ class Trainer:
             raise UsageError(
                 f"{path}: this run folder holds a model of another configuration ({differ}); "
                 "give the same options to resume, or another -o to start a new run"
+            )
+        data = [f"{k} {saved.get(k)} (asked: {getattr(self.cfg, k)})" for k in DATA_KEYS
+                if k in saved and not _same_source(saved.get(k), getattr(self.cfg, k))]  # fmt: skip
+        if data:
+            raise UsageError(
+                f"{path}: this run was trained with other data ({', '.join(data)}); a run resumes on the same "
+                "photos or pairs and seed: give them again, or another -o to start a new run"
             )
         self.changes = json.loads(state.get("changes", "[]")) + [
             f"{k} {saved[k]} -> {v}"
