@@ -424,7 +424,7 @@ def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
             cache_dir=str(cache),
             local_files_only=offline,
             endpoint=os.environ.get("HF_ENDPOINT") or None,
-            tqdm_class=None if not quiet else _silent_tqdm(),
+            tqdm_class=_silent_tqdm() if quiet else _shown_tqdm(),
         )
     except hf.RepositoryNotFoundError:
         raise ModelNotFoundError(
@@ -526,6 +526,19 @@ def _probe(hub: HubRef) -> str | None:
         return (f"{endpoint} answered {status} with {'an HTML page' if kind == 'text/html' else 'something'} "
                 "that is not the Hub's (a captive portal or a proxy's sign-in page?)")  # fmt: skip
     return None
+
+
+def _shown_tqdm():
+    """The download's progress (bytes, rate) on a terminal; nothing into a pipe or a log."""
+    from tqdm.auto import tqdm
+
+    class Shown(tqdm):
+        def __init__(self, *a, **k):
+            k.pop("name", None)
+            k["disable"] = not sys.stderr.isatty()
+            super().__init__(*a, **k)
+
+    return Shown
 
 
 def _silent_tqdm():

@@ -262,3 +262,31 @@ def test_a_file_kept_in_git_is_checked_against_its_blob_id(hub, env, tmp_path):
     hub.mode = "flip"
     r = algnet(env, "models", "pull", f"hf://{REPO}/git2.safetensors")
     assert r.returncode == 1 and "git blob id" in r.stderr and "deleted" in r.stderr
+
+
+def test_a_download_shows_its_bytes_and_rate_on_a_terminal(hub, env):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+    proc = subprocess.Popen([sys.executable, "-m", "algnet_cli", "models", "pull", f"hf://{REPO}/tiny.safetensors"],
+                            env=env, stdout=subprocess.PIPE, stderr=slave)  # fmt: skip
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            block = os.read(master, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not block:
+            break
+        shown += block
+    assert proc.wait(timeout=120) == 0
+    os.close(master)
+    text = shown.decode("utf-8", "replace")
+    assert "100%" in text and "B/s" in text and "M" in text, text  # bytes (M), rate (B/s)
+    r = algnet(env, "models", "pull", f"hf://{REPO}/v1/tiny.safetensors")  # into a pipe: no bar
+    assert "B/s" not in r.stderr
