@@ -143,10 +143,12 @@ def test_the_estimate_never_stops_a_run(tmp_path, monkeypatch):
     file, as the load would take it, and leaves the errors to the load."""
     monkeypatch.setenv("ALGNET_CONFIG_DIR", str(tmp_path / "cfg"))
     (tmp_path / "cfg").mkdir()
+    builtin = model_shape("default")  # the built-in default, with no user registry
     (tmp_path / "cfg" / "models.json").write_text("{not json")
-    assert model_shape("default") is None and model_shape("anything") is None
+    # a broken user registry is named and left out: the built-in default stays the default
+    assert model_shape("default") == builtin and model_shape("anything") is None
     tiny = write_tiny_checkpoint(tmp_path / "default")  # a file called "default" in the working folder
     monkeypatch.chdir(tmp_path)
-    assert model_shape("default") is None  # a file, but not a .safetensors one: not read
+    assert model_shape("default") == builtin  # the registry name wins over the file, as the load decides
     tiny.rename(tmp_path / "m.safetensors")
     assert model_shape("m.safetensors") == (8, 16)

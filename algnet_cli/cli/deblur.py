@@ -96,7 +96,6 @@ def deblur(
       algnet deblur archive/ -r -o /shared/sharp/ --cluster auto (a Ray cluster; shared storage)
     """
     from ..batch import Request, VideoOptions, describe_plan, execute, plan
-    from ..batch.dryrun import would_fail
     from ..errors import UsageError
     from ..video import EncodeOptions
     from .render import DeblurRenderer
@@ -122,11 +121,8 @@ def deblur(
         _prefault_first_forward(job, model, device, tile_size, max_memory)
     from ..api import Deblurrer  # torch: imported while the first forward's memory is faulted in
 
-    if dry_run:  # the exit code says what the run's would: 1 when an input would fail
-        lines = describe_plan(job, Deblurrer(**model_args).runner)
-        for line in lines:
-            typer.echo(printable(line))
-        raise typer.Exit(EXIT_FAILED if would_fail(lines) else EXIT_OK)
+    if dry_run:
+        _dry_run(describe_plan(job, Deblurrer(**model_args).runner))
     renderer = DeblurRenderer(quiet=quiet, json_out=json_out)
     renderer.not_images(job.not_images)
     renderer.loops(job.loops)
@@ -152,6 +148,15 @@ def _prefault_first_forward(job, model, device: str, tile: int | None, max_memor
     nbytes = first_forward_bytes(job, model, tile, max_memory)
     if nbytes:  # the estimate covers the forward's tensors; the image's own buffers come on top (~5% at 720p)
         prefault(1.1 * nbytes)
+
+
+def _dry_run(lines: list[str]) -> None:
+    """Print the dry run's lines; its exit code says what the run's would: 1 when an input would fail."""
+    from ..batch.dryrun import would_fail
+
+    for line in lines:
+        typer.echo(printable(line))
+    raise typer.Exit(EXIT_FAILED if would_fail(lines) else EXIT_OK)
 
 
 def _preview(inputs, recursive, sheet: Path, count: int, how: str, max_megapixels, model_args: dict, *,

@@ -57,7 +57,6 @@ def triage(
     """
     import json
 
-    from ..batch.discover import discover
     from ..errors import UsageError
     from ..progress import Progress
     from ..triage import MEASURE, THRESHOLD, Row
@@ -67,15 +66,8 @@ def triage(
         raise UsageError("--threshold and --relative are alternatives: give one")
     if threshold is not None and threshold != threshold:
         raise UsageError("--threshold must be a number from 0 to 1")
-    from ..batch.dryrun import LOOP
-
-    loops: list[str] = []
-    unread: dict = {}
-    found, _ = discover(inputs, recursive, loops=loops, unread=unread)
+    found, unread = _discover(inputs, recursive, quiet)
     paths = [src for src, _ in found]
-    if not quiet:
-        for path in loops:
-            typer.echo(printable(f"algnet: skipped: {path}: {LOOP}"), err=True)
     if not paths and not unread:
         raise UsageError("no image or video among the inputs")
     if csv is not None:  # never an input, nor a file algnet did not write (unless --overwrite)
@@ -114,6 +106,20 @@ def triage(
         typer.echo(f"measure: {MEASURE}")
         typer.echo(summary)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _discover(inputs, recursive: bool, quiet: bool):
+    """The files to score, and the folders that could not be read; linked folders walked twice are named."""
+    from ..batch.discover import discover
+    from ..batch.dryrun import LOOP
+
+    loops: list[str] = []
+    unread: dict = {}
+    found, _ = discover(inputs, recursive, loops=loops, unread=unread)
+    if not quiet:
+        for path in loops:
+            typer.echo(printable(f"algnet: skipped: {path}: {LOOP}"), err=True)
+    return found, unread
 
 
 def _write_csv(path: Path, rows) -> None:
