@@ -55,13 +55,13 @@ def _exiv2():
 # -- reading ----------------------------------------------------------------------------------
 
 
-def carrier_of(data: bytes) -> tuple[bytes | None, tuple[str, ...]]:
-    """The EXIF, IPTC, XMP, ICC profile and comment of an image file's bytes, copied by exiv2 into
-    an in-memory PNG, and the names of those present; (None, ()) when there are none, or exiv2
-    cannot read the file."""
+def carrier_of(data: bytes | Path) -> tuple[bytes | None, tuple[str, ...]]:
+    """The EXIF, IPTC, XMP, ICC profile and comment of an image file (its bytes, or its path: exiv2
+    then reads only what it needs), copied by exiv2 into an in-memory PNG, and the names of those
+    present; (None, ()) when there are none, or exiv2 cannot read the file."""
     exiv2 = _exiv2()
     try:
-        src = exiv2.ImageFactory.open(data)
+        src = exiv2.ImageFactory.open(str(data) if isinstance(data, Path) else data)
         src.readMetadata()
         kinds = _kinds(src)
         if not kinds:
@@ -95,17 +95,20 @@ def jpeg_segments(data: bytes, segments) -> list[bytes]:
     return out
 
 
-def png_chunks(data: bytes) -> list[tuple[bytes, bytes, bool]]:
-    """Every ancillary chunk of a PNG as (type, data, after_image_data), in file order."""
+def png_chunks(data: bytes) -> tuple[list[tuple[bytes, bytes, bool]], bytes | None]:
+    """Every ancillary chunk of a PNG as (type, data, after_image_data), in file order, and its
+    tRNS chunk's data (None: it has none), in one pass over the chunks."""
     import png
 
-    out, seen_idat = [], False
+    out, trns, seen_idat = [], None, False
     for kind, body in png.Reader(bytes=data).chunks():
         if kind == b"IDAT":
             seen_idat = True
+        elif kind == b"tRNS":
+            trns = body
         elif kind not in PNG_OWN and kind[:1].islower():
             out.append((kind, body, seen_idat))
-    return out
+    return out, trns
 
 
 def fix_xmp_orientation(packet: bytes) -> bytes:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ImageReadError
 from .describe import ImageDescription, Tail
-from .identify import format_name, jpeg_info, suffix_matches, webp_lossless
+from .identify import JpegInfo, format_name, jpeg_info, suffix_matches, webp_lossless
 from .orient import apply_orientation
 from .probe import ImageHeader, check_header, pillow_limit, probe_image
 from .tiff import read_tiff
@@ -130,11 +130,11 @@ def _orientation(path: Path, fmt: str, pixels: int) -> int:
 
 
 def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
-    raw, tail = _image_bytes(path, header.format)
+    raw, tail, info = _image_bytes(path, header.format)
     data = np.frombuffer(raw, dtype=np.uint8)
-    desc = ImageDescription(format=header.format, metadata=read_metadata(path, header, raw))
+    desc = ImageDescription(format=header.format, metadata=read_metadata(path, header, raw, info))
     if header.format == "jpeg":
-        desc = _jpeg_description(path, raw, tail, desc, notes)
+        desc = _jpeg_description(path, info, tail, desc, notes)
     elif header.format == "png":
         desc = _png_description(path, raw, desc)
     elif header.format == "webp":
@@ -145,7 +145,8 @@ def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
             palette=_pillow_palette(path, header), bits=int.from_bytes(raw[28:30], "little"), compression=rle
         )
     img = _decode_bmp(path, header, raw) if header.format == "bmp" else _decode_cv2(path, data, header.format)
-    if header.format == "png" and raw[25] == 0 and (key := _grey_key(raw)) is not None:
+    key = desc.metadata.get("png_trns")  # a grey PNG's transparent level, from its tRNS chunk
+    if header.format == "png" and raw[25] == 0 and key is not None:
         img = np.stack([img, np.where(img == key, 0, np.iinfo(img.dtype).max).astype(img.dtype)], axis=-1)
         desc = desc.with_(alpha_key=key)  # grey with a transparent grey level (tRNS): an alpha made from it
     if header.grey_alpha and img.ndim == 3 and img.shape[2] == 4:
@@ -161,37 +162,23 @@ def _read_single(path: Path, header: ImageHeader, notes: list[str]) -> Opened:
     return Opened([img], desc, notes)
 
 
-def _image_bytes(path: Path, fmt: str) -> tuple[bytes, Tail | None]:
-    """The bytes of the image; for a JPEG, those up to its end-of-image marker, and where the bytes
-    after it lie (read only when they are copied: a tail may be far larger than the image)."""
+def _image_bytes(path: Path, fmt: str) -> tuple[bytes, Tail | None, JpegInfo | None]:
+    """The bytes of the image; for a JPEG, those up to its end-of-image marker, where the bytes
+    after it lie (read only when they are copied: a tail may be far larger than the image), and
+    its markers, walked once."""
     import mmap
 
     if fmt != "jpeg":
-        return path.read_bytes(), None
+        return path.read_bytes(), None, None
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         info = jpeg_info(mm)
         if info is None or info.end is None or info.end >= len(mm):
-            return mm[:], None
+            return mm[:], None, info
         end, size = info.end, len(mm) - info.end
         if all(not mm[i : i + (1 << 24)].strip(b"\x00") for i in range(end, len(mm), 1 << 24)):
-            return mm[:end], None  # zero padding, not data
+            return mm[:end], None, info  # zero padding, not data
         mpo = any(m == 0xE2 and mm[a + 4 : a + 8] == b"MPF\x00" for m, a, _ in info.segments)
-        return mm[:end], Tail(str(path), end, size, "mpo" if mpo else "data")
-
-
-def _grey_key(raw: bytes) -> int | None:
-    """The transparent grey level a grey PNG's tRNS chunk names (None: it has none)."""
-    import png
-
-    try:
-        for kind, body in png.Reader(bytes=raw).chunks():
-            if kind == b"tRNS" and len(body) >= 2:
-                return int.from_bytes(body[:2], "big")
-            if kind == b"IDAT":
-                return None
-    except Exception:  # noqa: BLE001 - the decoder has its say on a damaged file
-        return None
-    return None
+        return mm[:end], Tail(str(path), end, size, "mpo" if mpo else "data"), info
 
 
 def _decode_bmp(path: Path, header: ImageHeader, raw: bytes) -> np.ndarray:
@@ -264,9 +251,8 @@ def _decode_cv2(path: Path, data: np.ndarray, fmt: str) -> np.ndarray:
 
 
 def _jpeg_description(
-    path: Path, raw: bytes, tail: Tail | None, desc: ImageDescription, notes: list[str]
+    path: Path, info: JpegInfo | None, tail: Tail | None, desc: ImageDescription, notes: list[str]
 ) -> ImageDescription:
-    info = jpeg_info(raw)
     if info is None:
         raise ImageReadError(path, "damaged JPEG (no frame header in its markers)")
     if info.end is None:
@@ -343,7 +329,8 @@ def _read_animation(path: Path, header: ImageHeader, notes: list[str], pixels: i
     if all(int(f[..., 3].min()) == 255 for f in frames):
         frames = [np.ascontiguousarray(f[..., :3]) for f in frames]
     alpha = "unassociated" if frames[0].ndim == 3 and frames[0].shape[2] == 4 else None
-    lossless = header.format != "webp" or webp_lossless(path.read_bytes())
+    raw = path.read_bytes()
+    lossless = header.format != "webp" or webp_lossless(raw)
     desc = ImageDescription(
         format=header.format,
         stored="palette" if header.format == "gif" else "rgb",
@@ -354,7 +341,7 @@ def _read_animation(path: Path, header: ImageHeader, notes: list[str], pixels: i
         frames_kind="frames" if len(frames) > 1 else None,
         durations=tuple(durations),
         loop=loop,
-        metadata=read_metadata(path, header),
+        metadata=read_metadata(path, header, raw),
     )
     return Opened(frames, desc, notes)
 
@@ -362,11 +349,14 @@ def _read_animation(path: Path, header: ImageHeader, notes: list[str], pixels: i
 # -- metadata ---------------------------------------------------------------------------------
 
 
-def read_metadata(path: str | Path, header: ImageHeader | None = None, raw: bytes | None = None) -> dict:
+def read_metadata(
+    path: str | Path, header: ImageHeader | None = None, raw: bytes | None = None, jpeg: JpegInfo | None = None
+) -> dict:
     """What an image carries besides its pixels (see :mod:`.metadata`): the carrier of its EXIF,
-    IPTC, XMP, ICC profile and comment; its format's own blocks (JPEG segments, PNG chunks, WebP
-    chunks, a GIF's comment and loop count); its resolution and its profile's colour space. TIFF
-    tags are read with each page (see :mod:`.tiff`)."""
+    IPTC, XMP, ICC profile and comment; its format's own blocks (JPEG segments, PNG chunks and a
+    grey PNG's transparent level, WebP chunks, a GIF's comment and loop count); its resolution and
+    its profile's colour space. TIFF tags are read with each page (see :mod:`.tiff`). ``raw``: the
+    file's bytes and ``jpeg``: a JPEG's markers, when the caller has them already."""
     from . import metadata as md
 
     path = Path(path)
@@ -388,13 +378,15 @@ def read_metadata(path: str | Path, header: ImageHeader | None = None, raw: byte
     if raw is None:
         raw = path.read_bytes()
     if raw[:2] == b"\xff\xd8":
-        info = jpeg_info(raw)
+        info = jpeg or jpeg_info(raw)
         if info is not None:
             meta["jpeg"] = md.jpeg_segments(raw, info.segments)
     elif raw[:8] == b"\x89PNG\r\n\x1a\n":
         try:
-            meta["png"] = md.png_chunks(raw)
+            meta["png"], trns = md.png_chunks(raw)
             meta["png_layout"] = raw[24:26]
+            if raw[25] == 0 and trns is not None and len(trns) >= 2:  # grey: tRNS names one grey level
+                meta["png_trns"] = int.from_bytes(trns[:2], "big")
         except Exception:  # noqa: BLE001 - a damaged chunk: the decoder has its say on the pixels
             pass
     carrier, kinds = md.carrier_of(raw)

@@ -43,7 +43,7 @@ def read_tiff(path: Path, notes: list[str], orient: bool = True) -> tuple[list[n
         raise ImageReadError(path, f"damaged TIFF ({detail})") from None
     frames = [a for a, _ in out]
     descs = [d for _, d in out]
-    carrier, kinds = carrier_of(path.read_bytes())
+    carrier, kinds = carrier_of(path)  # exiv2 reads the file itself: the pages are not read twice
     if carrier:
         descs = [d.with_(metadata={**d.metadata, "carrier": carrier, "kinds": kinds}) for d in descs]
     if len(descs) > 1:
