@@ -209,27 +209,28 @@ def carry(path: Path, target: str, meta: dict, *, copied: bool, orientation: int
         if lost:
             notes.append(f"{', '.join(lost)} metadata not kept ({target.upper()} is written without it)")
         return
+    exiv2 = _exiv2()
+    src = _parse(exiv2, carrier) if target == "tiff" else None  # a TIFF's own tags went in: its sub-IFDs?
+    sub_ifds = src is not None and any(_in_sub_ifd(d) for d in src.exifData())
     if target == "tiff" and pages > 1:  # exiv2 would write the first page only
-        lost = ["EXIF"] if copied and _sub_ifds(carrier) else [] if copied else list(kinds)
+        lost = ["EXIF"] if copied and sub_ifds else [] if copied else list(kinds)
         if lost:
             notes.append(f"{', '.join(lost)} metadata not kept (a {pages}-page TIFF is written with each page's "
                          "tags, not the EXIF and GPS blocks they point to)" if copied else
                          f"{', '.join(lost)} metadata not kept (a {pages}-page TIFF is written without it)")  # fmt: skip
         return
-    if copied and not turned and not (target == "tiff" and _sub_ifds(carrier)):
+    if copied and not turned and not sub_ifds:
         return  # the blocks went in as they were, and nothing in them is out of date
-    exiv2 = _exiv2()
     try:
         out = exiv2.ImageFactory.open(str(path))
         out.readMetadata()
-        src = exiv2.ImageFactory.open(carrier)
-        src.readMetadata()
+        src = src or _parse(exiv2, carrier)
         if not copied:
             _copy_into(exiv2, out, src, target, meta, colour, notes)
         elif target == "tiff":  # the page's tags went in; the EXIF, GPS and maker-note blocks they point to too
             exif = out.exifData()
             for datum in src.exifData():
-                if datum.groupName() not in ("Image", "Thumbnail") and not datum.groupName().startswith(_OTHER_PAGES):
+                if _in_sub_ifd(datum):
                     exif.add(datum)
         changed = _fix(out, turned, size)
         out.writeXmpFromPacket(not changed & {"XMP"})  # an unchanged XMP packet goes back as it was
@@ -240,11 +241,17 @@ def carry(path: Path, target: str, meta: dict, *, copied: bool, orientation: int
         notes.append(f"metadata not carried ({type(e).__name__}: {e})")
 
 
-def _sub_ifds(carrier: bytes) -> bool:
-    exiv2 = _exiv2()
+def _parse(exiv2, carrier: bytes):
     src = exiv2.ImageFactory.open(carrier)
     src.readMetadata()
-    return any(d.groupName() not in ("Image", "Thumbnail") for d in src.exifData())
+    return src
+
+
+def _in_sub_ifd(datum) -> bool:
+    """An EXIF entry of the blocks IFD0 points to (EXIF, GPS, interoperability, maker notes), not of
+    IFD0 itself, its thumbnail, or another page of a TIFF."""
+    group = datum.groupName()
+    return group not in ("Image", "Thumbnail") and not group.startswith(_OTHER_PAGES)
 
 
 def _copy_into(exiv2, out, src, target: str, meta: dict, channels: int, notes: list[str]) -> None:
