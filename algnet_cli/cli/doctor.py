@@ -83,17 +83,13 @@ def _registry_lines() -> list[str]:
 def _kernel_problems() -> list[str]:
     """What would make every CPU run fall back to the slower chunked scan, or run the fused one as
     plain Python: NUMBA_DISABLE_JIT, a kernel cache that cannot be written, a damaged cache."""
-    import os
-
     from ..fileio import make_temp
+    from ..ops import scan_fused
     from ..paths import kernel_cache_dir
 
     out = []
-    if os.environ.get("NUMBA_DISABLE_JIT", "").strip() not in ("", "0"):
-        out.append(
-            "problem: NUMBA_DISABLE_JIT is set: numba would run the fused scan as plain Python (minutes for a "
-            "small image), so algnet uses the chunked scan; unset it"
-        )
+    if scan_fused.jit_disabled():
+        out.append(f"problem: {scan_fused.JIT_DISABLED}; until then algnet uses the chunked scan")
     folder = kernel_cache_dir()
     probe_in = folder if folder.exists() else next((p for p in folder.parents if p.exists()), folder)
     try:

@@ -40,7 +40,8 @@ JIT_DISABLED = ("NUMBA_DISABLE_JIT is set: numba would run the fused scan as pla
                 "small image); unset it to use the fused scan")  # fmt: skip
 
 
-def _jit_disabled() -> bool:
+def jit_disabled() -> bool:
+    """Whether NUMBA_DISABLE_JIT is set (numba would then run the kernels as plain Python)."""
     import os
 
     return os.environ.get("NUMBA_DISABLE_JIT", "").strip() not in ("", "0")
@@ -48,11 +49,11 @@ def _jit_disabled() -> bool:
 
 def available() -> bool:
     """True when numba is installed and compiles (the kernels themselves are compiled on first use)."""
-    return importlib.util.find_spec("numba") is not None and _failure is None and not _jit_disabled()
+    return importlib.util.find_spec("numba") is not None and _failure is None and not jit_disabled()
 
 
 def unavailable_reason() -> str:
-    if _jit_disabled():
+    if jit_disabled():
         return JIT_DISABLED
     return _failure or INSTALL_HINT
 
