@@ -227,28 +227,13 @@ def test_a_pull_request_revision_and_a_git_stored_file(hub, env, tmp_path):
 
 
 def test_a_full_cache_says_so_and_names_it(hub, env, tmp_path):
-    import shutil
+    from helpers.disk import small_tmpfs
 
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"\1" * 4096):
-                pass
-        except OSError:
-            pass
-        os.close(fd)
+    with small_tmpfs(tmp_path / "full", "64k", full=True) as mnt:
         r = algnet(dict(env, ALGNET_CACHE_DIR=str(mnt / "cache")), "models", "pull", f"hf://{REPO}/tiny.safetensors")
         ours = [ln for ln in r.stderr.splitlines() if ln.startswith("algnet:")]
         assert r.returncode == 1 and len(ours) == 1, r.stderr
         assert "No space left on device" in ours[0] and str(mnt / "cache") in ours[0] and "network" not in ours[0]
-    finally:
-        subprocess.run(["umount", str(mnt)])
 
 
 def test_a_file_kept_in_git_is_checked_against_its_blob_id(hub, env, tmp_path):

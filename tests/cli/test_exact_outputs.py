@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -142,13 +141,9 @@ def test_a_video_without_frames_fails_by_name(tmp_path, identity):
 
 
 def test_the_batch_goes_on_after_a_video_fails_for_space(tmp_path, identity):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    from helpers.disk import small_tmpfs
+
+    with small_tmpfs(tmp_path / "small", "150k") as mnt:
         src = tmp_path / "in"
         src.mkdir()
         noise = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
@@ -165,8 +160,6 @@ def test_the_batch_goes_on_after_a_video_fails_for_space(tmp_path, identity):
         failed = next(v for v in rec["videos"] if v["status"] == "failed")
         assert "b.mp4" in failed["error"] or "c.mp4" in failed["error"]
         assert not [p for p in mnt.iterdir() if p.name.startswith(".algnet-tmp")]
-    finally:
-        subprocess.run(["umount", str(mnt)])
 
 
 def test_an_interrupted_frame_folder_is_done_again_and_overwrite_leaves_no_stale_frame(tmp_path, identity):

@@ -289,26 +289,10 @@ def test_frame_folders_next_to_image_outputs_are_resumed(world):
 @pytest.fixture
 def full_disk(tmp_path):
     """A tmpfs with no room left (root only), unmounted afterwards."""
-    import shutil
-    import subprocess
+    from helpers.disk import small_tmpfs
 
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"\1" * 4096):
-                pass
-        except OSError:
-            pass
-        os.close(fd)
+    with small_tmpfs(tmp_path / "full", "64k", full=True) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)])
 
 
 def test_a_full_disk_under_a_report_or_a_sheet_is_one_plain_sentence_naming_the_path(world, full_disk):

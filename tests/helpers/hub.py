@@ -102,32 +102,24 @@ class FakeHub:
                     hub._stop.wait(3600)
                     self.close_connection = True
                     return True
-                if mode in ("500", "429"):
-                    body = b"Internal Server Error" if mode == "500" else b"Too Many Requests"
-                    self.send_response(int(mode))
-                    if mode == "429":
-                        self.send_header("Retry-After", "1")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    if send_body:
-                        self.wfile.write(body)
-                    return True
-                if mode in ("html", "404html"):
-                    body = b"<html><body>Sign in to use this Wi-Fi network</body></html>"
-                    self.send_response(200 if mode == "html" else 404)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    if send_body:
-                        self.wfile.write(body)
-                    return True
-                if mode == "redirect":
-                    self.send_response(302)
-                    self.send_header("Location", self.path)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return True
-                return False
+                portal = b"<html><body>Sign in to use this Wi-Fi network</body></html>"
+                answers = {
+                    "500": (500, {}, b"Internal Server Error"),
+                    "429": (429, {"Retry-After": "1"}, b"Too Many Requests"),
+                    "html": (200, {"Content-Type": "text/html"}, portal),
+                    "404html": (404, {"Content-Type": "text/html"}, portal),
+                    "redirect": (302, {"Location": self.path}, b""),
+                }
+                if mode not in answers:
+                    return False
+                code, headers, body = answers[mode]
+                self.send_response(code)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(body)
+                return True
 
             def _error(self, code, error_code, commit):
                 self.send_response(code)
