@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .errors import handle_errors
-from .options import CacheDir, Offline
+from .options import CacheDir, JsonOut, Offline
 
 app = typer.Typer(
     name="models",
@@ -25,26 +25,40 @@ app = typer.Typer(
 
 @app.command("list")
 @handle_errors
-def list_models(cache_dir: CacheDir = None) -> None:
+def list_models(cache_dir: CacheDir = None, json_out: JsonOut = False) -> None:
     """Registered models: name, source, size, and whether they are in the cache.
 
-    Example:
+    Examples:
 
       algnet models list
-    """
-    from rich.console import Console
-    from rich.table import Table
 
+      algnet models list --json
+    """
     from ..hub import cached_file, registry, user_registry_path
 
     entries = registry()
+    rows = []
+    for e in entries:
+        path = cached_file(e.name, cache_dir)
+        rows.append({
+            "name": e.name, "source": e.source, "sha256": e.sha256, "builtin": e.builtin,
+            "cached": str(path) if path else None, "bytes": path.stat().st_size if path else None,
+            "licence": e.licence or None,
+        })  # fmt: skip
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"user_registry": str(user_registry_path()), "models": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"models (user registry: {user_registry_path()})")
     for col in ("name", "source", "size", "cached", "licence"):
         table.add_column(col)
-    for e in entries:
-        path = cached_file(e.name, cache_dir)
-        size = f"{path.stat().st_size / 2**20:.1f} MiB" if path else "-"
-        table.add_row(e.name, e.source, size, "yes" if path else "no", e.licence or "-")
+    for r in rows:
+        size = f"{r['bytes'] / 2**20:.1f} MiB" if r["cached"] else "-"
+        table.add_row(r["name"], r["source"], size, "yes" if r["cached"] else "no", r["licence"] or "-")
     Console().print(table)
     if not entries:
         typer.echo("no models registered yet: `algnet models import CHECKPOINT --name NAME` adds one", err=True)
@@ -74,12 +88,15 @@ def info(
     ref: Annotated[str, typer.Argument(help="A registry name, hf:// reference or checkpoint path.")],
     cache_dir: CacheDir = None,
     offline: Offline = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Inferred configuration, parameter count, sha256 and licence of a model.
 
-    Example:
+    Examples:
 
       algnet models info ALGNet_GoPro.pth
+
+      algnet models info default --json
     """
     from ..fileio import sha256_file
     from ..hub import find_entry, resolve
@@ -89,6 +106,18 @@ def info(
     sd = read_checkpoint(path)
     config = infer_config(sd, str(path))
     entry = find_entry(ref)
+    if json_out:
+        import json
+
+        doc = {
+            "file": str(path), "sha256": sha256_file(path), "config": config.to_dict(),
+            "describe": config.describe(), "tensors": len(sd), "parameters": sum(v.numel() for v in sd.values()),
+            "name": entry.name if entry else None, "licence": entry.licence or None if entry else None,
+            "description": entry.description or None if entry else None,
+            "benchmarks": entry.benchmarks if entry else {},
+        }  # fmt: skip
+        typer.echo(json.dumps(doc, indent=2))
+        return
     typer.echo(f"file         {path}")
     typer.echo(f"sha256       {sha256_file(path)}")
     typer.echo(f"config       {config.describe()}")

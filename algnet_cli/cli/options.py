@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+JsonOut = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
 CacheDir = Annotated[

@@ -28,7 +28,7 @@ def score(
     crop_border: Annotated[int, typer.Option(help="Pixels dropped on each side before scoring (basicsr).", min=0)] = 0,
     y_channel: Annotated[bool, typer.Option("--y-channel", help="Score BT.601 luma instead of RGB (basicsr).")] = False,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Write a CSV report here.")] = None,
-    json: Annotated[Optional[Path], typer.Option("--json", help="Write a JSON report here.")] = None,
+    report_json: Annotated[Optional[Path], typer.Option("--report-json", help="Write a JSON report here.")] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown report here.")] = None,
     compare: Annotated[
         Optional[Path],
@@ -40,6 +40,9 @@ def score(
         typer.Option(
             "--overwrite", help="Replace report files, and write into a --compare folder, that algnet did not write."
         ),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the JSON report on stdout instead of the table.")
     ] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -53,6 +56,8 @@ def score(
       algnet score out/ GoPro/test/sharp/
 
       algnet score out/ gt/ --protocol gopro --markdown scores.md
+
+      algnet score out/ gt/ --json > scores.json
 
       algnet score out/ gt/ --y-channel --crop-border 4 --csv scores.csv --compare sheets/
     """
@@ -70,10 +75,10 @@ def score(
     if protocol != "basicsr" and (crop_border or y_channel):
         raise UsageError("--crop-border and --y-channel belong to the basicsr protocol")
     pairs, unmatched_pred, unmatched_gt = match_pairs(pred, gt)
-    sheets = _claim_outputs(pred, gt, pairs, csv, json, markdown, compare, overwrite)  # before any scoring
-    check_outputs([p for p in (csv, json, markdown) if p is not None], compare)
+    sheets = _claim_outputs(pred, gt, pairs, csv, report_json, markdown, compare, overwrite)  # before any scoring
+    check_outputs([p for p in (csv, report_json, markdown) if p is not None], compare)
     report = ScoreReport(proto.describe(), unmatched_pred=unmatched_pred, unmatched_gt=unmatched_gt)
-    with Progress(len(pairs), "scoring", quiet=quiet, unit="pairs") as bar:
+    with Progress(len(pairs), "scoring", quiet=quiet or json_out, unit="pairs") as bar:
         for row in score_pairs(pairs, proto, workers=workers):
             report.rows.append(row)
             bar.advance(row.name)
@@ -86,8 +91,10 @@ def score(
                     typer.echo(
                         f"algnet: could not write the comparison sheet for {row.name}: {e.strerror or e}", err=True
                     )
-    report.write(json_path=json, csv_path=csv, markdown_path=markdown)
-    if not quiet:
+    report.write(json_path=report_json, csv_path=csv, markdown_path=markdown)
+    if json_out:
+        typer.echo(report.to_json())
+    elif not quiet:
         render.score_table(report)
     for label, items in (
         ("prediction without ground truth", unmatched_pred),
@@ -105,7 +112,7 @@ def score(
 COMPARE_INDEX = ".algnet-compare.json"
 
 
-def _claim_outputs(pred, gt, pairs, csv, json, markdown, compare, overwrite: bool) -> dict[str, str] | None:
+def _claim_outputs(pred, gt, pairs, csv, report_json, markdown, compare, overwrite: bool) -> dict[str, str] | None:
     """Every report and sheet is claimed before any scoring: never a prediction or a ground truth,
     never inside their folders, never a file or folder algnet did not write (unless --overwrite)."""
     from ..outputs import OutputGuard
@@ -116,7 +123,7 @@ def _claim_outputs(pred, gt, pairs, csv, json, markdown, compare, overwrite: boo
     for p in pairs:
         guard.add_input(p.pred, "prediction")
         guard.add_input(p.gt, "ground truth")
-    for option, path in (("--csv", csv), ("--json", json), ("--markdown", markdown)):
+    for option, path in (("--csv", csv), ("--report-json", report_json), ("--markdown", markdown)):
         if path is not None:
             guard.claim_file(path, option)
     if compare is None:

@@ -259,7 +259,7 @@ def test_report_paths_are_checked_before_scoring(tmp_path):
     try:
         if os.access(locked, os.W_OK):
             pytest.skip("running as a user that can write anywhere (root)")
-        r = algnet("score", pred, gt, "--csv", locked / "s.csv", "--json", tmp_path / "s.json")
+        r = algnet("score", pred, gt, "--csv", locked / "s.csv", "--report-json", tmp_path / "s.json")
         assert r.returncode == 2 and "locked" in r.stderr and not (tmp_path / "s.json").exists()
     finally:
         locked.chmod(0o700)
@@ -280,7 +280,7 @@ def test_one_sheet_that_cannot_be_written_is_named_and_scoring_goes_on(tmp_path,
         return real(path, *a, **k)
 
     monkeypatch.setattr(compare, "write_sheet", write_sheet)
-    code, _, err = run_cli("score", pred, gt, "--compare", sheets, "--json", tmp_path / "s.json")
+    code, _, err = run_cli("score", pred, gt, "--compare", sheets, "--report-json", tmp_path / "s.json")
     assert "a.png" in err and "comparison sheet" in err and "No space left" in err
     assert (sheets / "b.png").is_file() and json.loads((tmp_path / "s.json").read_text())["summary"]["pairs"] == 2
 

@@ -39,7 +39,7 @@ def test_pairing_unmatched_mismatch_and_reports(tmp_path):
     out = _run(
         pred,
         gt,
-        "--json",
+        "--report-json",
         tmp_path / "r.json",
         "--csv",
         tmp_path / "r.csv",
@@ -106,7 +106,7 @@ def test_ambiguous_stems_and_identical_pairs(tmp_path):
     _write(pred / "same.png", gt_img)
     _write(gt / "n.png", gt_img)
     _write(pred / "n.png", noisy)
-    out = _run(pred, gt, "--json", tmp_path / "r.json")
+    out = _run(pred, gt, "--report-json", tmp_path / "r.json")
     assert "x.jpg (ambiguous: matches x.bmp, x.png)" in out.stderr
     assert "1 identical pair (infinite PSNR) counts as 100 dB in the mean" in out.stdout
     report = json.loads((tmp_path / "r.json").read_text())

@@ -44,7 +44,7 @@ def test_a_prediction_with_nan_fails_by_name_and_the_reports_stay_valid(folders,
     bad[3, 4, 1] = np.nan
     tifffile.imwrite(pred / "a.tif", bad, photometric="rgb")
     tifffile.imwrite(pred / "b.tif", np.clip(good + 0.01, 0, 1), photometric="rgb")
-    code, out, err = run_cli("score", pred, gt, "--json", tmp_path / "r.json", "--csv", tmp_path / "r.csv")
+    code, out, err = run_cli("score", pred, gt, "--report-json", tmp_path / "r.json", "--csv", tmp_path / "r.csv")
     assert code == 1, err
     assert str(pred / "a.tif") in err and "NaN" in err
     doc = _strict((tmp_path / "r.json").read_text())
@@ -60,7 +60,7 @@ def test_two_predictions_for_one_ground_truth_are_named_ambiguous(folders, tmp_p
     tifffile.imwrite(pred / "a.tif", img, photometric="rgb")
     Image.fromarray(img).save(gt / "b.png")
     Image.fromarray(img).save(pred / "b.png")
-    code, out, err = run_cli("score", pred, gt, "--json", tmp_path / "r.json")
+    code, out, err = run_cli("score", pred, gt, "--report-json", tmp_path / "r.json")
     doc = _strict((tmp_path / "r.json").read_text())
     assert [p["name"] for p in doc["pairs"]] == ["b.png"]  # neither a.jpg nor a.tif is scored
     ambiguous = [u for u in doc["unmatched_predictions"] if "ambiguous" in u]
@@ -136,13 +136,13 @@ def test_notes_for_a_float_truth_over_one_and_an_alignment_that_did_not_converge
     truth = RNG.random((40, 48, 3)).astype(np.float32) * 1.5
     tifffile.imwrite(gt / "f.tif", truth, photometric="rgb")
     tifffile.imwrite(pred / "f.tif", truth * 0.99, photometric="rgb")
-    code, out, err = run_cli("score", pred, gt, "--json", tmp_path / "r.json")
+    code, out, err = run_cli("score", pred, gt, "--report-json", tmp_path / "r.json")
     note = _strict((tmp_path / "r.json").read_text())["pairs"][0]["note"]
     assert note and "over 1.0" in note
     flat = np.full((96, 96, 3), 128, np.uint8)  # nothing to align on: ECC cannot converge
     Image.fromarray(flat).save(gt / "flat.png")
     Image.fromarray(flat).save(pred / "flat.png")
-    code, out, err = run_cli("score", pred / "flat.png", gt / "flat.png", "--protocol", "realblur", "--json",
+    code, out, err = run_cli("score", pred / "flat.png", gt / "flat.png", "--protocol", "realblur", "--report-json",
                              tmp_path / "r2.json")  # fmt: skip
     note = _strict((tmp_path / "r2.json").read_text())["pairs"][0]["note"]
     assert note and "did not converge" in note

@@ -89,7 +89,7 @@ def _cases(model):
         # score reports and sheets
         *[
             (["score", "pred/", "gt/", flag, target], target.rstrip("/"))
-            for flag in ("--csv", "--json", "--markdown")
+            for flag in ("--csv", "--report-json", "--markdown")
             for target in ("pred/a.png", "pred/", "gt/b.png", "user/notes.txt")
         ],
         (["score", "pred/", "gt/", "--compare", "pred/"], "pred"),
@@ -147,7 +147,7 @@ def test_a_run_resumes_into_its_own_folder_and_reports_are_replaced_when_algnet_
     assert record["status"] == "finished"
     code, _, err = run_cli(*_deblur(model, "photos/", "-o", "out/"))  # the folder is algnet's: resumes
     assert code == 0, err
-    for args in (["triage", "photos/", "--csv", "t.csv"], ["score", "pred/", "gt/", "--csv", "s.csv", "--json",
+    for args in (["triage", "photos/", "--csv", "t.csv"], ["score", "pred/", "gt/", "--csv", "s.csv", "--report-json",
                  "s.json", "--markdown", "s.md", "--compare", "sheets/"]):  # fmt: skip
         assert run_cli(*args)[0] == 0
         code, _, err = run_cli(*args)  # a second time: its own files are replaced
