@@ -108,3 +108,21 @@ class TrainingDiverged(AlgnetError, ArithmeticError):
 
     def __reduce__(self):
         return type(self), (self.step, self.loss, self.lr, self.detail)
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters ("" when it has none)."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for a failure: the message of our own errors, the kind and first line of others."""
+    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+        return f"out of memory ({first_line(e) or 'the allocation failed'}); try a smaller --tile or --max-memory"
+    if isinstance(e, AlgnetError):
+        return str(e)  # ours: one line already (a file name may hold a newline; the CLI escapes it)
+    if isinstance(e, OSError) and e.strerror:  # a plain sentence naming the file
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    text = first_line(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

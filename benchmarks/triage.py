@@ -2,7 +2,7 @@
 
 The photos are those of ``python -m algnet_cli.train.photos DIR`` (real photographs from Debian
 wallpaper packages): its ``train/`` photos calibrate the verdicts (``--calibrate`` fits the logistic
-model and prints the constants for ``algnet_cli/triage.py``), its ``val/`` photos are held out for the
+model and prints the constants for ``algnet_cli/triage/measure.py``), its ``val/`` photos are held out for the
 test. Per photo, crops of 512 x 512 where the photo has the most detail in every direction (so that
 a crop is in focus, not a defocused background); each crop sharp, blurred with a motion kernel
 (camera-shake trajectory or straight line, 9 to 64 px) and with a defocus disk (radius 3 to 8 px),

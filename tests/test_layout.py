@@ -107,3 +107,61 @@ def test_the_length_check_counts_bodies_and_exempts_only_kernels(tmp_path, monke
     )
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path / "pkg")
     assert [f.split(" ", 1)[1] for f in _long_functions()] == ["long: 81 lines"]
+
+
+#: the package's layers, bottom first: a module may import its own layer and the ones below, never
+#: one above (a module not listed belongs to its parent package's layer)
+LAYERS = (
+    # plumbing: errors, files, paths, signals, progress, the generic pipeline, reports
+    ("errors", "paths", "fileio", "interrupts", "progress", "cpu", "outputs", "report", "pipeline"),
+    # kernels, formats and storage: no model
+    ("ops", "images", "metrics", "tiling", "hub"),
+    # the model, the media around it, what measures pixels
+    ("model", "video", "scoring", "compare", "triage"),
+    # running a model over tensors, training one
+    ("runner", "train"),
+    # batches of files, the Python API
+    ("batch", "api"),
+    # many machines
+    ("cluster",),
+    # the shell
+    ("cli", "__main__"),
+)
+
+
+def layer_of(module: str, layers=LAYERS) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return len(layers)  # the package root imports nothing eagerly; it is the top
+    for i, names in enumerate(layers):
+        if parts[1] in names:
+            return i
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def upward_imports(graph, layers=LAYERS) -> list[str]:
+    return sorted(
+        f"{a} (layer {layer_of(a, layers)}) imports {b} (layer {layer_of(b, layers)})"
+        for a in graph
+        for b in graph[a]
+        if layer_of(b, layers) > layer_of(a, layers)
+    )
+
+
+def test_no_import_runs_up_a_layer():
+    graph = import_graph()
+    assert upward_imports(graph) == []
+    assert {layer_of(m) for m in graph} == set(range(len(LAYERS) + 1))  # every layer holds a module
+
+
+def test_the_layer_rule_sees_an_upward_import():
+    graph = {"p.a.x": {"p.b.y"}, "p.b.y": set()}
+    assert upward_imports(graph, (("a",), ("b",))) == ["p.a.x (layer 0) imports p.b.y (layer 1)"]
+    assert upward_imports(graph, (("b",), ("a",))) == []
+
+
+def test_no_module_runs_over_450_lines():
+    long = [
+        f"{p.relative_to(ROOT.parent)}: {n}" for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450
+    ]
+    assert long == []

@@ -72,7 +72,7 @@ class Job:
 
     def output_exists(self) -> bool:
         if self.kind == "frames":  # complete only when its record says so: an interrupted one is done again
-            from ..video.encode import frames_complete
+            from ..video.frames import frames_complete
 
             return frames_complete(self.dst)
         return self.dst.exists()
@@ -167,7 +167,7 @@ def input_guard(request: Request, found, *, overwrite: bool) -> OutputGuard:
 
 def _claim_outputs(guard: OutputGuard, result: Plan, single: bool) -> None:
     """Claim every path the run writes, before any work (see :mod:`algnet_cli.outputs`)."""
-    from ..video.encode import FRAMES_MANIFEST
+    from ..video.frames import FRAMES_MANIFEST
 
     out, vid = result.request.output, result.request.video
     for job in result.jobs:  # first: an output that is an input is named as such

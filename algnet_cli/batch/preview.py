@@ -75,7 +75,7 @@ def make_preview(paths: list[Path], deblurrer, sheet: Path, *, max_pixels: int |
     each of ``paths``, and write one contact sheet to ``sheet``: a row per input, before | after,
     labelled with the file name, both blur scores and the gain. A file that cannot be read gets a
     row saying why; nothing else is written."""
-    from ..batch.record import describe_error
+    from ..errors import describe_error
     from ..triage import blur_score, most_detailed_window
 
     preview = Preview(sheet)

@@ -7,7 +7,6 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AlgnetError
 from ..fileio import atomic_write_text
 
 RUN_RECORD = "algnet-run.json"
@@ -155,20 +154,3 @@ def mark_run_started(folder: Path) -> None:
     if not path.exists():
         record = {"status": "started", "versions": {"algnet-cli": __version__}, "files": []}
         atomic_write_text(path, json.dumps(record, indent=2))
-
-
-def describe_error(e: BaseException) -> str:
-    """One line for a failure: the message of our own errors, the kind and first line of others."""
-    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
-        return f"out of memory ({_first_line(e) or 'the allocation failed'}); try a smaller --tile or --max-memory"
-    if isinstance(e, AlgnetError):
-        return str(e)  # ours: one line already (a file name may hold a newline; the CLI escapes it)
-    if isinstance(e, OSError) and e.strerror:  # a plain sentence naming the file
-        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
-    text = _first_line(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:300] if lines else ""

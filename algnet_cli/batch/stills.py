@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
+from ..errors import UsageError, describe_error
 from ..pipeline import Item, Pipeline
 from .plan import Job, OutputOptions
-from .record import FileResult, describe_error
+from .record import FileResult
 
 #: decoded images waiting for the model, and results waiting for the writer (memory stays bounded)
 PREFETCH = 2

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, CheckpointNotFoundError, StateDictMismatchError
+from ..errors import CheckpointError, CheckpointNotFoundError, StateDictMismatchError, first_line
 from .algnet import ALGNet
 from .config import ALGNetConfig
 
@@ -44,7 +44,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             obj = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+            raise CheckpointError(
+                f"{path}: not a readable safetensors file ({first_line(e, 200) or type(e).__name__})"
+            ) from None
     elif suffix in PICKLE_SUFFIXES:
         try:
             with warnings.catch_warnings():  # torch warns about what it refuses; the error below says it
@@ -59,11 +61,11 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
                     "code; only checkpoints of plain tensors are read"
                 ) from None
             raise CheckpointError(
-                f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({_first_line(e)})"
+                f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({first_line(e, 200) or type(e).__name__})"
             ) from None
         except Exception as e:  # the unpickler reports damage with many types (KeyError, EOFError, ...)
             raise CheckpointError(
-                f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({_first_line(e)})"
+                f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({first_line(e, 200) or type(e).__name__})"
             ) from None
     else:
         raise CheckpointError(f"{path}: unknown checkpoint format {suffix or '(no suffix)'}; use .safetensors or .pth")
@@ -112,11 +114,6 @@ def _describe(obj: object) -> str:
         keys = ", ".join(map(str, list(obj)[:6]))
         return f"a mapping with keys {keys}" if keys else "an empty mapping"
     return type(obj).__name__
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
 
 
 def _count(sd: Mapping[str, torch.Tensor], pattern: str) -> int:

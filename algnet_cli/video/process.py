@@ -20,7 +20,8 @@ from ..errors import VideoError
 from ..interrupts import shielded
 from ..pipeline import Item, Pipeline
 from .decode import Source, VideoReport, log_lines, pyav, reason, reason_logged
-from .encode import EncodeOptions, FrameFolderWriter, VideoWriter, codec_for, output_spec
+from .encode import EncodeOptions, VideoWriter, codec_for, output_spec
+from .frames import FrameFolderWriter
 
 QUEUE_DEPTH = 4
 

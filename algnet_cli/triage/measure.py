@@ -20,9 +20,6 @@ or wall. The held-out photos are kept for ``benchmarks/triage.py``'s test. Score
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
 #: the measure is taken at about this many pixels (larger images are reduced, smaller ones kept)
@@ -182,14 +179,6 @@ def judge(
     return "unsure"
 
 
-def score_image(path: Path) -> float:
-    """The blur score of an image file, decoded as ``deblur`` decodes it (every page and frame,
-    upright): :func:`file_score`, so triage and ``--skip-sharp`` always agree."""
-    from .images import open_image
-
-    return file_score(open_image(path).frames)
-
-
 def detail_map(grey: np.ndarray, win: int) -> np.ndarray:
     """Per pixel, the detail in every direction of the ``win`` x ``win`` window centred there: the
     mean squared second difference, the smaller of the horizontal and vertical ones (so a lone
@@ -220,82 +209,9 @@ def most_detailed_window(img: np.ndarray, size: int) -> tuple[int, int]:
     return min(max(0, y * f), max(0, h - size)), min(max(0, x * f), max(0, w - size))
 
 
-@dataclass
-class Row:
-    """One file's triage: its score (a video's: the median of its sampled frames), the verdict, and
-    the sampled frames' scores for a video; or why it could not be scored."""
-
-    path: str
-    score: float | None = None
-    verdict: str | None = None
-    frames: list[float] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def measure(self) -> str:
-        return f"{MEASURE_SHORT}, median of {len(self.frames)} frames" if self.frames else MEASURE_SHORT
-
-    def to_dict(self) -> dict:
-        out = {"path": self.path, "score": None if self.score is None else round(self.score, 4),
-               "verdict": self.verdict, "measure": self.measure}  # fmt: skip
-        if self.frames:
-            out["frames"] = [round(s, 4) for s in self.frames]
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
-def score_video(path: Path, samples: int = VIDEO_SAMPLES) -> list[float]:
-    """Blur scores of up to ``samples`` frames spread over a video (upright, as the deblurring
-    reads them)."""
-    from .video.decode import sample_frames
-
-    frames = sample_frames(path, samples)
-    if not frames:
-        raise ValueError("no frame could be decoded")
-    return [blur_score(f) for f in frames]
-
-
-def score_path(path: Path) -> Row:
-    """One file scored (verdict not yet given); a bad file gives a row with the reason, one line."""
-    from .batch.record import describe_error
-    from .video import is_video_path
-
-    try:
-        if is_video_path(path):
-            frames = score_video(path)
-            return Row(str(path), float(np.median(frames)), frames=frames)
-        return Row(str(path), score_image(path))
-    except (Exception, MemoryError) as e:  # one bad file never ends the triage
-        reason = describe_error(e)
-        return Row(str(path), error=reason if str(path) in reason else f"{path}: {reason}")
-
-
 def relative_verdicts(scores: list[float], percent: float) -> list[str]:
     """The blurriest ``percent`` of ``scores`` blurred, the rest sharp (``--relative``)."""
     n = int(round(len(scores) * percent / 100.0))
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
     blurred = set(order[:n])
     return ["blurred" if i in blurred else "sharp" for i in range(len(scores))]
-
-
-def triage(
-    paths: list[Path], threshold: float = THRESHOLD, relative: float | None = None, on_row=lambda row: None
-) -> list[Row]:
-    """Every file scored and judged, in the order given, two at a time; ``on_row`` is called as
-    each is scored (before the verdicts, which ``relative`` needs all scores for)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    rows: list[Row] = []
-    with ThreadPoolExecutor(2) as pool:
-        for row in pool.map(score_path, paths):
-            rows.append(row)
-            on_row(row)
-    scored = [r for r in rows if r.score is not None]
-    if relative is not None:
-        for r, v in zip(scored, relative_verdicts([r.score for r in scored], relative)):
-            r.verdict = v
-    else:
-        for r in scored:
-            r.verdict = judge(r.score, threshold)
-    return rows

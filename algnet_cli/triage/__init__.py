@@ -1,0 +1,52 @@
+"""Which photos are blurred: the blur measure on pixels (:mod:`.measure`) and files through it
+(:mod:`.files`)."""
+
+from .files import Row, score_image, score_path, score_video, triage
+from .measure import (
+    BIAS,
+    MEASURE,
+    MEASURE_SHORT,
+    MIN_SIDE,
+    SHARP_MARGIN,
+    THRESHOLD,
+    UNSURE_BAND,
+    VIDEO_SAMPLES,
+    WEIGHTS,
+    blur_score,
+    detail_map,
+    edge_steepness,
+    features,
+    file_score,
+    judge,
+    most_detailed_window,
+    relative_verdicts,
+    score_of,
+    working_grey,
+)
+
+__all__ = [
+    "BIAS",
+    "MEASURE",
+    "MEASURE_SHORT",
+    "MIN_SIDE",
+    "SHARP_MARGIN",
+    "THRESHOLD",
+    "UNSURE_BAND",
+    "VIDEO_SAMPLES",
+    "WEIGHTS",
+    "Row",
+    "blur_score",
+    "detail_map",
+    "edge_steepness",
+    "features",
+    "file_score",
+    "judge",
+    "most_detailed_window",
+    "relative_verdicts",
+    "score_image",
+    "score_of",
+    "score_path",
+    "score_video",
+    "triage",
+    "working_grey",
+]
