@@ -18,7 +18,13 @@ See ``docs/python.md`` for examples.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
+    from .api import Deblurrer, restore
+    from .model.load import ModelDescriptor, load_model
 
 __all__ = ["Deblurrer", "ModelDescriptor", "__version__", "load_model", "restore"]
 

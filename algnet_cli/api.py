@@ -87,10 +87,10 @@ def _check_options(*, tlc, tile, tile_overlap, max_memory_gb, strength) -> None:
         raise ValueError(f"tile must be None (auto), 0 (whole image) or a side of 32 px or more, not {tile!r}")
     if not whole(tile_overlap) or tile_overlap < 0:
         raise ValueError(f"tile_overlap must be a number of pixels, 0 or more, not {tile_overlap!r}")
-    if max_memory_gb is not None and not (isinstance(max_memory_gb, Real) and math.isfinite(max_memory_gb)
-                                          and max_memory_gb > 0):  # fmt: skip
+    if max_memory_gb is not None and not (isinstance(max_memory_gb, Real) and math.isfinite(float(max_memory_gb))
+                                          and float(max_memory_gb) > 0):  # fmt: skip
         raise ValueError(f"max_memory_gb must be a number of GiB over 0, not {max_memory_gb!r}")
-    if not (isinstance(strength, Real) and 0.0 <= strength <= 1.0):  # NaN fails this too
+    if not (isinstance(strength, Real) and 0.0 <= float(strength) <= 1.0):  # NaN fails this too
         raise ValueError(f"strength must be between 0 and 1, not {strength!r}")
 
 
@@ -122,11 +122,15 @@ class Deblurrer:
         offline: bool | None = None,
         quiet: bool = False,
     ):
+        from .model import ALGNet
         from .model.load import describe, load
 
         _check_options(tlc=tlc, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb, strength=strength)
         target = pick_device(device)
         if isinstance(model, torch.nn.Module):
+            if not isinstance(model, ALGNet):
+                raise TypeError(f"model: an ALGNet, a registry name, an hf:// reference or a checkpoint path, "
+                                f"not a {type(model).__name__}")  # fmt: skip
             self.model, self.descriptor = model, describe(model, target)
         else:  # the scan backend is checked against the device the model will run on
             self.model, self.descriptor = load(

@@ -116,7 +116,7 @@ def unreadable_reason(path: Path) -> str | None:
     return f"not a regular file ({kind})"
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` to produce the file at a temporary path next to ``path``, then rename it.
 
     On any error (or interrupt) the temporary file is removed and ``path`` is left as it was.

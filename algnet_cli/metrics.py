@@ -200,7 +200,9 @@ def align_realblur(
     to_grey = (lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)) if gt.ndim == 3 else (lambda a: a)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 0)
     try:
-        _, warp = cv2.findTransformECC(to_grey(gt), to_grey(scaled), warp, cv2.MOTION_HOMOGRAPHY, criteria, None, 5)
+        _, warp = cv2.findTransformECC(  # type: ignore[call-overload]  # OpenCV's stubs miss the mask=None form
+            to_grey(gt), to_grey(scaled), warp, cv2.MOTION_HOMOGRAPHY, criteria, None, 5
+        )
     except cv2.error:
         warp = np.eye(3, dtype=np.float32)  # ECC did not converge: score unaligned, as the reference code would fail
         if notes is not None:
@@ -263,5 +265,5 @@ def score(
         if pred.dtype != np.uint8:
             raise PairingError("the gopro protocol scores 8-bit images; save 8-bit PNGs or use basicsr")
         return psnr(pred, gt, 255.0), matlab_ssim(pred, gt, 255.0)
-    kw = dict(crop_border=protocol.crop_border, y_channel=protocol.y_channel)
-    return psnr(pred, gt, **kw), ssim(pred, gt, **kw)
+    border, y = protocol.crop_border, protocol.y_channel
+    return psnr(pred, gt, crop_border=border, y_channel=y), ssim(pred, gt, crop_border=border, y_channel=y)

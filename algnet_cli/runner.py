@@ -110,7 +110,7 @@ class Runner:
         self.channels_last = options.channels_last and self.device.type == "cuda"
         model = model.to(self.device).eval()
         if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes it
         self.model = model
         self.totals = RunReport()  # everything this runner has carried out
 

@@ -89,7 +89,7 @@ class Plan:
     sequence: list[Path] = field(default_factory=list)  # --to-video frames, in order
     not_images: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)  # linked folders not walked again (a loop, or a folder twice)
-    record_dir: Path | None = None
+    record_dir: Path = Path()  # where the run record goes: set by plan()
     sequence_action: str = "run"  # the --to-video video: run, or skip (it exists and may not be replaced)
 
     @property
@@ -112,11 +112,11 @@ def plan(request: Request) -> Plan:
     if not found and not unread:
         from ..images import UNREADABLE_SUFFIXES
 
-        unread = [p for p in not_images if Path(p).suffix.lower() in UNREADABLE_SUFFIXES]
-        if unread:
-            kinds = ", ".join(sorted({Path(p).suffix.lower() for p in unread}))
-            shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
-            raise UsageError(f"no input images or videos found; {len(unread)} files are in formats algnet does not "
+        unreadable = [p for p in not_images if Path(p).suffix.lower() in UNREADABLE_SUFFIXES]
+        if unreadable:
+            kinds = ", ".join(sorted({Path(p).suffix.lower() for p in unreadable}))
+            shown = ", ".join(unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+            raise UsageError(f"no input images or videos found; {len(unreadable)} files are in formats algnet does not "
                              f"read ({kinds}): {shown}")  # fmt: skip
         raise UsageError("no input images or videos found")
     videos = [(s, r) for s, r in found if is_video_path(s)]
@@ -140,7 +140,9 @@ def plan(request: Request) -> Plan:
     single = _single_output(found, images, out)
     result.images = [_image_job(s, r, out, single) for s, r in images]
     result.videos = [_video_job(s, r, out, vid, single) for s, r in videos]
-    result.record_dir = out.output.parent if single else (out.output or vid.frames_out)
+    record_dir = out.output.parent if single and out.output is not None else (out.output or vid.frames_out)
+    assert record_dir is not None  # checked above: -o, or --frames-out for videos only
+    result.record_dir = record_dir
     _claim_outputs(guard, result, single)
     _refuse_collisions(result.jobs)
     for folder, (rel, reason) in unread.items():  # each a failure that names the folder; the rest go on
@@ -256,6 +258,7 @@ def _check_name(job: Job) -> Job:
 
 def _check_sequence(request: Request, videos: list) -> None:
     to_video = request.video.to_video
+    assert to_video is not None
     if videos:
         raise UsageError(f"--to-video takes image frames, not videos ({videos[0][0]})")
     if not is_video_path(to_video):
@@ -266,6 +269,7 @@ def _check_sequence(request: Request, videos: list) -> None:
 
 def _image_job(src: Path, rel: Path, out: OutputOptions, single: bool) -> Job:
     fmt = None if out.fmt == "keep" else out.fmt
+    assert out.output is not None  # planned only with -o
     if single:
         return Job(src, out.output, fmt=fmt)
     ext = rel.suffix if fmt is None else FORMATS[fmt]
@@ -275,6 +279,7 @@ def _image_job(src: Path, rel: Path, out: OutputOptions, single: bool) -> Job:
 def _video_job(src: Path, rel: Path, out: OutputOptions, vid: VideoOptions, single: bool) -> Job:
     if vid.frames_out is not None:
         return Job(src, vid.frames_out / rel.with_suffix(""), "frames")
+    assert out.output is not None  # planned only with -o or --frames-out
     if single:
         return Job(src, out.output, "video")
     ext = "." + vid.container.lower().lstrip(".") if vid.container else rel.suffix

@@ -44,7 +44,8 @@ def pick(paths: list[Path], count: int, how: str = "spread") -> list[Path]:
         from ..triage import triage
 
         rows = triage(paths)
-        ranked = sorted(range(len(paths)), key=lambda i: -(rows[i].score if rows[i].score is not None else -1))
+        scores = [-1.0 if r.score is None else r.score for r in rows]
+        ranked = sorted(range(len(paths)), key=lambda i: -scores[i])
         return [paths[i] for i in sorted(ranked[:count])]
     if count == 1:
         return [paths[len(paths) // 2]]
@@ -79,7 +80,7 @@ def make_preview(paths: list[Path], deblurrer, sheet: Path, *, max_pixels: int |
     from ..triage import blur_score, most_detailed_window
 
     preview = Preview(sheet)
-    panels = []
+    panels: list[tuple[PreviewRow, np.ndarray | None, np.ndarray | None]] = []
     for path in paths:
         row = PreviewRow(str(path))
         try:

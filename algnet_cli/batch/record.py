@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fileio import atomic_write_text
+from ..report import ScoreReport
 
 RUN_RECORD = "algnet-run.json"
 
@@ -73,7 +74,7 @@ class Outcome:
     results: list[FileResult] = field(default_factory=list)
     videos: list = field(default_factory=list)
     not_images: list[str] = field(default_factory=list)
-    scores: object | None = None  # a report.ScoreReport
+    scores: ScoreReport | None = None
     record: Path | None = None
     record_error: str | None = None
 
@@ -103,7 +104,7 @@ class Outcome:
     @property
     def ok(self) -> bool:
         """Every file done or already there, every pair scored (with --gt), and the record written."""
-        unscored = bool(self.scores is not None and getattr(self.scores, "failed", None))
+        unscored = bool(self.scores is not None and self.scores.failed)
         return not (self.failed or self.bad_videos or self.record_error or unscored)
 
     def summary(self) -> dict:

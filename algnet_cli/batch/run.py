@@ -129,6 +129,7 @@ def score_outputs(plan: Plan, outcome: Outcome):
     from ..scoring import Pair, list_images, match_truth, score_pairs
 
     gt = plan.request.gt
+    assert gt is not None  # scored only with --gt
     truths = {p.relative_to(gt).with_suffix("").as_posix(): p for p in list_images(gt)}
     written = {r.output for r in outcome.results if r.status in ("done", "skipped")}
     pairs, inputs, missing = [], {}, []

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError, describe_error
 from ..pipeline import Item, Pipeline
 from .plan import Job, OutputOptions
 from .record import FileResult
+
+if TYPE_CHECKING:
+    from ..images.read import Opened
 
 #: decoded images waiting for the model, and results waiting for the writer (memory stays bounded)
 PREFETCH = 2
@@ -19,7 +23,7 @@ class Decoded:
     """One input file as decoded (:class:`~algnet_cli.images.Opened`: every frame, upright, and its
     description), and the notes to carry to the output."""
 
-    opened: object  # images.Opened
+    opened: Opened
     notes: list[str] = field(default_factory=list)
     blur: float | None = None  # the input's blur score (its first frame)
     blur_after: float | None = None  # the output's, once it is written

@@ -76,6 +76,7 @@ def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport
 def run_sequence(plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:
     """The --to-video frames into one video (skipped, with a message, when it exists and may not be replaced)."""
     dst = plan.request.video.to_video
+    assert dst is not None  # a sequence is planned only with --to-video
     first = plan.sequence[0]
     if plan.sequence_action == "skip":
         events.message(f"{dst} exists; use --overwrite to replace it")

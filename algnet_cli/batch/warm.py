@@ -22,7 +22,7 @@ def model_shape(model) -> tuple[int, int] | None:
         return None
     name, path = str(model), Path(model)
     try:  # a registry name wins over a file of the same name, as in the load
-        entry = hub.find_entry(hub.default_model_name() if name == "default" else name)
+        entry = hub.find_entry(name)  # "default" is looked up as the registry says
     except Exception:  # noqa: BLE001 - a broken registry is for the load to report; a file still loads
         entry = None
     if entry is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -98,13 +99,13 @@ def deblur(
     from ..batch import Request, VideoOptions, describe_plan, execute, plan
     from ..errors import UsageError
     from ..video import EncodeOptions
-    from .render import DeblurRenderer
+    from .deblur_render import DeblurRenderer
 
     tile_size = _parse_tile(tile)
     _check_numbers(max_memory=max_memory, max_megapixels=max_megapixels, fps=fps)
     if strength != strength:  # NaN passes Click's range check
         raise UsageError("--strength must be a number from 0 to 1")
-    model_args = dict(model=model, device=device, precision=precision, tlc=tlc, scan=scan, tile=tile_size,
+    model_args: dict[str, Any] = dict(model=model, device=device, precision=precision, tlc=tlc, scan=scan, tile=tile_size,
                       tile_overlap=tile_overlap, max_memory_gb=max_memory, strength=strength, cache_dir=cache_dir,
                       offline=offline or None, quiet=quiet or json_out)  # fmt: skip
     if preview is not None:

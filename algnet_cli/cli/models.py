@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,7 +37,7 @@ def list_models(cache_dir: CacheDir = None, json_out: JsonOut = False) -> None:
     from ..hub import cached_file, registry, user_registry_path
 
     entries = registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in entries:
         path = cached_file(e.name, cache_dir)
         rows.append({

@@ -86,6 +86,7 @@ def score(
                 typer.echo(f"algnet: failed: {render.printable(row.error)}", err=True)
             elif compare is not None:
                 try:
+                    assert sheets is not None  # claimed with --compare
                     _sheet(compare, row, sheets[row.name])
                 except OSError as e:  # one sheet that cannot be written: named, and the scoring goes on
                     typer.echo(

@@ -108,14 +108,14 @@ def train(
                 "levels), e.g. 1,1,1,28,1,1,1,1,1"
             )
         config = ALGNetConfig(
-            width=width, enc_blk_nums=n[:4], middle_blk_num=n[4], dec_blk_nums=n[5:9], d_state=d_state
+            width=width, enc_blk_nums=tuple(n[:4]), middle_blk_num=n[4], dec_blk_nums=tuple(n[5:9]), d_state=d_state
         )
     except (ValueError, IndexError) as e:
         raise UsageError(f"--blocks/--width: {e}") from None
     if init is not None:  # what --model takes: a registered name, an hf:// reference, a checkpoint file
         from ..hub import resolve
 
-        init = resolve(init)
+        init = str(resolve(init))
     cfg = TrainConfig(
         out=str(out),
         model=config.to_dict(),

@@ -87,7 +87,7 @@ def triage(
     failed += [Row(str(folder), error=f"{folder}: {reason}") for folder, (_, reason) in unread.items()]
     for r in failed:
         typer.echo(printable(f"algnet: failed: {r.error}"), err=True)
-    scored = sorted((r for r in rows if r.score is not None), key=lambda r: -r.score)
+    scored = sorted((r for r in rows if r.score is not None), key=lambda r: -(r.score or 0.0))
     counts = {v: sum(r.verdict == v for r in scored) for v in ("blurred", "unsure", "sharp")}
     how = f"the blurriest {relative:g}%" if relative is not None else f"threshold {threshold or THRESHOLD:g}"
     summary = (

@@ -164,7 +164,7 @@ class ClusterRestorer:
         if failures:
             chunk, why = failures[0]
             raise VideoError(f"frames {chunk[0] + 1}-{chunk[-1] + 1}", why)
-        return out
+        return [r for r in out if r is not None]  # every chunk came back: none is left out
 
     def describe_run(self) -> dict:
         return self.pool.describe_run()
@@ -277,7 +277,7 @@ def _failed(job: Job, reason: str) -> FileResult:
 def _absolute_options(options: OutputOptions) -> OutputOptions:
     from dataclasses import replace
 
-    return replace(options, output=Path(options.output).absolute())
+    return replace(options, output=None if options.output is None else options.output.absolute())
 
 
 def _reason(e: BaseException) -> str:
@@ -286,8 +286,10 @@ def _reason(e: BaseException) -> str:
     from ..errors import AlgnetError
 
     cause, seen = getattr(e, "cause", None), 0
-    while isinstance(getattr(cause, "cause", None), BaseException) and seen < 5:  # an actor died of its task's error
-        cause, seen = cause.cause, seen + 1
+    while (
+        isinstance(inner := getattr(cause, "cause", None), BaseException) and seen < 5
+    ):  # an actor died of its task's error
+        cause, seen = inner, seen + 1
     if isinstance(cause, AlgnetError):
         return getattr(cause, "reason", None) or str(cause)
     if isinstance(cause, BaseException):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class DeblurWorker:
             "pid": os.getpid(),
             "worker": ctx.get_actor_id(),
         }
-        self.deblurrer = None
+        self.deblurrer: Any = None  # a Deblurrer once the model is in
         self.load_error: Exception | None = None
         try:
             self.deblurrer = Deblurrer(**model)

@@ -8,6 +8,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelNotFoundError, UsageError
 from ..fileio import atomic_write_text
@@ -84,7 +85,7 @@ def user_registry_path() -> Path:
 BUILTIN_REGISTRY = Path(__file__).parent.parent / "registry.json"
 
 #: each registry entry's keys and the types their values must have
-_ENTRY_TYPES = {"name": str, "source": str, "sha256": (str, type(None)), "revision": (str, type(None)),
+_ENTRY_TYPES: dict[str, Any] = {"name": str, "source": str, "sha256": (str, type(None)), "revision": (str, type(None)),
                 "config": dict, "licence": str, "description": str, "benchmarks": dict}  # fmt: skip
 _told: set[str] = set()
 

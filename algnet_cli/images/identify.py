@@ -7,6 +7,7 @@ Only a format identified here is ever handed to a decoder, and only to that form
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,7 @@ _SOF.update({m: "hierarchical" for m in (0xC5, 0xC6, 0xC7)})
 _SOF.update({m: "arithmetic" for m in (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)})
 
 
-def jpeg_info(data: bytes) -> JpegInfo | None:
+def jpeg_info(data: bytes | mmap.mmap) -> JpegInfo | None:
     """Walk a JPEG's markers (segments by their lengths, entropy-coded data to the next marker).
 
     None when the markers are damaged before a frame header is found. Data after the EOI marker
@@ -200,7 +201,7 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
     return _jpeg_result(sof, adobe, None, segments)
 
 
-def _skip_entropy(data: bytes, i: int) -> int:
+def _skip_entropy(data: bytes | mmap.mmap, i: int) -> int:
     n = len(data)
     while True:
         j = data.find(b"\xff", i)
@@ -225,12 +226,12 @@ def _jpeg_result(sof, adobe, end, segments=()) -> JpegInfo | None:
 
 def webp_lossless(data: bytes) -> bool:
     """Whether every image in a WebP file (each frame of an animation) is coded lossless (VP8L)."""
-    codings = []
+    codings: list[bytes] = []
     _riff_codings(data, 12, len(data), codings)
     return bool(codings) and all(c == b"VP8L" for c in codings)
 
 
-def _riff_codings(data: bytes, i: int, end: int, out: list) -> None:
+def _riff_codings(data: bytes, i: int, end: int, out: list[bytes]) -> None:
     while i + 8 <= end:
         fourcc = data[i : i + 4]
         (size,) = struct.unpack("<I", data[i + 4 : i + 8])

@@ -148,9 +148,8 @@ def profile_fits(meta: dict, channels: int) -> bool:
     return space is None or space == ("GRAY" if channels == 1 else "RGB")
 
 
-def profile_note(meta: dict, channels: int) -> str | None:
-    if profile_fits(meta, channels):
-        return None
+def profile_note(meta: dict, channels: int) -> str:
+    """The note for an input profile that :func:`profile_fits` says does not fit the output."""
     model = "grey" if channels == 1 else "RGB"
     return f"the input's {meta['icc_space']} colour profile is not embedded: it does not describe the {model} output"
 

@@ -211,7 +211,7 @@ def _bmp16(raw: bytes, header: ImageHeader) -> np.ndarray:
     offset = int.from_bytes(raw[10:14], "little")
     height = int.from_bytes(raw[22:26], "little", signed=True)
     w, h = header.width, abs(height)
-    masks = (0x7C00, 0x03E0, 0x001F)
+    masks: tuple[int, ...] = (0x7C00, 0x03E0, 0x001F)
     if int.from_bytes(raw[30:34], "little") == 3:
         masks = tuple(int.from_bytes(raw[54 + 4 * k : 58 + 4 * k], "little") for k in range(3))
     stride = (w * 2 + 3) // 4 * 4

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .blocks import FAM, SFE, ALGBlock, LocalPool
-from .config import ALGNetConfig
+from .config import ALGNetConfig, ModelDescriptor
 
 
 class ALGNet(nn.Module):
@@ -18,6 +18,9 @@ class ALGNet(nn.Module):
     the official forward returns them. The full-scale result is the last element; crop it to
     (H, W) yourself, or use :func:`algnet_cli.model.restore`.
     """
+
+    #: what the model is as loaded (set by :func:`~algnet_cli.model.load.load_model`; None otherwise)
+    descriptor: ModelDescriptor | None = None
 
     def __init__(self, config: ALGNetConfig = ALGNetConfig()):
         super().__init__()

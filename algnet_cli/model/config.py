@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,8 @@ class ALGNetConfig:
 
     width: int = 32
     middle_blk_num: int = 8
-    enc_blk_nums: tuple[int, int, int, int] = (2, 2, 4, 8)
-    dec_blk_nums: tuple[int, int, int, int] = (8, 4, 2, 2)
+    enc_blk_nums: tuple[int, ...] = (2, 2, 4, 8)  # four levels
+    dec_blk_nums: tuple[int, ...] = (8, 4, 2, 2)
     img_channel: int = 3
     d_state: int = 32
     d_conv: int = 4
@@ -50,7 +51,8 @@ class ALGNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ALGNetConfig:
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+        fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**fields)
 
     def describe(self) -> str:
         enc = ",".join(map(str, self.enc_blk_nums))
@@ -62,3 +64,40 @@ class ALGNetConfig:
 DEFAULT = ALGNetConfig()
 #: The earlier default, "same as NAFNet" (37.7 M values).
 NAFNET_STYLE = ALGNetConfig(middle_blk_num=1, enc_blk_nums=(1, 1, 1, 28), dec_blk_nums=(1, 1, 1, 1))
+
+
+#: precisions the network runs in (convolutions under autocast; the scan and its norms stay in fp32)
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """What a loaded model is, as it will run: the facts a run record and a runner need.
+
+    source: what the user named (a registry name, an hf:// reference or a path); path and sha256:
+    the file it came from (None for a module built in memory). size_multiple: inputs are padded to
+    a multiple of this. tlc_size: the training crop the test-time local converter is set for, or
+    None. scan_backend: the selective-scan kernel that runs on ``device``.
+    """
+
+    config: ALGNetConfig
+    source: str
+    path: str | None
+    sha256: str | None
+    size_multiple: int
+    precisions: tuple[str, ...]
+    tlc_size: tuple[int, int] | None
+    scan_backend: str
+    device: str
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "path": self.path,
+            "sha256": self.sha256,
+            "config": self.config.to_dict(),
+            "size_multiple": self.size_multiple,
+            "precisions": list(self.precisions),
+            "tlc": list(self.tlc_size) if self.tlc_size else None,
+            "scan_backend": self.scan_backend,
+        }

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .algnet import ALGNet
-from .config import ALGNetConfig
-
-#: precisions the network runs in (convolutions under autocast; the scan and its norms stay in fp32)
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-@dataclass(frozen=True)
-class ModelDescriptor:
-    """What a loaded model is, as it will run: the facts a run record and a runner need.
-
-    source: what the user named (a registry name, an hf:// reference or a path); path and sha256:
-    the file it came from (None for a module built in memory). size_multiple: inputs are padded to
-    a multiple of this. tlc_size: the training crop the test-time local converter is set for, or
-    None. scan_backend: the selective-scan kernel that runs on ``device``.
-    """
-
-    config: ALGNetConfig
-    source: str
-    path: str | None
-    sha256: str | None
-    size_multiple: int
-    precisions: tuple[str, ...]
-    tlc_size: tuple[int, int] | None
-    scan_backend: str
-    device: str
-
-    def to_dict(self) -> dict:
-        return {
-            "source": self.source,
-            "path": self.path,
-            "sha256": self.sha256,
-            "config": self.config.to_dict(),
-            "size_multiple": self.size_multiple,
-            "precisions": list(self.precisions),
-            "tlc": list(self.tlc_size) if self.tlc_size else None,
-            "scan_backend": self.scan_backend,
-        }
+from .config import PRECISIONS, ModelDescriptor
 
 
 def describe(

@@ -53,6 +53,7 @@ class Mamba(nn.Module):
         projections produce; the scan reads transposed views of them in place."""
         xz = self.in_proj(hidden)  # (b, l, 2*d_inner)
         x, z = xz.chunk(2, dim=-1)
+        assert self.conv1d.bias is not None  # built with bias=True
         x = causal_conv1d_silu(x, self.conv1d.weight, self.conv1d.bias, backend=self.scan_backend)
         x_dbl = self.x_proj(x)  # (b, l, dt_rank + 2*d_state)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)

@@ -150,7 +150,7 @@ def _decay(dt: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     many times slower.
     """
     exponent = (dt.unsqueeze(-1) * A).clamp_(min=-50.0)
-    return F.threshold_(exponent.exp_(), _NEGLIGIBLE, 0.0)
+    return F.threshold_(exponent.exp_(), _NEGLIGIBLE, 0.0)  # type: ignore[attr-defined]  # public, not in the stubs
 
 
 _NEGLIGIBLE = 1e-20
@@ -224,7 +224,7 @@ def _scan(u, delta, A, B, C, chunk: int, block: int) -> tuple[torch.Tensor, list
     for sl, pad in _blocks(length, block, chunk):
         entering.append(state)
         y, state = _scan_block(
-            *(_padded(t, sl, pad) for t in (u, delta)), A, *(_padded(t, sl, pad) for t in (B, C)), state, chunk
+            _padded(u, sl, pad), _padded(delta, sl, pad), A, _padded(B, sl, pad), _padded(C, sl, pad), state, chunk
         )
         pieces.append(y[:, :, : sl.stop - sl.start])
     return (torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]), entering

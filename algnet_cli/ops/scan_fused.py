@@ -117,7 +117,7 @@ def _compile(folder: Path):
     probe = "scipy.linalg.cython_blas"
     blocked = probe not in sys.modules
     if blocked:
-        sys.modules[probe] = None  # an import of it raises ImportError
+        sys.modules[probe] = None  # type: ignore[assignment]  # an import of it raises ImportError
     try:
         folder.mkdir(parents=True, exist_ok=True)
         numba.config.CACHE_DIR = str(folder)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import overload
+
 import torch
 import torch.nn.functional as F
 
@@ -64,6 +66,10 @@ def selective_scan_reference(
     return y.to(dtype_in)
 
 
+@overload
+def contiguous_f32(t: torch.Tensor) -> torch.Tensor: ...
+@overload
+def contiguous_f32(t: None) -> None: ...
 def contiguous_f32(t: torch.Tensor | None) -> torch.Tensor | None:
     """A detached, contiguous float32 copy (or view) of a kernel input; None stays None."""
     return None if t is None else t.detach().float().contiguous()

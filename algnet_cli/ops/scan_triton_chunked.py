@@ -7,6 +7,7 @@ state). The backward adds, for the length of its own call, the state entering ea
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 
@@ -49,7 +50,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, chunk: int, ti
     k = _kernels()
     u, delta, A, B, C, D, z, delta_bias = (_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias))
     batch, dim, length, n_chunks, block_n, grid = _geometry(u, A, chunk)
-    f32 = dict(dtype=torch.float32, device=u.device)
+    f32: dict[str, Any] = dict(dtype=torch.float32, device=u.device)
     out = torch.empty(batch, dim, length, **f32)
     h_end = torch.empty(batch, dim, n_chunks, block_n, **f32)
     h_in = torch.empty_like(h_end)
@@ -75,7 +76,7 @@ def _backward(saved, g, softplus: bool, chunk: int, tile: int):
     g = g.float().contiguous()
     batch, dim, length, n_chunks, block_n, grid = _geometry(u, A, chunk)
     dstate = A.shape[1]
-    f32 = dict(dtype=torch.float32, device=u.device)
+    f32: dict[str, Any] = dict(dtype=torch.float32, device=u.device)
     flags = _flags(D, z, delta_bias, softplus)
     blocks = dict(BLOCK_D=CHUNK_BLOCK_D, BLOCK_N=block_n, TILE=tile)
     bias = delta_bias if delta_bias is not None else u

@@ -92,6 +92,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
             if not folder.is_dir():
                 raise UsageError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'} of photos")
             photos = sorted(p for p in folder.rglob("*") if is_image_path(p))
+        assert isinstance(photos, list)
         if not photos:
             raise UsageError(f"{folder or 'the photo list'}: no photos in it (.png, .jpg, .tif, .webp, ...)")
         self.margin = max_kernel // 2 + 1
@@ -112,7 +113,8 @@ class SyntheticPairs(torch.utils.data.Dataset):
 
     def _region(self, rng: np.random.Generator) -> np.ndarray:
         side = self.patch + 2 * self.margin
-        best, best_detail = None, -1.0
+        best: np.ndarray | None = None
+        best_detail = -1.0
         for _ in range(10):  # skip flat patches (skies, defocused backgrounds)
             im = self._photo(int(rng.choice(len(self.photos), p=self.weights)))
             y = int(rng.integers(0, im.shape[0] - side + 1))
@@ -124,6 +126,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
                 best, best_detail = region, detail
             if detail >= self.min_detail:
                 break
+        assert best is not None  # the first region always becomes the best (its detail is >= 0)
         return best
 
     def _photo(self, k: int) -> np.ndarray:

@@ -43,7 +43,7 @@ def trajectory_kernel(
     kicks, a pull back towards its start and rare sudden reversals, splatted into a kernel.
     ``min_length``: the path is then scaled so that its extent (the larger side of its bounding box)
     lies between this and ``max_size - 3`` pixels."""
-    length = rng.uniform(0.3, 1.0) * (max_size - 3)
+    length = float(rng.uniform(0.3, 1.0) * (max_size - 3))
     anxiety = rng.uniform(0.0, 0.005)
     centripetal = 0.7 * rng.uniform()
     gaussian_term = 10 * rng.uniform()
@@ -60,7 +60,7 @@ def trajectory_kernel(
         v = v + dv
         v = v / (abs(v) + 1e-12) * length / (steps - 1)
         x[t + 1] = x[t] + v
-    extent = max(np.ptp(x.real), np.ptp(x.imag))
+    extent = float(max(np.ptp(x.real), np.ptp(x.imag)))
     if min_length is not None and extent > 0:
         # the canvas is centred on the path's mean, so it must hold twice the farthest reach from it
         x = x - x.mean()

@@ -8,6 +8,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -101,7 +102,9 @@ def multiscale_loss(outs: list[torch.Tensor], sharp: torch.Tensor, fft_weight: f
     """L1 at every output scale (targets area-downscaled) plus L1 between their 2-D spectra."""
     total = sharp.new_zeros(())
     for out in outs:
-        target = sharp if out.shape[-1] == sharp.shape[-1] else F.adaptive_avg_pool2d(sharp, out.shape[-2:])
+        target = (
+            sharp if out.shape[-1] == sharp.shape[-1] else F.adaptive_avg_pool2d(sharp, (out.shape[-2], out.shape[-1]))
+        )
         total = total + F.l1_loss(out, target)
         if fft_weight:
             diff = torch.fft.rfft2(out.float()) - torch.fft.rfft2(target.float())
@@ -124,6 +127,7 @@ def _dataset(cfg: TrainConfig, seed: int, photos: str | None, length: int):
 
     if cfg.paired and photos is cfg.photos:
         return PairedFolder(Path(cfg.paired), cfg.patch, length, seed)
+    assert photos is not None  # a run has --photos or --paired
     if cfg.degradations == "real":
         from .kernels import REAL_MIX
 
@@ -160,7 +164,7 @@ class Trainer:
             betas=(0.9, 0.9),
         )
         self.step = 0
-        self._val = None
+        self._val: Any = None  # the validation pairs, made on first use
         self.history: list[dict] = []
         self.seconds = 0.0
         self.changes: list[str] = []  # what a resumed run changed of the recipe
@@ -263,7 +267,8 @@ class Trainer:
         return {"step": self.step, "val_psnr": sum(got) / len(got), "val_input_psnr": sum(base) / len(base)}
 
     def out_of_time(self) -> bool:
-        return bool(self.cfg.max_minutes) and self.seconds >= 60 * self.cfg.max_minutes
+        limit = self.cfg.max_minutes
+        return bool(limit) and limit is not None and self.seconds >= 60 * limit
 
     def run(self, on_step=None) -> None:
         """Train to ``cfg.steps`` (or the time budget). A non-finite loss raises TrainingDiverged;

@@ -95,8 +95,8 @@ def main(out: Path) -> None:
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
         subprocess.run(["apt-get", "download", *PACKAGES], cwd=tmp, check=True)
         for deb in tmp.glob("*.deb"):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "x")], check=True)
@@ -107,7 +107,7 @@ def main(out: Path) -> None:
             if im is None:
                 continue
             split = "val" if i % 5 == 4 else "train"
-            im = im.resize((im.size[0] // 2, im.size[1] // 2), Image.BOX)
+            im = im.resize((im.size[0] // 2, im.size[1] // 2), Image.Resampling.BOX)
             dst = out / split / f"{name}.png"
             dst.parent.mkdir(exist_ok=True)
             im.save(dst, compress_level=3)

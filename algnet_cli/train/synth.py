@@ -72,6 +72,8 @@ def make_pair(
     if rng.uniform() < jpeg_prob:
         q = int(rng.integers(60, 96))
         ok, buf = cv2.imencode(".jpg", blurred8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
-        blurred8 = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert decoded is not None  # a JPEG that OpenCV has just written
+        blurred8 = np.ascontiguousarray(decoded[..., ::-1]).astype(np.uint8)
     sl = slice(m, m + patch)
     return blurred8[sl, sl].astype(np.float32) / 255.0, region[sl, sl], kind

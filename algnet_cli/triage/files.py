@@ -35,7 +35,7 @@ class Row:
         return f"{MEASURE_SHORT}, median of {len(self.frames)} frames" if self.frames else MEASURE_SHORT
 
     def to_dict(self) -> dict:
-        out = {"path": self.path, "score": None if self.score is None else round(self.score, 4),
+        out: dict[str, object] = {"path": self.path, "score": None if self.score is None else round(self.score, 4),
                "verdict": self.verdict, "measure": self.measure}  # fmt: skip
         if self.frames:
             out["frames"] = [round(s, 4) for s in self.frames]
@@ -82,11 +82,11 @@ def triage(
         for row in pool.map(score_path, paths):
             rows.append(row)
             on_row(row)
-    scored = [r for r in rows if r.score is not None]
+    scored = [(r, r.score) for r in rows if r.score is not None]
     if relative is not None:
-        for r, v in zip(scored, relative_verdicts([r.score for r in scored], relative)):
+        for (r, _), v in zip(scored, relative_verdicts([s for _, s in scored], relative)):
             r.verdict = v
     else:
-        for r in scored:
-            r.verdict = judge(r.score, threshold)
+        for r, s in scored:
+            r.verdict = judge(s, threshold)
     return rows

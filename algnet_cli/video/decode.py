@@ -196,11 +196,11 @@ class Source:
                         yield ("packet", packet.stream.index, packet)
                     continue
                 try:
-                    frames = packet.decode()
+                    decoded = packet.decode()
                 except av.FFmpegError as e:
                     self._problem(f"video packet at {_when(packet)} did not decode ({reason(e)})")
                     continue
-                for f in frames:
+                for f in decoded:
                     index += 1
                     if f.is_corrupt:
                         self._problem(f"frame {index} ({_when(packet)}) decoded with errors, concealed by the decoder")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError, VideoError
 from ..fileio import commit_temp, make_temp
@@ -116,13 +117,14 @@ def choose_pix_fmt(
     rgb_like = {
         "rgb24": ["bgr0", "gbrp"],
         "rgb48le": ["gbrp16le", "gbrp12le", "gbrp10le", "yuv420p10le", "yuv444p10le"],
-    }.get(source)
+    }.get(source or "")
     if rgb_like is not None:  # frames from images: exact RGB where the encoder has it (ffv1), else the usual
         for fmt in rgb_like:
             if fmt in supported and fits(fmt):
                 return fmt, None
         source = None
-    for fmt in (source, "yuv420p", "yuv444p", "bgr0", "gbrp"):
+    for candidate in (source, "yuv420p", "yuv444p", "bgr0", "gbrp"):
+        fmt = candidate or ""
         if fmt and (not supported or fmt in supported) and fits(fmt):
             note = None
             if (
@@ -133,10 +135,10 @@ def choose_pix_fmt(
                 why = f"{width}x{height} is odd" if not fits("yuv420p") else f"{encoder} does not take {source}"
                 note = f"pixel format {fmt} ({why})"
             return fmt, note
-    fmt = next((f for f in supported if fits(f)), None)
-    if fmt is None:
+    fallback = next((f for f in supported if fits(f)), None)
+    if fallback is None:
         raise UsageError(f"{encoder} cannot encode a {width}x{height} video")
-    return fmt, f"pixel format {fmt}"
+    return fallback, f"pixel format {fallback}"
 
 
 def container_of(path: Path, container_format: str | None = None) -> tuple[str, bool, frozenset, str | None]:
@@ -243,7 +245,7 @@ class Sink:
         for k, v in spec.metadata:
             if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
                 self.container.metadata[k] = v
-        self.map: dict[int, object] = {}
+        self.map: dict[int, Any] = {}
         self.decode_audio: set[int] = set()
         for s in spec.others:
             name = s.codec_context.name if s.codec_context else None
@@ -307,7 +309,8 @@ class Sink:
             vf.time_base = f.time_base
         if f.duration:
             vf.duration = f.duration
-            self.durations[f.pts] = f.duration
+            if f.pts is not None:
+                self.durations[f.pts] = f.duration
         self._mux_video(self.video.encode(vf))
 
     def _mux_video(self, packets) -> None:

@@ -91,6 +91,7 @@ def _process(src, dst, report, restorer, options, container_format, frames_out, 
         report.frames_estimated = source.frames_estimated
         if on_start:
             on_start(report)
+        writer: FrameFolderWriter | VideoWriter
         if frames_out is not None:
             writer = FrameFolderWriter(Path(frames_out), source.high_bit, str(src), source.frames_expected)
         else:

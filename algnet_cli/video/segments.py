@@ -105,7 +105,8 @@ def encode_segment(
                 yield ("frame", f, None)
 
         writer = VideoWriter(Path(dst), spec, report)
-        writer.sink.timing = timing = []
+        timing: list[tuple[int, int | None, int]] = []
+        writer.sink.timing = timing
         stream_frames(frames(), writer, as_restorer(restorer), report)
     finally:
         source.close()
