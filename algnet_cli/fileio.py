@@ -178,6 +178,22 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it: setting it to 0 and back, even for an instant,
+    would give files that other threads create meanwhile the wrong permissions."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:  # Linux 4.7+
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK_AT_IMPORT
+
+
+def _read_umask_once() -> int:
+    mask = os.umask(0o022)  # where /proc has no Umask line: once, at import, before any writer thread
     os.umask(mask)
     return mask
+
+
+_UMASK_AT_IMPORT = _read_umask_once()

@@ -42,6 +42,21 @@ def main(
     ] = None,
 ) -> None:
     """Deblur photos and video frames with ALGNet."""
+    _process_settings()
+
+
+def _process_settings() -> None:
+    """What the command sets for its own process (the library leaves a caller's process as it was):
+    no Hub telemetry, the Hub's read timeout, and glibc keeping freed blocks for reuse (a CPU forward
+    frees and reallocates 100-250 MB blocks dozens of times; see :mod:`algnet_cli.cpu`)."""
+    import os
+
+    from ..cpu import keep_freed_memory
+    from ..hub import READ_TIMEOUT_S
+
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(READ_TIMEOUT_S)))
+    keep_freed_memory()
 
 
 app.command(help=deblur.__doc__)(deblur)

@@ -180,13 +180,20 @@ def _verify(path: Path, expected: str | None, label: str, delete: bool) -> None:
 
 
 def _download(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(READ_TIMEOUT_S)))
-    from huggingface_hub import errors as hf
-    from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import logging as hf_logging
 
+    previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its retry lines: one line of ours says what happened instead
+    try:
+        return _fetch(hub, cache, offline, quiet)
+    finally:  # the caller's logging as it was
+        hf_logging.set_verbosity(previous)
+
+
+def _fetch(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
+    from huggingface_hub import errors as hf
+    from huggingface_hub import hf_hub_download
+
     if not offline and _GIT_SHA1_RX.match(hub.revision) and (cached := _cached_copy(hub, cache)) is not None:
         return cached  # a commit never changes: its cached file needs no request
     if not offline:

@@ -51,10 +51,6 @@ def load(
 
     device = torch.device(device)
     prepare(scan, device.type)  # fail now, with a clear message, if it cannot run there
-    if device.type == "cpu":
-        from ..cpu import keep_freed_memory
-
-        keep_freed_memory()
     path = resolve(source, cache=cache_dir, offline=offline, quiet=quiet)
     model = load_checkpoint(path)
     model.set_scan_backend(None if scan == "auto" else scan)
