@@ -24,7 +24,7 @@ app = typer.Typer(
     "  algnet models import ALGNet_GoPro.pth --name gopro\n\n"
     "  algnet score restored/ ground_truth/ --markdown scores.md",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 

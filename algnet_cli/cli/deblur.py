@@ -52,7 +52,7 @@ def deblur(
     to_video: o.ToVideoOption = None,
     fps: o.FpsOption = None,
     cluster: o.ClusterOption = None,
-    workers: o.WorkersOption = None,
+    cluster_workers: o.ClusterWorkersOption = None,
     cache_dir: CacheDir = None,
     offline: Offline = False,
     quiet: Quiet = False,
@@ -116,8 +116,8 @@ def deblur(
     job = plan(Request(tuple(inputs), recursive, output, video, gt))
     if skip_sharp and video.to_video is not None:
         raise UsageError("--skip-sharp applies to images, not to the frames of --to-video")
-    if workers is not None and cluster is None:
-        raise UsageError("--workers only applies with --cluster")
+    if cluster_workers is not None and cluster is None:
+        raise UsageError("--cluster-workers only applies with --cluster")
     if not dry_run and cluster is None:
         _prefault_first_forward(job, model, device, tile_size, max_memory)
     from ..api import Deblurrer  # torch: imported while the first forward's memory is faulted in
@@ -130,7 +130,7 @@ def deblur(
     if cluster is not None:  # Ray is imported only here
         from ..cluster import ClusterOptions, execute_on_cluster
 
-        outcome = execute_on_cluster(job, model_args, ClusterOptions(cluster, workers), renderer)
+        outcome = execute_on_cluster(job, model_args, ClusterOptions(cluster, cluster_workers), renderer)
     else:
         outcome = execute(job, Deblurrer(**model_args), renderer)
     renderer.summary(outcome)

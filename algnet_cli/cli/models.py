@@ -135,9 +135,11 @@ def info(
 @handle_errors
 def import_model(
     checkpoint: Annotated[Path, typer.Argument(help="A .pth/.pt/.safetensors ALGNet checkpoint (any trainer layout).")],
-    name: Annotated[str, typer.Option(help="Registry name to give it.")],
-    licence: Annotated[str, typer.Option(help="Licence of the weights, recorded in the registry.")] = "",
-    description: Annotated[str, typer.Option(help="A line about the weights.")] = "",
+    name: Annotated[str, typer.Option(metavar="NAME", help="Registry name to give it.")],
+    licence: Annotated[
+        str, typer.Option(metavar="TEXT", help="Licence of the weights, recorded in the registry.")
+    ] = "",
+    description: Annotated[str, typer.Option(metavar="TEXT", help="A line about the weights.")] = "",
     force: Annotated[bool, typer.Option("--force", help="Replace an entry of the same name.")] = False,
     cache_dir: CacheDir = None,
 ) -> None:

@@ -13,7 +13,10 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but er
 CacheDir = Annotated[
     Optional[Path],
     typer.Option(
-        "--cache-dir", help="Where downloaded models live (default: ALGNET_CACHE_DIR, else the user cache folder)."
+        "--cache-dir",
+        metavar="DIR",
+        envvar="ALGNET_CACHE_DIR",
+        help="Where downloaded models live (default: the user cache folder).",
     ),
 ]
 Offline = Annotated[

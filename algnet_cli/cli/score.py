@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -23,18 +23,29 @@ def score(
         ),
     ],
     protocol: Annotated[
-        str, typer.Option(help="basicsr (default), gopro (MATLAB psnr/ssim) or realblur (aligned, valid region).")
+        Literal["basicsr", "gopro", "realblur"],
+        typer.Option(help="basicsr (BasicSR's), gopro (MATLAB psnr/ssim) or realblur (aligned, valid region)."),
     ] = "basicsr",
-    crop_border: Annotated[int, typer.Option(help="Pixels dropped on each side before scoring (basicsr).", min=0)] = 0,
+    crop_border: Annotated[
+        int, typer.Option(metavar="PIXELS", help="Pixels dropped on each side before scoring (basicsr).", min=0)
+    ] = 0,
     y_channel: Annotated[bool, typer.Option("--y-channel", help="Score BT.601 luma instead of RGB (basicsr).")] = False,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write a CSV report here.")] = None,
-    report_json: Annotated[Optional[Path], typer.Option("--report-json", help="Write a JSON report here.")] = None,
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown report here.")] = None,
+    csv: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write a CSV report here.")] = None,
+    report_json: Annotated[
+        Optional[Path], typer.Option("--report-json", metavar="FILE", help="Write a JSON report here.")
+    ] = None,
+    markdown: Annotated[
+        Optional[Path], typer.Option("--markdown", metavar="FILE", help="Write a Markdown report here.")
+    ] = None,
     compare: Annotated[
         Optional[Path],
-        typer.Option(help="Write a PNG sheet per pair (prediction | ground truth, with a zoom) into this folder."),
+        typer.Option(
+            metavar="DIR", help="Write a PNG sheet per pair (prediction | ground truth, with a zoom) into this folder."
+        ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Pairs scored in parallel (0: one per core, up to 8).", min=0)] = 0,
+    threads: Annotated[
+        int, typer.Option(metavar="N", help="Pairs scored at once, on threads (0: one per core, up to 8).", min=0)
+    ] = 0,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -79,7 +90,7 @@ def score(
     check_outputs([p for p in (csv, report_json, markdown) if p is not None], compare)
     report = ScoreReport(proto.describe(), unmatched_pred=unmatched_pred, unmatched_gt=unmatched_gt)
     with Progress(len(pairs), "scoring", quiet=quiet or json_out, unit="pairs") as bar:
-        for row in score_pairs(pairs, proto, workers=workers):
+        for row in score_pairs(pairs, proto, workers=threads):
             report.rows.append(row)
             bar.advance(row.name)
             if row.error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -17,43 +17,59 @@ def train(
     out: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", "--out", help="Run folder: checkpoints (last.pt), the exported model and its card."
+            "--output",
+            "-o",
+            "--out",
+            metavar="DIR",
+            help="Run folder: checkpoints (last.pt), the exported model and its card.",
         ),
     ],
     photos: Annotated[
-        Optional[Path], typer.Option(help="Folder of sharp photos, blurred synthetically on the fly.")
+        Optional[Path], typer.Option(metavar="DIR", help="Folder of sharp photos, blurred synthetically on the fly.")
     ] = None,
     paired: Annotated[
-        Optional[Path], typer.Option(help="Folder of real pairs in the GoPro layout (blur/ and sharp/).")
+        Optional[Path], typer.Option(metavar="DIR", help="Folder of real pairs in the GoPro layout (blur/ and sharp/).")
     ] = None,
-    val_photos: Annotated[Optional[Path], typer.Option(help="Held-out sharp photos for validation PSNR.")] = None,
+    val_photos: Annotated[
+        Optional[Path], typer.Option(metavar="DIR", help="Held-out sharp photos for validation PSNR.")
+    ] = None,
     init: Annotated[
         Optional[str],
         typer.Option(
+            metavar="MODEL",
             help="Model to fine-tune, as --model takes it: a registered name, hf://owner/repo/file or a "
-            "checkpoint file (its configuration is kept)."
+            "checkpoint file (its configuration is kept).",
         ),  # fmt: skip
     ] = None,
-    width: Annotated[int, typer.Option(help="Channels at full scale.")] = 16,
+    width: Annotated[int, typer.Option(metavar="N", help="Channels at full scale.")] = 16,
     blocks: Annotated[
-        str, typer.Option(help="Blocks per stage: enc1,enc2,enc3,enc4,middle,dec1,dec2,dec3,dec4.")
+        str,
+        typer.Option(
+            metavar="N,N,N,N,N,N,N,N,N", help="Blocks per stage: enc1,enc2,enc3,enc4,middle,dec1,dec2,dec3,dec4."
+        ),
     ] = "1,1,1,1,1,1,1,1,1",
-    d_state: Annotated[int, typer.Option(help="Mamba state size.")] = 16,
-    steps: Annotated[int, typer.Option(help="Total iterations.", min=1)] = 1000,
-    batch: Annotated[int, typer.Option(help="Pairs per iteration.", min=1)] = 4,
-    patch: Annotated[int, typer.Option(help="Crop side (a multiple of 16).", min=32)] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine decay).")] = 1e-3,
-    val_every: Annotated[int, typer.Option(help="Validate every N iterations.", min=1)] = 100,
-    ckpt_every: Annotated[int, typer.Option(help="Save last.pt every N iterations.", min=1)] = 50,
-    workers: Annotated[int, typer.Option(help="Data-loading processes.", min=0)] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the data stream and initial weights.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    name: Annotated[str, typer.Option(help="Stem of the exported files.")] = "model",
+    d_state: Annotated[int, typer.Option(metavar="N", help="Mamba state size.")] = 16,
+    steps: Annotated[int, typer.Option(metavar="N", help="Total iterations.", min=1)] = 1000,
+    batch: Annotated[int, typer.Option(metavar="N", help="Pairs per iteration.", min=1)] = 4,
+    patch: Annotated[int, typer.Option(metavar="PIXELS", help="Crop side (a multiple of 16).", min=32)] = 128,
+    lr: Annotated[float, typer.Option(metavar="RATE", help="Peak learning rate (AdamW, cosine decay).")] = 1e-3,
+    val_every: Annotated[int, typer.Option(metavar="N", help="Validate every N iterations.", min=1)] = 100,
+    ckpt_every: Annotated[int, typer.Option(metavar="N", help="Save last.pt every N iterations.", min=1)] = 50,
+    loader_processes: Annotated[
+        int,
+        typer.Option(metavar="N", help="Processes that prepare training pairs (0: in the training process).", min=0),
+    ] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the data stream and initial weights.")] = 0,
+    device: Annotated[str, typer.Option(metavar="<auto|cpu|cuda|cuda:N>", help="Where training runs.")] = "auto",
+    name: Annotated[str, typer.Option(metavar="NAME", help="Stem of the exported files.")] = "model",
     max_minutes: Annotated[
-        Optional[float], typer.Option(help="Stop after this much training time (the cosine decay then follows time).")
+        Optional[float],
+        typer.Option(
+            metavar="MINUTES", help="Stop after this much training time (the cosine decay then follows time)."
+        ),
     ] = None,
     degradations: Annotated[
-        str,
+        Literal["classic", "real"],
         typer.Option(
             help="classic (motion up to 31 px, defocus) or real (motion up to 64 px, shake through defocus, "
             "highlights above white, higher ISO noise)."
@@ -130,7 +146,7 @@ def train(
         val_every=val_every,
         ckpt_every=ckpt_every,
         seed=seed,
-        workers=workers,
+        workers=loader_processes,
         max_minutes=max_minutes,
         device=device,
         degradations=degradations,

@@ -16,17 +16,21 @@ from .render import printable
 def triage(
     inputs: Annotated[list[str], typer.Argument(help="Image and video files, folders or globs.")],
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the table as CSV here.")] = None,
+    csv: Annotated[
+        Optional[Path], typer.Option("--csv", metavar="FILE", help="Also write the table as CSV here.")
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the rows and the summary as JSON instead of a table.")
     ] = False,
     threshold: Annotated[
         Optional[float],
-        typer.Option(help="Blur score over which a photo is blurred (default: the calibrated 0.5).", min=0, max=1),
+        typer.Option(
+            metavar="0-1", help="Blur score over which a photo is blurred (default: the calibrated 0.5).", min=0, max=1
+        ),
     ] = None,
     relative: Annotated[
         Optional[float],
-        typer.Option(help="Mark the blurriest P percent of the inputs blurred instead.", min=0, max=100),
+        typer.Option(metavar="P", help="Mark the blurriest P percent of the inputs blurred instead.", min=0, max=100),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a --csv file that algnet did not write.")

@@ -42,3 +42,45 @@ def test_doctor_reports_backends(tmp_path):
     import av
 
     assert f"video        PyAV {av.__version__}, FFmpeg {av.ffmpeg_version_info}; encoders: h264," in out
+
+
+COMMANDS = (["deblur"], ["score"], ["triage"], ["train"], ["doctor"], ["models", "list"], ["models", "info"],
+            ["models", "pull"], ["models", "import"], ["models", "rm"])  # fmt: skip
+
+
+def test_help_lists_choices_and_names_no_python_types():
+    from helpers.cli import run_cli
+
+    helps = {}
+    for cmd in COMMANDS:
+        code, out, _ = run_cli(*cmd, "--help")
+        assert code == 0
+        options = out.split("Options:", 1)[1]
+        for bad in ("<str>", "<int", "<float", "<path>", "<dir>", "<bool>"):
+            assert bad not in options, (cmd, bad)
+        helps[" ".join(cmd)] = " ".join(out.split())
+    deblur = helps["deblur"]
+    for choice in ("<auto|fp32|bf16|fp16>", "<auto|fused|chunked|triton|mamba|reference>",
+                   "<keep|png|jpg|tif|webp|bmp>", "<spread|blurriest>", "<mp4|mkv|mov|webm|avi>"):  # fmt: skip
+        assert choice in deblur, choice
+    assert "<basicsr|gopro|realblur>" in helps["score"] and "<classic|real>" in helps["train"]
+    assert "env var: ALGNET_SCAN" in deblur and "env var: ALGNET_CACHE_DIR" in deblur
+    # one meaning per option: what each count counts is in its name
+    assert "--cluster-workers" in deblur and "--threads" in helps["score"] and "--loader-processes" in helps["train"]
+    assert not any("--workers" in h for h in helps.values())
+
+
+def test_a_value_outside_the_choices_is_a_usage_error_naming_them(tmp_path):
+    from helpers.cli import run_cli
+
+    code, _, err = run_cli("deblur", "x.png", "-o", "out/", "--precision", "fp64")
+    assert code == 2 and "'fp64' is not one of 'auto', 'fp32', 'bf16', 'fp16'" in err
+    code, _, err = run_cli("score", tmp_path, tmp_path, "--protocol", "psnr")
+    assert code == 2 and "'psnr' is not one of 'basicsr', 'gopro', 'realblur'" in err
+
+
+def test_shell_completion_is_offered():
+    from helpers.cli import run_cli
+
+    code, out, _ = run_cli("--help")
+    assert code == 0 and "--install-completion" in out and "--show-completion" in out

@@ -59,8 +59,8 @@ def test_without_ray_the_flag_gives_a_one_line_hint(tmp_path):
 
 def test_workers_without_cluster_is_a_usage_error(tmp_path):
     folder, model = _folder(tmp_path)
-    r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "--workers", "2")
-    assert r.stdout.split()[-1] == "2" and "--workers only applies with --cluster" in r.stderr
+    r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "--cluster-workers", "2")
+    assert r.stdout.split()[-1] == "2" and "--cluster-workers only applies with --cluster" in r.stderr
 
 
 def test_an_address_where_no_cluster_answers_is_a_one_line_error(tmp_path):
