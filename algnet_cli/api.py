@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .runner import Runner, RunOptions, RunReport, pick_device
+
+_log = logging.getLogger("algnet_cli.api")
 
 #: a float image reaching over this is not a 0..1 image (values over 1.0 up to it are clipped, as a
 #: float TIFF's are)
@@ -140,6 +143,12 @@ class Deblurrer:
             str(target), precision, tile=tile, tile_overlap=tile_overlap, max_memory_gb=max_memory_gb, strength=strength
         )
         self.runner = Runner(self.model, options)
+        d = self.descriptor
+        _log.info(
+            "model %s (%s; sha256 %s), scan backend %s on %s, precision %s, tiles %s",
+            d.source, d.config.describe(), (d.sha256 or "none")[:12], d.scan_backend, self.runner.device,
+            self.runner.precision_name, "auto" if tile is None else tile or "none",
+        )  # fmt: skip
 
     def run(self, imgs: list[np.ndarray]) -> tuple[list[np.ndarray], RunReport]:
         """Deblur same-size images in one batch; the results and the runner's report of what it did."""

@@ -77,7 +77,7 @@ class Progress:
             self._rich.update(self._task, advance=1, rate=rate, current=label[-40:])
         else:
             count = f"{self.done}/{self.total}" if self.total else str(self.done)  # 0: the total is not known
-            print(f"[{count}] {label} ({rate})", file=self.stream, flush=True)
+            print(f"algnet: [{count}] {label} ({rate})", file=self.stream, flush=True)
 
 
 def _rate_text(rate: float, unit: str, done: int, elapsed: float) -> str:

@@ -42,7 +42,10 @@ def main(
     ] = None,
 ) -> None:
     """Deblur photos and video frames with ALGNet."""
+    from .logs import configure
+
     _process_settings()
+    configure()  # each command sets its own level (-q, -v) as it starts
 
 
 def _process_settings() -> None:

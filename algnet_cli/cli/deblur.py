@@ -14,6 +14,7 @@ import typer
 
 from . import deblur_options as o
 from .errors import EXIT_FAILED, EXIT_OK, handle_errors
+from .logs import Verbose, configure
 from .options import CacheDir, Offline, Quiet
 from .render import printable
 
@@ -56,6 +57,7 @@ def deblur(
     cache_dir: CacheDir = None,
     offline: Offline = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Deblur images and videos: every INPUT gets a sharp copy in the output folder.
 
@@ -96,6 +98,7 @@ def deblur(
 
       algnet deblur archive/ -r -o /shared/sharp/ --cluster auto (a Ray cluster; shared storage)
     """
+    configure(quiet, verbose)
     from ..batch import Request, VideoOptions, describe_plan, execute, plan
     from ..errors import UsageError
     from ..video import EncodeOptions

@@ -43,7 +43,7 @@ class DeblurRenderer(Events):
     def file_done(self, r) -> None:
         if r.status == "failed":
             self.message(f"failed: {r.error}")
-        for note in r.notes:
+        for note in [] if self.quiet else r.notes:  # -q: errors only
             self.message(f"note: {r.input}: {note}")
         done_mp = r.size[0] * r.size[1] / 1e6 if r.size and r.status == "done" else 0.0
         if self.bar is not None:
@@ -70,14 +70,14 @@ class DeblurRenderer(Events):
         self._close()
         if report.status == "failed":
             self.message(f"failed: {report.error}")
-        for p in report.problems[:5]:
+        for p in [] if self.quiet else report.problems[:5]:
             self.message(f"{report.input}: {p}")
-        if len(report.problems) > 5:
+        if len(report.problems) > 5 and not self.quiet:
             self.message(f"{report.input}: {len(report.problems) - 5} more problems (see the run record)")
         if report.status in ("done", "partial") and not (self.quiet or self.json_out):
             notes = "; ".join(report.streams)
             _err(
-                f"{report.input} -> {report.output}: {report.frames} frames at {report.fps or 0:.3f} fps"
+                f"algnet: {report.input} -> {report.output}: {report.frames} frames at {report.fps or 0:.3f} fps"
                 + (f" ({notes})" if notes else "")
             )
 
@@ -116,16 +116,16 @@ class DeblurRenderer(Events):
         copied = len(outcome.copied)
         copies = f", {copied} copied as they were (judged sharp)" if copied else ""
         _err(
-            f"{outcome.count('done') - copied} deblurred{copies}, {outcome.count('skipped')} already there, "
+            f"algnet: {outcome.count('done') - copied} deblurred{copies}, {outcome.count('skipped')} already there, "
             f"{len(outcome.failed)} failed{vid}; record: {where}"
         )
         for r in outcome.failed:
-            _err(f"  failed: {printable(r.error)}")
+            _err(f"algnet:   failed: {printable(r.error)}")
 
     def _scores(self, report) -> None:
         for row in report.failed:
             self.message(f"not scored: {row.error}")
-        for m in report.unmatched_pred:
+        for m in [] if self.quiet else report.unmatched_pred:
             self.message(f"no ground truth for {m}")
         if not (self.quiet or self.json_out) and report.rows:
             score_table(report)

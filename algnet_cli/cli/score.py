@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from .errors import EXIT_FAILED, EXIT_OK, handle_errors
+from .logs import Verbose, configure
 from .options import Quiet, check_outputs
 
 
@@ -56,6 +57,7 @@ def score(
         bool, typer.Option("--json", help="Print the JSON report on stdout instead of the table.")
     ] = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Score restored images against ground truth (PSNR in dB and SSIM).
 
@@ -72,6 +74,7 @@ def score(
 
       algnet score out/ gt/ --y-channel --crop-border 4 --csv scores.csv --compare sheets/
     """
+    configure(quiet, verbose)
     from ..errors import UsageError
     from ..metrics import Protocol
     from ..progress import Progress

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from .errors import handle_errors
+from .logs import Verbose, configure
 from .options import Quiet
 
 
@@ -79,6 +80,7 @@ def train(
         bool, typer.Option("--overwrite", help="Write into a -o folder that holds files algnet did not write.")
     ] = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Train ALGNet on synthetic blur (--photos) or real pairs (--paired); rerun to resume.
 
@@ -92,6 +94,7 @@ def train(
 
       algnet train --paired GoPro/train --init ALGNet_GoPro.pth -o runs/ft --lr 1e-4 --steps 500
     """
+    configure(quiet, verbose)
     from ..errors import UsageError
     from ..model import ALGNetConfig
     from ..train.loop import TrainConfig
@@ -195,7 +198,7 @@ def _train(cfg, steps: int, name: str, paired: bool, quiet: bool) -> None:
     _announce_data(trainer.data, paired)
     if trainer.step:
         changed = f" with {', '.join(trainer.changes)}" if trainer.changes else ""
-        typer.echo(f"resuming at iteration {trainer.step}{changed}", err=True)
+        _say(f"resuming at iteration {trainer.step}{changed}")
     with Progress(steps - trainer.step, "training", quiet=quiet, unit="it") as bar:
 
         def on_step(entry):
@@ -209,13 +212,20 @@ def _train(cfg, steps: int, name: str, paired: bool, quiet: bool) -> None:
     typer.echo(f"exported {path}")
 
 
+def _say(text: str) -> None:
+    """A line about the run, on stderr (not with -q)."""
+    import logging
+
+    logging.getLogger("algnet_cli.train").warning("%s", text)
+
+
 def _announce_data(data, paired: bool) -> None:
     """Which photos (or pairs) were refused and why, the unmatched files, and how many are used."""
     for path, why in getattr(data, "refused", []):
-        typer.echo(f"skipped {path}: {why}", err=True)
+        _say(f"skipped {path}: {why}")
     unmatched = getattr(data, "unmatched", [])
     if unmatched:
         shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
-        typer.echo(f"{len(unmatched)} files without a partner in blur/ or sharp/ are not used: {shown}", err=True)
+        _say(f"{len(unmatched)} files without a partner in blur/ or sharp/ are not used: {shown}")
     kept = len(getattr(data, "photos", None) or getattr(data, "pairs", []))
-    typer.echo(f"training on {kept} {'pairs' if paired else 'photos'}", err=True)
+    _say(f"training on {kept} {'pairs' if paired else 'photos'}")

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import EXIT_FAILED, EXIT_OK, handle_errors
+from .logs import Verbose, configure
 from .options import Quiet, check_outputs
 from .render import printable
 
@@ -36,6 +37,7 @@ def triage(
         bool, typer.Option("--overwrite", help="Replace a --csv file that algnet did not write.")
     ] = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Sort photos (and videos) by blur: a blur score from 0 (sharp) to 1 (blurred) and a verdict each.
 
@@ -59,6 +61,7 @@ def triage(
 
     Then deblur only the blurred ones: algnet deblur photos/ -o sharp/ --skip-sharp
     """
+    configure(quiet, verbose)
     import json
 
     from ..errors import UsageError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import sys
@@ -22,8 +23,8 @@ from .registry import (
     remove_user_entry,
 )
 
+_log = logging.getLogger("algnet_cli.hub")
 _SHA256_RX = re.compile(r"^[0-9a-f]{64}$")
-
 _GIT_SHA1_RX = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -202,7 +203,7 @@ def _fetch(hub: HubRef, cache: Path, offline: bool, quiet: bool) -> Path:
             cached = _cached_copy(hub, cache)
             if cached is not None:
                 if not quiet:
-                    print(f"algnet: {hub}: {problem}; using the cached copy", file=sys.stderr)
+                    _log.warning("%s: %s; using the cached copy", hub, problem)
                 return cached
             raise DownloadError(f"{hub}: {problem}")
     try:

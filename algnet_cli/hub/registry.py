@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,7 @@ BUILTIN_REGISTRY = Path(__file__).parent.parent / "registry.json"
 _ENTRY_TYPES: dict[str, Any] = {"name": str, "source": str, "sha256": (str, type(None)), "revision": (str, type(None)),
                 "config": dict, "licence": str, "description": str, "benchmarks": dict}  # fmt: skip
 _told: set[str] = set()
+_log = logging.getLogger("algnet_cli.hub")
 
 
 def parse_registry(path: Path, builtin: bool = False) -> tuple[list[RegistryEntry], list[str]]:
@@ -139,7 +140,7 @@ def _read_registry(path: Path, builtin: bool) -> list[RegistryEntry]:
     for line in problems:  # each said once per process, on stderr
         if line not in _told:
             _told.add(line)
-            print(f"algnet: registry: {line}", file=sys.stderr)
+            _log.warning("registry: %s", line)
     return entries
 
 
