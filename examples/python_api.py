@@ -1,19 +1,26 @@
-"""Restore one image with the Python API.
+"""Deblur files with the Python API, as `algnet deblur` writes them (format, bit depth, alpha, every
+page or frame, metadata and colour profile kept), then deblur an array you already hold.
 
-Usage: python examples/python_api.py CHECKPOINT INPUT.png OUTPUT.png
+Usage: python examples/python_api.py INPUT OUTPUT [MODEL]
+
+MODEL is a registry name, an hf:// reference or a checkpoint file (default: the embedded model).
 """
 
 import sys
 
 import numpy as np
-import torch
-from PIL import Image
 
 import algnet_cli
 
-checkpoint, src, dst = sys.argv[1:4]
-model = algnet_cli.load_model(checkpoint, device="cuda" if torch.cuda.is_available() else "cpu", tlc=True)
-rgb = np.asarray(Image.open(src).convert("RGB"), dtype=np.float32) / 255.0
-x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(next(model.parameters()).device)
-y = algnet_cli.restore(model, x).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
-Image.fromarray((y * 255.0 + 0.5).astype(np.uint8)).save(dst)
+src, dst = sys.argv[1:3]
+model = sys.argv[3] if len(sys.argv) > 3 else "default"
+
+deblurrer = algnet_cli.Deblurrer(model)  # loads once: reuse it for every file
+for note in deblurrer.deblur_file(src, dst):  # what changed on the way, if anything (e.g. a format limit)
+    print(f"note: {note}")
+print(f"{src} -> {dst} ({deblurrer.descriptor.source}, scan {deblurrer.descriptor.scan_backend})")
+
+# arrays: uint8, uint16 or float in [0, 1], H x W or H x W x C; the same dtype and shape come back
+noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+restored = deblurrer.deblur(noisy)
+assert restored.dtype == noisy.dtype and restored.shape == noisy.shape

@@ -1,5 +1,8 @@
 """The Python API: arrays in, arrays out; the model descriptor; the run description."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +91,22 @@ def test_bad_arrays_are_refused_with_the_reason(deblurrer):
         deblurrer.deblur(RGB.astype(np.int32))
     with pytest.raises(ValueError, match="shape"):
         deblurrer.deblur(np.zeros((8, 8, 5), np.uint8))
+
+
+def test_the_python_example_keeps_what_the_cli_keeps(tmp_path, monkeypatch):
+    """examples/python_api.py goes through deblur_file: a 16-bit PNG stays 16-bit (a PIL RGB round trip
+    would have made it 8-bit)."""
+    import runpy
+
+    import png
+    from helpers.cli import write_identity_checkpoint
+
+    deep = np.random.default_rng(3).integers(0, 65536, (48, 40 * 3), dtype=np.uint16)
+    png.Writer(40, 48, greyscale=False, bitdepth=16).write(open(tmp_path / "in.png", "wb"), deep)
+    model = write_identity_checkpoint(tmp_path / "id.safetensors")
+    example = Path(__file__).resolve().parent.parent / "examples" / "python_api.py"
+    monkeypatch.setattr(sys, "argv", [str(example), str(tmp_path / "in.png"), str(tmp_path / "out.png"), str(model)])
+    runpy.run_path(str(example), run_name="__main__")
+    w, h, rows, info = png.Reader(filename=str(tmp_path / "out.png")).read()
+    assert info["bitdepth"] == 16 and (w, h) == (40, 48)
+    assert np.array_equal(np.vstack(list(rows)).astype(np.uint16), deep)  # the identity model: the same samples
