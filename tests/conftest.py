@@ -3,11 +3,22 @@ import os
 # Triton kernels run on the CPU through the interpreter; must be set before triton is imported.
 os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# compiled CPU kernels go to a temporary cache, shared by this session and the CLIs it runs
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # read once, at import: the loopback Hub serves plain files
+# compiled CPU kernels go to a cache keyed by the kernels' source and numba's version, shared by this
+# session, the CLIs it runs and later sessions of the same source (never by the user's own cache)
 if "ALGNET_KERNEL_CACHE" not in os.environ:
-    import tempfile
+    import hashlib
+    import sys
+    from importlib.metadata import version
+    from pathlib import Path
 
-    os.environ["ALGNET_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="algnet-test-kernels-")
+    _ops = Path(__file__).resolve().parent.parent / "algnet_cli" / "ops"
+    _key = hashlib.sha256()
+    for _name in ("_numba_kernels.py", "scan_fused.py"):
+        _key.update((_ops / _name).read_bytes())
+    _key.update(f"{version('numba')} {sys.version}".encode())
+    _home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    os.environ["ALGNET_KERNEL_CACHE"] = str(_home / "algnet-cli-test-kernels" / _key.hexdigest()[:16])
 
 import pytest  # noqa: E402
 

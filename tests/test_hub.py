@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers.cli import run_algnet
 from helpers.hub import FakeHub
 from helpers.seeded_weights import seeded_state_dict
 from skimage import data
@@ -54,9 +55,7 @@ def env(tmp_path, hub):
 
 
 def algnet(env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "algnet_cli", *map(str, args)], capture_output=True, text=True, env=env
-    )
+    return run_algnet(*args, env=env)
 
 
 def test_pull_caches_then_reuses_then_works_offline(hub, env, tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import skimage.data
 import tifffile
-from helpers.cli import run_deblur, write_identity_checkpoint, write_tiny_checkpoint
+from helpers.cli import run_algnet, run_deblur, write_identity_checkpoint, write_tiny_checkpoint
 from PIL import Image
 
 from algnet_cli.train.kernels import disk_kernel, line_kernel, trajectory_kernel
@@ -137,9 +137,7 @@ def test_an_image_too_small_to_measure_is_unsure():
 
 
 def triage_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "algnet_cli", "triage", *map(str, args)], capture_output=True, text=True
-    )
+    return run_algnet("triage", *args)
 
 
 @pytest.fixture(scope="module")

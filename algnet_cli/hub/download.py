@@ -105,7 +105,7 @@ def resolve(
             return local
         if local.is_dir():
             raise ModelNotFoundError(f"{ref}: is a directory; give a checkpoint file (.safetensors or .pth)")
-        from .fileio import unreadable_reason
+        from ..fileio import unreadable_reason
 
         raise ModelNotFoundError(f"{ref}: not a regular file ({unreadable_reason(local) or 'a special file'})")
     if entry is None and not ref.startswith(HF_PREFIX):

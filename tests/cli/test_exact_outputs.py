@@ -288,7 +288,7 @@ def test_progress_shows_no_false_rate_or_total(tmp_path):
     with Progress(0, "clip", stream=out, unit="MP", force_terminal=False) as p:  # a total not known
         p.advance("frame 1", units=0.0001)
     line = out.getvalue()
-    assert line.startswith("[1] frame 1") and "0.00 MP/s" not in line
+    assert line.startswith("algnet: [1] frame 1") and "0.00 MP/s" not in line
     from algnet_cli.video import VideoReport
 
     r = VideoReport("a.mkv", "b.mkv", frames_expected=1800001, frames_estimated=True)

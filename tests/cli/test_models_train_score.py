@@ -12,13 +12,12 @@ import time
 import numpy as np
 import pytest
 import tifffile
-from helpers.cli import write_identity_checkpoint, write_tiny_checkpoint
+from helpers.cli import run_algnet, write_identity_checkpoint, write_tiny_checkpoint
 from PIL import Image
 
 
 def algnet(*args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "algnet_cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, **kw)  # fmt: skip
+    return run_algnet(*args, env={**os.environ, **(env or {})}, **kw)
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """`algnet score` end to end: pairing, unmatched files, errors, reports, sheets."""
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
+from helpers.cli import run_algnet
 from skimage import data
 
 from algnet_cli.metrics import psnr
@@ -17,9 +16,7 @@ def _write(path, img):
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "algnet_cli", "score", *map(str, args)], capture_output=True, text=True
-    )
+    return run_algnet("score", *args)
 
 
 def test_pairing_unmatched_mismatch_and_reports(tmp_path):
@@ -86,7 +83,7 @@ def test_two_files_and_usage_errors(tmp_path):
     _write(tmp_path / "g.png", img)
     assert _run(tmp_path / "p.png", tmp_path / "g.png", "-q").returncode == 0
     bad = _run(tmp_path / "p.png", tmp_path / "g.png", "--protocol", "matlab")
-    assert bad.returncode == 2 and "unknown protocol" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "'matlab' is not one of 'basicsr'" in bad.stderr and "Traceback" not in bad.stderr
     (tmp_path / "empty").mkdir()
     none = _run(tmp_path / "empty", tmp_path / "empty")
     assert none.returncode == 1 and "no pair was scored" in none.stderr

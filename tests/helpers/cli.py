@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -18,10 +20,62 @@ def write_tiny_checkpoint(path):
     return path
 
 
-def run_deblur(*args, **kw) -> subprocess.CompletedProcess:
+def run_deblur(*args, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """``algnet deblur ARGS`` in this process (see :func:`run_algnet`)."""
+    return run_algnet("deblur", *args, env=env, cwd=cwd)
+
+
+def run_deblur_process(*args, **kw) -> subprocess.CompletedProcess:
+    """``algnet deblur ARGS`` in a child process: for what needs one (Ray's driver, signals, imports)."""
     return subprocess.run(
         [sys.executable, "-m", "algnet_cli", "deblur", *map(str, args)], capture_output=True, text=True, **kw
     )
+
+
+@contextlib.contextmanager
+def environment(env: dict | None = None, cwd=None):
+    """Within the block, ``os.environ`` is exactly ``env`` (when given) and the working folder ``cwd``;
+    both as they were afterwards."""
+    from huggingface_hub import constants as hf
+
+    saved, here = dict(os.environ), os.getcwd()
+    hf_saved = {k: getattr(hf, k) for k in _HF_READ_AT_IMPORT}
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update({k: str(v) for k, v in env.items()})
+            for k, default in _HF_READ_AT_IMPORT.items():  # what a new process would read at its import
+                value = os.environ.get(k)
+                setattr(hf, k, default if value is None else _hf_value(k, value))
+        if cwd is not None:
+            os.chdir(cwd)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        os.chdir(here)
+        for k, v in hf_saved.items():
+            setattr(hf, k, v)
+
+
+#: huggingface_hub settings it reads from the environment once, at import, and uses at call time
+_HF_READ_AT_IMPORT = {"HF_HUB_DOWNLOAD_TIMEOUT": 10, "HF_HUB_ETAG_TIMEOUT": 10, "HF_HUB_OFFLINE": False}
+
+
+def _hf_value(name: str, value: str):
+    if name == "HF_HUB_OFFLINE":
+        return value.strip().lower() in ("1", "on", "yes", "true")
+    return int(value)
+
+
+def run_algnet(*args, env: dict | None = None, cwd=None, input: str | None = None) -> subprocess.CompletedProcess:
+    """``algnet ARGS`` in this process, as a finished process would report it: the exit code, stdout
+    and stderr. ``env`` replaces the environment for the call (settings the code reads as it runs: the
+    cache and config folders, ALGNET_*, HF_ENDPOINT, HF_HUB_OFFLINE); torch, the kernels and the model
+    code are imported once per test session instead of once per command."""
+    with environment(env, cwd):
+        code, out, err = run_cli(*args, input=input)
+    return subprocess.CompletedProcess(["algnet", *map(str, args)], code, out, err)
 
 
 def _default_sigint():
@@ -58,5 +112,5 @@ def run_cli(*args, input: str | None = None):
 
     from algnet_cli.cli import app
 
-    result = CliRunner().invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, catch_exceptions=False, prog_name="algnet")
     return result.exit_code, result.stdout, result.stderr

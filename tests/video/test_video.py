@@ -325,7 +325,7 @@ def test_interrupts_finalise_a_valid_partial_video(tmp_path, checkpoint, signals
     out = tmp_path / "o" / "long.mp4"
     proc = start_deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu")
     for line in proc.stderr:
-        if line.startswith("[5/"):
+        if line.startswith("algnet: [5/"):
             break
     for sig in signals:
         proc.send_signal(sig)
@@ -378,7 +378,7 @@ def test_ctrl_c_to_a_group_led_by_timeout_leaves_a_valid_partial_video(tmp_path,
         preexec_fn=None,
     )
     for line in proc.stderr:
-        if line.startswith("[5/"):
+        if line.startswith("algnet: [5/"):
             break
     os.killpg(proc.pid, signal.SIGINT)
     rest = proc.stderr.read()
@@ -396,7 +396,7 @@ def test_a_second_run_into_the_same_folder_keeps_the_first_runs_video(tmp_path, 
     out = tmp_path / "o"
     first = start_deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu")
     for line in first.stderr:
-        if line.startswith("[3/"):
+        if line.startswith("algnet: [3/"):
             break
     first.send_signal(signal.SIGSTOP)  # held mid-video while the second run comes and goes
     try:
@@ -474,3 +474,17 @@ def test_best_effort_timestamps_follow_the_dts_when_the_pts_go_back():
     switch = BestEffortTimestamps()
     frames = [(1, 2), (2, 3), (3, 4), (4, 5), (5, 7), (7, 8), (8, 9), (9, 10), (12, 11), (11, 12)]
     assert [switch(p, d) for p, d in frames] == [1, 2, 3, 4, 5, 7, 8, 9, 12, 13]
+
+
+def test_every_damaged_video_of_a_run_is_reported_even_with_the_same_message(tmp_path, checkpoint):
+    """FFmpeg's message for a cut file is the same for two files: each is still named (PyAV drops a
+    message equal to the last one unless told not to)."""
+    src = tmp_path / "whole.mkv"
+    make_video(src, 64, 48, list(range(60)), time_base=Fraction(1, 25), audio=None, container_format="matroska")
+    (tmp_path / "in").mkdir()
+    for name in ("a.mkv", "b.mkv"):
+        (tmp_path / "in" / name).write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    r = _cli(tmp_path / "in", "-o", tmp_path / "o", "--model", checkpoint, "--device", "cpu")
+    assert r.returncode == 1
+    for name in ("a.mkv", "b.mkv"):
+        assert any(name in ln and "ended prematurely" in ln for ln in r.stderr.splitlines()), (name, r.stderr)
