@@ -1,6 +1,7 @@
 """Scan test helpers: a naive float64 loop written here (independent of the package), inputs, errors."""
 
 import numpy as np
+import pytest
 import torch
 
 from algnet_cli.ops.scan_ref import selective_scan_reference
@@ -67,3 +68,9 @@ def assert_gradients_match_reference(scan, args, softplus):
     assert rel_err(out.detach(), ref_out.detach()) < 1e-5
     for g, r in zip(grads, ref_grads, strict=True):
         assert rel_err(g, r) < 1e-5
+
+
+def on_cpu_once(cases: list, cpu_case: int) -> list:
+    """Triton's interpreter is slow: on a CPU-only machine one case per kernel and direction runs; the
+    whole matrix runs where a CUDA GPU is (the ``cuda`` marker)."""
+    return [pytest.param(*c, marks=() if i == cpu_case else pytest.mark.cuda) for i, c in enumerate(cases)]

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers.scan import GRID, assert_gradients_match_reference, make_inputs, naive_scan, rel_err
+from helpers.scan import GRID, assert_gradients_match_reference, make_inputs, naive_scan, on_cpu_once, rel_err
 
 from algnet_cli.errors import ScanBackendError
 from algnet_cli.ops import dispatch, scan_triton
@@ -52,7 +52,17 @@ triton_available = scan_triton.available("cpu")
 
 @pytest.mark.skipif(not triton_available, reason="triton not installed (interpreter tests need it)")
 @pytest.mark.parametrize(
-    "shape", [(1, 1, 1, 1, 1.0), (2, 3, 4, 17, 1.0), (1, 2, 32, 300, 1.0), (2, 2, 5, 260, 30.0), (1, 1, 16, 1100, 1.0)]
+    "shape",
+    on_cpu_once(
+        [
+            ((1, 1, 1, 1, 1.0),),
+            ((2, 3, 4, 17, 1.0),),
+            ((1, 2, 32, 300, 1.0),),
+            ((2, 2, 5, 260, 30.0),),
+            ((1, 1, 16, 1100, 1.0),),
+        ],  # fmt: skip
+        cpu_case=1,
+    ),
 )
 def test_triton_kernel_under_interpreter(shape):
     b, d, n, length, scale = shape
@@ -148,7 +158,8 @@ def test_a_forward_only_backend_is_never_trained_through(monkeypatch):
 
 
 TRITON_GRAD_GRID = [
-    # b, d, n, length, extras, softplus: tiles of 128 steps, a partial last tile, one short tile
+    # b, d, n, length, extras, softplus: tiles of 128 steps, a partial last tile, one short tile (on the
+    # CPU: two tiles, the second of 2 steps, with every optional input)
     (2, 3, 4, 300, True, True),
     (1, 2, 5, 77, False, True),
     (1, 2, 16, 129, True, False),
@@ -156,7 +167,10 @@ TRITON_GRAD_GRID = [
 ]
 
 
-@pytest.mark.parametrize("b,d,n,length,extras,softplus", TRITON_GRAD_GRID)
+@pytest.mark.parametrize(
+    "b,d,n,length,extras,softplus",
+    on_cpu_once([*TRITON_GRAD_GRID, (1, 1, 4, 130, True, True)], cpu_case=len(TRITON_GRAD_GRID)),
+)
 def test_triton_backward_matches_the_reference_gradients(b, d, n, length, extras, softplus):
     if not scan_triton.available("cpu"):
         pytest.skip("triton is not installed")

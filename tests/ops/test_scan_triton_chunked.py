@@ -7,7 +7,7 @@ dozen steps: L = 1, a chunk - 1, a chunk, a chunk + 1, and 3 chunks + 17.
 
 import pytest
 import torch
-from helpers.scan import assert_gradients_match_reference, make_inputs, naive_scan, rel_err
+from helpers.scan import assert_gradients_match_reference, make_inputs, naive_scan, on_cpu_once, rel_err
 
 from algnet_cli.ops import dispatch, scan_triton
 
@@ -28,15 +28,19 @@ def _inputs(d, n, length, shift=0.0, extras=True, seed=0):
 
 @pytest.mark.parametrize(
     "d, n, length, shift, extras",
-    [
-        (6, 16, 1, 0.0, True),  # one step
-        (6, 16, CHUNK - 1, 0.0, True),  # a partial first chunk
-        (6, 16, CHUNK, 0.0, True),  # exactly one chunk
-        (6, 16, CHUNK + 1, 0.0, True),  # one step into the second chunk
-        (5, 16, 3 * CHUNK + 17, 0.0, True),  # four chunks, the last partial; 5 channels in blocks of 4
-        (5, 32, 3 * CHUNK + 17, 8.0, True),  # 32 states; long steps: decays flush to zero within a chunk
-        (6, 1, 3 * CHUNK + 17, -30.0, False),  # one state; steps of 1e-13 carried across every chunk; no D, z, bias
-    ],
+    on_cpu_once(
+        [
+            (6, 16, 1, 0.0, True),  # one step
+            (6, 16, CHUNK - 1, 0.0, True),  # a partial first chunk
+            (6, 16, CHUNK, 0.0, True),  # exactly one chunk
+            (6, 16, CHUNK + 1, 0.0, True),  # one step into the second chunk
+            (5, 16, 3 * CHUNK + 17, 0.0, True),  # four chunks, the last partial; 5 channels in blocks of 4
+            (5, 32, 3 * CHUNK + 17, 8.0, True),  # 32 states; long steps: decays flush to zero within a chunk
+            (6, 1, 3 * CHUNK + 17, -30.0, False),  # one state; steps of 1e-13 across every chunk; no D, z, bias
+            (5, 4, 2 * CHUNK + 3, 0.0, True),  # on the CPU: three chunks, the last partial; blocks of 4 and 1
+        ],
+        cpu_case=7,
+    ),
 )
 def test_chunked_forward_and_backward_match_the_float64_reference(d, n, length, shift, extras):
     args = _inputs(d, n, length, shift, extras, seed=length + n)
