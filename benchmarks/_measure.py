@@ -13,26 +13,44 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _hwm_mb() -> float | None:
+    """The process's peak resident memory since the last :func:`_reset_peak` (VmHWM), in MiB."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _reset_peak() -> bool:
+    """Set the peak (VmHWM) back to the current resident memory (Linux 4.0+): what comes after is
+    measured from here, whatever setup allocated and freed before."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _child(setup, run, repeats, queue, warmup=True):
     state = setup()
-    if warmup:
-        run(state)  # warm-up (allocator, first-call costs)
     base = _rss_mb()
-    before_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset = _reset_peak()
+    if warmup:
+        run(state)  # warm-up (allocator, first-call costs): its memory counts, it is a call like the others
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         run(state)
         times.append(time.perf_counter() - t)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((min(times), max(peak, before_peak) - base))
+    peak = _hwm_mb() if reset else None
+    queue.put((min(times), float("nan") if peak is None else max(0.0, peak - base)))
 
 
 def measure(setup, run, repeats: int = 3, warmup: bool = True) -> tuple[float, float]:
-    """Best wall time (s) of ``run(setup())`` and its peak extra resident memory (MiB), in a fresh process.
-
-    The warm-up call (skipped with ``warmup=False``) raises the high-water mark first, so the peak
-    is that of one call.
+    """Best wall time (s) of ``run(setup())`` and its peak extra resident memory (MiB) over what setup
+    left resident, in a fresh process; NaN where the peak cannot be reset (not Linux).
     """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -133,3 +151,8 @@ def recorded(name: str, out=None):
         print(f"results saved to {path}")
 
     return run()
+
+
+def mib(mem: float) -> str:
+    """A peak from :func:`measure` for a table: 'n/a' where it could not be measured."""
+    return "     n/a    " if mem != mem else f"{mem:8.1f} MiB"

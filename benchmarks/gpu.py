@@ -151,7 +151,8 @@ def model_rows(label, net, x, device, repeats):
     print(f"  {label}")
     for precision, t, mem, p in rows:
         peak = f"{mem:>8.2f} GiB peak" if mem == mem else ""  # no peak counter on the CPU
-        print(f"    {precision:<6}{1 / t:>10.3f} img/s{rows[0][1] / t:>8.2f}x fp32{peak}{p:>9.1f} dB vs fp32")
+        versus = "   (the reference)" if p == float("inf") else f"{p:>9.1f} dB vs fp32"
+        print(f"    {precision:<6}{1 / t:>10.3f} img/s{rows[0][1] / t:>8.2f}x fp32{peak}{versus}")
 
 
 def models_section(device, size, configs, repeats, photo, gopro_weights, gopro_label="GoPro-size configuration"):

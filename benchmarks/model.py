@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine, measure, recorded  # noqa: E402
+from _measure import machine, measure, mib, recorded  # noqa: E402
 
 GOPRO = dict(width=32, middle_blk_num=8, enc_blk_nums=(2, 2, 4, 8), dec_blk_nums=(8, 4, 2, 2))
 
@@ -65,11 +65,11 @@ def main() -> None:
         for scan in ("chunked", "auto"):
             t, mem = measure(functools.partial(setup, which, scan, 720, 1280), run, repeats)
             times[scan] = t
-            print(f"  {label:<26} scan={scan:<8} {t:7.2f} s   peak {mem:8.1f} MiB")
+            print(f"  {label:<26} scan={scan:<8} {t:7.2f} s   peak {mib(mem)}")
         print(f"  {label:<26} auto (fused) vs chunked: {times['chunked'] / times['auto']:.2f}x faster")
     # as `algnet deblur` runs it, with the test-time local converter (what the model card quotes)
     t, mem = measure(functools.partial(setup, "default-tlc", "auto", 720, 1280), run, args.repeats)
-    print(f"  {'algnet-small, TLC on':<26} scan=auto     {t:7.2f} s   peak {mem:8.1f} MiB")
+    print(f"  {'algnet-small, TLC on':<26} scan=auto     {t:7.2f} s   peak {mib(mem)}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine, measure, recorded  # noqa: E402
+from _measure import machine, measure, mib, recorded  # noqa: E402
 
 
 def setup(length: int, grad: bool):
@@ -73,7 +73,7 @@ def main() -> None:
                 functools.partial(setup, args.length, grad), functools.partial(run, backend, grad), repeats
             )
             times[backend] = t
-            print(f"  {label:<18} {backend:<10} {t:8.3f} s   peak {mem:8.1f} MiB")
+            print(f"  {label:<18} {backend:<10} {t:8.3f} s   peak {mib(mem)}")
         print(f"  {label:<18} fused vs chunked: {times['chunked'] / times['fused']:.1f}x faster")
 
 

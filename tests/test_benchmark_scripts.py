@@ -61,3 +61,16 @@ def test_the_figure_check_fails_on_a_figure_changed_by_hand(tmp_path):
     page.write_text(text + "| `benchmarks/x.py` | something | 3.5 s |\n")
     code, out = _figures(tmp_path)
     assert code == 1 and "a figure without its results file: 3.5 s" in out
+
+
+def test_results_files_print_no_impossible_figures():
+    """No row of a committed results file shows a measurement that was not one: NaN, an infinite PSNR, a
+    negative memory peak."""
+    import re
+    from pathlib import Path
+
+    bad = re.compile(r"\bnan\b|\binf dB\b|-\d+(\.\d+)? [MG]iB", re.IGNORECASE)
+    results = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+    found = [f"{p.name}: {line.strip()}" for p in sorted(results.glob("*.txt"))
+             for line in p.read_text().splitlines() if not line.startswith("#") and bad.search(line)]  # fmt: skip
+    assert found == []
