@@ -323,6 +323,11 @@ def test_deblur_gt_exits_1_when_a_pair_cannot_be_scored(tmp_path, identity):
     Image.fromarray(RGB[:10]).save(tmp_path / "gt" / "a.png")  # another size: cannot be scored
     r = run_deblur(tmp_path / "in", "-o", tmp_path / "out", "--gt", tmp_path / "gt", "--model", identity, "-q")
     assert r.returncode == 1, r.stderr
+    # for that reason, and no other: the file itself was deblurred, the pair could not be scored
+    record = json.loads((tmp_path / "out" / "algnet-run.json").read_text())
+    assert [f["status"] for f in record["files"]] == ["done"]
+    line = next(ln for ln in r.stderr.splitlines() if "not scored" in ln)
+    assert "a.png" in line and "size" in line
 
 
 def test_a_user_set_decoding_limit_is_called_so(tmp_path, identity):

@@ -66,20 +66,25 @@ def test_config_inferred_from_tensors(config):
 
 
 def test_official_default_layout_is_inferred():
+    """The official model's state dict (keys, shapes, order: listed from the official algnet.py's
+    default ALGNet in tests/reference/) is what our default model has, and its config is read back."""
     from pathlib import Path
 
-    listing = Path(__file__).resolve().parents[3] / "shared" / "reference" / "official_state_dict_default.txt"
-    if not listing.exists():
-        pytest.skip("reference listing not present")
     from algnet_cli.model import DEFAULT
 
+    listing = Path(__file__).resolve().parents[1] / "reference" / "official_state_dict_default.txt"
     shapes = {}
     for line in listing.read_text().splitlines():
         if line.startswith("#"):
             continue
         key, shape, _ = line.split("\t")
         shapes[key] = torch.empty(eval(shape), device="meta")
+    assert len(shapes) == 1426
     assert infer_config(shapes) == DEFAULT
+    with torch.device("meta"):
+        ours = ALGNet(DEFAULT).state_dict()
+    assert list(ours) == list(shapes)
+    assert all(tuple(ours[k].shape) == tuple(v.shape) for k, v in shapes.items())
 
 
 def test_missing_and_unexpected_keys_named(tmp_path, weights):
