@@ -4,6 +4,7 @@ an independent reader (tifffile, Pillow)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tifffile
 
 from algnet_cli.batch.plan import Job
@@ -229,33 +230,39 @@ def test_linked_folders_are_followed_under_r_and_loops_named(tmp_path):
     assert "y.png" in out and "loop" in err
 
 
-def test_an_unreadable_subfolder_is_a_failure_that_names_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["mode 000", "scandir refuses"])
+def test_an_unreadable_subfolder_is_a_failure_that_names_it(tmp_path, monkeypatch, how):
+    """A folder that cannot be listed: for real (mode 000, as an ordinary user, root included through
+    ``nobody``), and as a file system that refuses whoever asks (os.scandir raising)."""
     import os
 
     from helpers.cli import run_cli
+    from helpers.users import ordinary_user
 
-    root = _photo_tree(tmp_path)
-    locked = root / "a"
-    real_scandir = os.scandir
+    with ordinary_user(tmp_path) as home:
+        root = _photo_tree(home)
+        locked = root / "a"
+        real_scandir = os.scandir
 
-    def scandir(path="."):  # as root, permissions do not stop reading: the folder refuses as a locked one would
-        if os.path.abspath(path) == str(locked):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
+        def scandir(path="."):
+            if os.path.abspath(path) == str(locked):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_scandir(path)
 
-    if os.geteuid() == 0:
-        monkeypatch.setattr(os, "scandir", scandir)
-    else:
-        locked.chmod(0)
-    try:
-        for args in (("deblur", root, "-r", "-o", tmp_path / "out", "--dry-run"), ("triage", root, "-r")):
-            code, out, err = run_cli(*args)
-            assert code == 1, (args, out, err)
-            text = out + err
-            assert str(locked) in text and "cannot be read" in text and "Permission denied" in text
-            assert "top.png" in out  # the rest go on
-    finally:
-        locked.chmod(0o755)
+        if how == "mode 000":
+            locked.chmod(0)
+        else:
+            monkeypatch.setattr(os, "scandir", scandir)
+        try:
+            for args in (("deblur", root, "-r", "-o", home / "out", "--dry-run"), ("triage", root, "-r")):
+                code, out, err = run_cli(*args)
+                assert code == 1, (args, out, err)
+                text = out + err
+                assert str(locked) in text and "cannot be read" in text and "Permission denied" in text
+                assert "top.png" in out  # the rest go on
+        finally:
+            locked.chmod(0o755)
+            monkeypatch.undo()
 
 
 # -- codings that change, or are kept ---------------------------------------------------------

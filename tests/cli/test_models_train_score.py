@@ -252,16 +252,19 @@ def test_report_paths_are_checked_before_scoring(tmp_path):
     (tmp_path / "afile").write_text("x")
     r = algnet("score", pred, gt, "--csv", tmp_path / "afile" / "s.csv")
     assert r.returncode == 2 and "afile is a file, not a folder" in r.stderr and "File exists" not in r.stderr
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user that can write anywhere (root)")
-        r = algnet("score", pred, gt, "--csv", locked / "s.csv", "--report-json", tmp_path / "s.json")
-        assert r.returncode == 2 and "locked" in r.stderr and not (tmp_path / "s.json").exists()
-    finally:
-        locked.chmod(0o700)
+    from helpers.users import ordinary_user
+
+    with ordinary_user(tmp_path) as home:  # root, too, is stopped by the mode within
+        pred, gt = pair_folders(home)
+        locked = home / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            assert not os.access(locked, os.W_OK, effective_ids=True)
+            r = algnet("score", pred, gt, "--csv", locked / "s.csv", "--report-json", home / "s.json")
+            assert r.returncode == 2 and "locked" in r.stderr and not (home / "s.json").exists()
+        finally:
+            locked.chmod(0o700)
 
 
 def test_one_sheet_that_cannot_be_written_is_named_and_scoring_goes_on(tmp_path, monkeypatch):

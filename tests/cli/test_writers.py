@@ -308,17 +308,19 @@ def test_a_full_disk_under_a_report_or_a_sheet_is_one_plain_sentence_naming_the_
         assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]  # nothing half-written
 
 
-def test_an_unwritable_report_is_one_plain_sentence_naming_the_path(world):
-    root, model = world
-    if os.geteuid() == 0:
-        pytest.skip("root writes through mode 000")
-    locked = root / "locked"
-    locked.mkdir(mode=0o000)
-    try:
-        code, out, err = run_cli("triage", "photos/", "--csv", str(locked / "t.csv"))
-        assert code in (1, 2) and str(locked) in err and "Permission denied" in err and "Traceback" not in err
-    finally:
-        locked.chmod(0o755)
+def test_an_unwritable_report_is_one_plain_sentence_naming_the_path(tmp_path):
+    from helpers.users import ordinary_user
+
+    with ordinary_user(tmp_path) as home:  # root, too, is stopped by the mode within
+        _png(home / "photos" / "a.png", 0)
+        locked = home / "locked"
+        locked.mkdir(mode=0o000)
+        try:
+            code, out, err = run_cli("triage", home / "photos", "--csv", str(locked / "t.csv"))
+            assert code in (1, 2) and str(locked) in err and "Permission denied" in err and "Traceback" not in err
+        finally:
+            locked.chmod(0o755)
+    assert not (locked / "t.csv").exists()
 
 
 def test_train_init_takes_what_model_takes(world):
