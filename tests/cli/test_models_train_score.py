@@ -27,14 +27,18 @@ def isolated(tmp_path):
 
 def test_concurrent_imports_all_end_in_the_registry_with_no_orphan(tmp_path, isolated):
     ckpt = write_tiny_checkpoint(tmp_path / "m.safetensors")
-    start = time.time() + 4  # released at the same moment
+    gate = tmp_path / "gate"  # a barrier: each process, its imports done, waits there for all eight
+    gate.mkdir()
     code = (
-        "import sys, time; t = float(sys.argv[1]); time.sleep(max(0, t - time.time())); "
-        "from algnet_cli.cli import app; sys.argv = ['algnet', *sys.argv[2:]]; app()"
+        "import os, sys, time; import torch, algnet_cli.model.checkpoint, algnet_cli.hub; "
+        "from algnet_cli.cli import app; gate = sys.argv[1]; open(os.path.join(gate, str(os.getpid())), 'w').close()\n"
+        "while len(os.listdir(gate)) < 8:\n    time.sleep(0.005)\n"
+        "sys.argv = ['algnet', *sys.argv[2:]]; began = time.time()\n"
+        "try:\n    app()\nfinally:\n    print(began, time.time())"
     )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(start), "models", "import", str(ckpt), "--name", f"m{i}"],
+            [sys.executable, "-c", code, str(gate), "models", "import", str(ckpt), "--name", f"m{i}"],
             env={**os.environ, **isolated},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -42,6 +46,8 @@ def test_concurrent_imports_all_end_in_the_registry_with_no_orphan(tmp_path, iso
         for i in range(8)
     ]
     assert all(p.wait(timeout=180) == 0 for p in procs)
+    spans = [tuple(map(float, p.stdout.read().split()[-2:])) for p in procs]
+    assert max(b for b, _ in spans) < min(e for _, e in spans), spans  # all eight ran at the same time
     names = {e["name"] for e in json.loads((tmp_path / "cfg" / "models.json").read_text())["models"]}
     assert names == {f"m{i}" for i in range(8)}
     files = sorted(p.name for p in (tmp_path / "cache" / "imported").glob("*.safetensors"))

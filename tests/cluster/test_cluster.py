@@ -9,8 +9,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from helpers.cli import hold_after, start_deblur, write_tiny_checkpoint
 from helpers.cli import run_deblur_process as run_deblur  # the driver: Ray stays out of the test process
-from helpers.cli import start_deblur, write_tiny_checkpoint
 from helpers.videos import decoded_frames, make_video, stream_packets
 from PIL import Image
 from skimage import data
@@ -20,6 +20,8 @@ from algnet_cli.images import read_image
 from algnet_cli.video import probe
 
 ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.xdist_group("ray-cluster")  # one test cluster, in one pytest worker
 
 
 @pytest.fixture(scope="session")
@@ -133,13 +135,14 @@ def test_frames_streamed_through_the_workers_match_one_machine(tmp_path, cluster
 def test_a_lost_node_costs_no_output(tmp_path, cluster, checkpoint):
     _photos(tmp_path / "in", 8, size=160)
     out = tmp_path / "out"
-    run = start_deblur(tmp_path / "in", "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
+    run = start_deblur(tmp_path / "in", "-o", out, "--model", checkpoint, "--cluster", cluster.address)
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("*.png")) and time.monotonic() < deadline and run.poll() is None:
-            time.sleep(0.05)
+        hold_after(run, 1)  # the driver held with one file done: the node goes with work left
+        left = 8 - len(list(out.glob("*.png")))
         worker_node = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
         cluster.remove_node(worker_node)
+        run.send_signal(signal.SIGCONT)
+        assert left > 0, "every file was done before the node went: the test proves nothing"
         assert run.wait(timeout=240) == 0, run.stderr.read()
     finally:
         if run.poll() is None:
@@ -157,10 +160,9 @@ def test_sigint_to_the_driver_leaves_no_partial_file_and_a_rerun_finishes(tmp_pa
     _photos(tmp_path / "in", 8, size=160)
     out = tmp_path / "out"
     run = start_deblur(tmp_path / "in", "-o", out, "--model", checkpoint, "--cluster", cluster.address)
-    deadline = time.monotonic() + 120
-    while not list(out.glob("*.png")) and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.05)
+    hold_after(run, 1)  # the driver held with one file done; the workers finish what they hold
     run.send_signal(signal.SIGINT)
+    run.send_signal(signal.SIGCONT)
     assert run.wait(timeout=120) == 130
     done = sorted(p.name for p in out.glob("*.png"))
     assert 0 < len(done) < 8 and not _temps(out)
@@ -381,12 +383,11 @@ def test_a_run_whose_last_worker_dies_still_writes_its_summary_and_record(tmp_pa
     out = tmp_path / "out"
     run = start_deblur(tmp_path / "in", "-o", out, "--model", model, "--cluster", cluster.address)
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("p*.png")) and time.monotonic() < deadline and run.poll() is None:
-            time.sleep(0.05)
+        hold_after(run, 1)  # the driver held with one file recorded done
         model.unlink()  # no replacement can load the model: once these die, no worker is left
         killed = _kill_own_workers()
         assert killed, "no DeblurWorker among this test's processes"
+        run.send_signal(signal.SIGCONT)
         assert run.wait(timeout=240) == 1
         stderr = run.stderr.read()
     finally:

@@ -114,3 +114,16 @@ def run_cli(*args, input: str | None = None):
 
     result = CliRunner().invoke(app, [str(a) for a in args], input=input, catch_exceptions=False, prog_name="algnet")
     return result.exit_code, result.stdout, result.stderr
+
+
+def hold_after(proc: subprocess.Popen, files: int) -> list[str]:
+    """Read ``proc``'s stderr (a run started by :func:`start_deblur`, quiet off) until its progress says
+    ``files`` files are done, then stop it there with SIGSTOP: the run is held at a known point, however
+    fast the machine, until SIGCONT or SIGKILL. Returns the lines read."""
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith(f"algnet: [{files}/"):
+            proc.send_signal(signal.SIGSTOP)
+            return lines
+    raise AssertionError(f"the run ended before {files} files were done: {''.join(lines)}")
