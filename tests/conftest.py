@@ -23,6 +23,15 @@ if "ALGNET_KERNEL_CACHE" not in os.environ:
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    # with pytest-xdist (`-n auto`), each worker's torch runs one thread: the workers share the cores
+    # instead of each spinning up one thread per core (the commands it starts keep their own default)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

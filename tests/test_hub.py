@@ -192,6 +192,7 @@ FAILURES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, says, bound", FAILURES, ids=[f[0] for f in FAILURES])
 def test_every_failure_of_the_hub_is_one_line_within_a_bound(hub, env, mode, says, bound):
     import time

@@ -49,6 +49,7 @@ def _faults(ask: float, **env) -> int:
     return int(r.stdout.split()[-1])
 
 
+@pytest.mark.slow
 @glibc
 def test_prefaulted_memory_is_reused_without_faulting_its_pages_again():
     pages = (256 << 20) // 4096

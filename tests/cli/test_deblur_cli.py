@@ -110,6 +110,7 @@ def test_refuses_to_overwrite_inputs_and_collisions(tmp_path, checkpoint):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_run_leaves_no_partial_output_and_resumes(tmp_path, checkpoint):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -132,6 +133,7 @@ def test_interrupted_run_leaves_no_partial_output_and_resumes(tmp_path, checkpoi
     assert not [f for f in out.iterdir() if f.name.startswith(TEMP_PREFIX)]
 
 
+@pytest.mark.slow
 def test_sigint_cleans_up(tmp_path, checkpoint):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()

@@ -361,6 +361,7 @@ HEADERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(HEADERS))
 def test_files_whose_format_we_do_not_read_are_refused_by_their_header_not_decoded(tmp_path, identity, kind):
     (tmp_path / "x.png").write_bytes(HEADERS[kind])

@@ -119,6 +119,7 @@ def make_hostile_folder(root):
     return good, bad
 
 
+@pytest.mark.slow
 def test_a_hostile_folder_names_every_bad_file_and_writes_every_good_one(tmp_path, checkpoint):
     src, out = tmp_path / "in", tmp_path / "out"
     good, bad = make_hostile_folder(src)

@@ -25,6 +25,7 @@ def isolated(tmp_path):
     return {"ALGNET_CONFIG_DIR": str(tmp_path / "cfg"), "ALGNET_CACHE_DIR": str(tmp_path / "cache")}
 
 
+@pytest.mark.slow
 def test_concurrent_imports_all_end_in_the_registry_with_no_orphan(tmp_path, isolated):
     ckpt = write_tiny_checkpoint(tmp_path / "m.safetensors")
     gate = tmp_path / "gate"  # a barrier: each process, its imports done, waits there for all eight

@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import signal
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -21,14 +23,17 @@ from algnet_cli.video import probe
 
 ray = pytest.importorskip("ray")
 
-pytestmark = pytest.mark.xdist_group("ray-cluster")  # one test cluster, in one pytest worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="ray-cluster")]  # one test cluster, in one pytest worker
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
+    import tempfile
+
     from ray.cluster_utils import Cluster
 
-    tmp = tmp_path_factory.mktemp("ray")
+    # Ray's sockets live under its folder, and a socket path holds at most 107 bytes: a short one
+    tmp = Path(tempfile.mkdtemp(prefix="algnet-ray-"))
     (tmp / "ray").mkdir()
     os.environ["RAY_TMPDIR"] = str(tmp)  # Ray's files in the test's temporary folder, not /tmp/ray
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a local test cluster only
@@ -39,6 +44,7 @@ def cluster(tmp_path_factory):
     if ray.is_initialized():
         ray.shutdown()
     c.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

