@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
-    from .api import Deblurrer, restore
+    from .api import Deblurrer
+    from .model.algnet import restore
     from .model.load import ModelDescriptor, load_model
 
 __all__ = ["Deblurrer", "ModelDescriptor", "__version__", "load_model", "restore"]
@@ -32,7 +33,7 @@ _EXPORTS = {
     "Deblurrer": "algnet_cli.api",
     "load_model": "algnet_cli.model.load",
     "ModelDescriptor": "algnet_cli.model.load",
-    "restore": "algnet_cli.api",
+    "restore": "algnet_cli.model.algnet",
 }
 
 

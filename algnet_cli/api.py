@@ -213,11 +213,3 @@ class Deblurrer:
         decoded = load_image(job)
         outs = [self.deblur(frame) for frame in decoded.opened.frames]
         return decoded.notes + save_image(job, outs if len(outs) > 1 else outs[0], decoded, quality)
-
-
-def restore(model, image: torch.Tensor) -> torch.Tensor:
-    """Restore (B, C, H, W) images in [0, 1] with ``model``; returns the full-scale result at (H, W)."""
-    from .model import restore as _restore
-
-    with torch.inference_mode():
-        return _restore(model, image)

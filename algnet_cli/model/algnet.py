@@ -128,10 +128,13 @@ class ALGNet(nn.Module):
         return outs
 
 
-def restore(model: ALGNet, image: torch.Tensor) -> torch.Tensor:
-    """Run the network on (B, C, H, W) images in [0, 1] and return the full-scale result cropped to (H, W).
+def restore(model: ALGNet, image: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
+    """Run the network on (B, C, H, W) images in [0, 1] and return the full-scale result cropped to (H, W):
+    the padding to a multiple of 16 is done inside the forward, as the official code does, and cut away.
 
-    Same device and dtype as the model's output; values are not clamped.
+    Same device and dtype as the model's output; values are not clamped. Under ``torch.inference_mode``
+    unless ``grad`` (training through it). The one restore of the package: ``algnet_cli.restore`` is this.
     """
     h, w = image.shape[-2:]
-    return model(image)[-1][..., :h, :w]
+    with torch.inference_mode(not grad):
+        return model(image)[-1][..., :h, :w]
