@@ -50,7 +50,7 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
     if not segments:
         return None
     partial_path(job.dst).unlink(missing_ok=True)  # superseded by this run
-    folder = _prepare_folder(job, encode, segments)
+    folder = _prepare_folder(job, encode, segments, run_key(pool), fresh=not plan.request.output.skip_existing)
     parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
     report = VideoReport(str(job.src), str(job.dst), frames_expected=sum(s.frames for s in segments))
     events.video_start(report)
@@ -99,8 +99,21 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
     return report
 
 
-def _prepare_folder(job: Job, encode, segments) -> Path:
-    """The segments folder, emptied when it holds segments of another source, cut or encoding."""
+def run_key(pool: WorkerPool) -> dict:
+    """What, besides the source, cut and encoder, changes a segment's frames: the model (by its sha256
+    and configuration) and how it runs (test-time converter, precision, scan kernel, tiles, strength),
+    as the workers report them once their model is in."""
+    described = pool.described or {}
+    model = described.get("model") or {}
+    return {
+        "model": [model.get("sha256"), model.get("config"), model.get("tlc")],
+        "run": [described.get(k) for k in ("precision", "scan_backend", "tiling", "strength")],
+    }
+
+
+def _prepare_folder(job: Job, encode, segments, run: dict, fresh: bool = False) -> Path:
+    """The segments folder, emptied when it holds segments of another source, cut, encoding, model or
+    run settings, or when the run replaces what is there (``fresh``: --overwrite)."""
     folder = segments_folder(job.dst)
     st = job.src.stat()
     key = {
@@ -110,10 +123,11 @@ def _prepare_folder(job: Job, encode, segments) -> Path:
         "encode": [encode.codec, encode.crf, encode.pix_fmt],
         "parts": SEGMENT_SUFFIX + "+timing",  # how a segment is stored
         "segments": [[s.start, s.end, s.frames] for s in segments],
+        **run,
     }
     manifest = folder / "manifest.json"
     try:
-        same = json.loads(manifest.read_text()) == key
+        same = not fresh and json.loads(manifest.read_text()) == key
     except (OSError, ValueError):
         same = False
     if not same:

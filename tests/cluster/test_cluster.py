@@ -249,7 +249,8 @@ def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, c
 def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_path, cluster, checkpoint):
     from types import SimpleNamespace
 
-    from algnet_cli.cluster.videos import SEGMENTS_PER_WORKER, _prepare_folder
+    from algnet_cli.api import Deblurrer
+    from algnet_cli.cluster.videos import SEGMENTS_PER_WORKER, _prepare_folder, run_key
     from algnet_cli.video import EncodeOptions
     from algnet_cli.video.segments import SEGMENT_SUFFIX, encode_segment, index_segments
 
@@ -260,7 +261,9 @@ def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_pat
     # the segments of an earlier run, one of them damaged on disk since
     segments = index_segments(src / "clip.mp4", SEGMENTS_PER_WORKER * 2)
     job = SimpleNamespace(src=src / "clip.mp4", dst=out / "clip.mp4")
-    folder = _prepare_folder(job, EncodeOptions(), segments)
+    # made by the same model, run as the workers run it (what keys the segments besides the cut)
+    pool = SimpleNamespace(described=Deblurrer(str(checkpoint), device="cpu").describe_run())
+    folder = _prepare_folder(job, EncodeOptions(), segments, run_key(pool))
     parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
     for s, part in zip(segments, parts):
         encode_segment(job.src, s, part, lambda f: f, joined_into=job.dst)

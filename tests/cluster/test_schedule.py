@@ -74,3 +74,36 @@ def test_ctrl_c_while_a_task_starts_still_waits_for_that_task(at):
     assert started == list(range(at + 1))  # nothing new started after the interrupt
     assert sorted(finished) == [t * 10 for t in started]  # and every started task was waited for
     assert pool.busy == 0
+
+
+def test_segments_of_another_model_or_run_settings_are_never_reused(tmp_path):
+    """An interrupted cluster video's segments are kept for a rerun only when everything that changes
+    their frames is the same: the model (sha256, configuration, converter) and how it runs (precision,
+    scan kernel, tiles, strength); --overwrite (``fresh``) always starts afresh."""
+    from types import SimpleNamespace
+
+    from algnet_cli.cluster.videos import _prepare_folder, run_key
+    from algnet_cli.video import EncodeOptions
+
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"a video")
+    job = SimpleNamespace(src=src, dst=tmp_path / "out" / "clip.mp4")
+    segments = [SimpleNamespace(start=0, end=10, frames=10), SimpleNamespace(start=10, end=20, frames=10)]
+
+    def described(sha="a" * 64, strength=1.0, precision="fp32", tile="auto"):
+        model = {"sha256": sha, "config": {"width": 16}, "tlc": [256, 256]}
+        return {"model": model, "precision": precision, "scan_backend": "fused",
+                "tiling": {"tile": tile, "overlap": 32}, "strength": strength}  # fmt: skip
+
+    def kept(run: dict, fresh: bool = False) -> bool:
+        folder = _prepare_folder(job, EncodeOptions(), segments, run_key(SimpleNamespace(described=run)), fresh)
+        there = (folder / "00000.nut").exists()
+        (folder / "00000.nut").write_bytes(b"a finished segment")
+        return there
+
+    assert not kept(described())  # the first run
+    assert kept(described())  # the same model and settings: resumed
+    for other in (described(sha="b" * 64), described(strength=0.5), described(precision="bf16"), described(tile=512)):
+        assert not kept(other)  # another model or setting: never mixed in
+        assert not kept(described())  # and back: that run's segments are gone too
+    assert not kept(described(), fresh=True)  # --overwrite discards them
