@@ -51,10 +51,12 @@ def connect(options: ClusterOptions):
         yield ray
         return
     kwargs = {"runtime_env": {"env_vars": worker_env()}, "log_to_driver": False, "configure_logging": False}
+    temp = None
     if options.address == "local":
-        temp = tempfile.mkdtemp(prefix="algnet-ray-")  # Ray's own files, not /tmp/ray shared with others
+        # Ray's own files, not /tmp/ray shared with others: under RAY_TMPDIR when set, removed at the end
+        temp = tempfile.mkdtemp(prefix="algnet-ray-", dir=os.environ.get("RAY_TMPDIR") or None)
         kwargs.update(include_dashboard=False, _temp_dir=temp)
-        ray.init(**kwargs)
+        ray.init(address="local", **kwargs)  # a new instance, whatever RAY_ADDRESS names
     else:
         _check_reachable(options.address)
         try:
@@ -65,6 +67,10 @@ def connect(options: ClusterOptions):
         yield ray
     finally:
         ray.shutdown()
+        if temp is not None:
+            import shutil
+
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

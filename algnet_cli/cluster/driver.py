@@ -12,6 +12,7 @@ atomic, so nothing half-written is left), and ends the run; rerunning resumes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -75,6 +76,8 @@ class WorkerPool:
             try:
                 place = self.ray.get(ref)
             except self.ray.exceptions.RayError as e:
+                if _reason(e) != self.start_error:  # each reason once: a worker refused is not silent
+                    logging.getLogger("algnet_cli.cluster").warning("a worker was not started: %s", _reason(e))
                 self.start_error = _reason(e)
                 self.ray.kill(actor)  # a worker without a model holds its resources for nothing
                 continue

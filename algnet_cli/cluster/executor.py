@@ -4,6 +4,8 @@ segments (or their frames streamed), the record described by the driver. The sam
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..batch.plan import Plan, output_folders
 from ..batch.record import Outcome
 from ..batch.run import Events, execute
@@ -33,11 +35,30 @@ class ClusterExecutor:
         return self.pool.describe_run()
 
 
+def pin_model(model: dict) -> dict:
+    """The model as the driver resolves it, for the workers: a checkpoint file by its absolute path (a
+    relative one would name another file on another node's working folder), and its sha256 and this
+    algnet-cli's version, which every worker checks against what it loads and runs."""
+    from .. import __version__
+    from ..fileio import sha256_file
+    from ..hub import find_entry, parse_ref, resolve
+
+    ref = model.get("model", "default")
+    if not isinstance(ref, (str, Path)):
+        return model
+    path = resolve(str(ref), cache=model.get("cache_dir"), offline=model.get("offline"), quiet=True)
+    pinned = dict(model, sha256=sha256_file(path), driver_version=__version__)
+    if parse_ref(str(ref)) is None and find_entry(str(ref)) is None:  # a file: the same one on every node
+        pinned["model"] = str(Path(path).absolute())
+    return pinned
+
+
 def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events: Events | None = None) -> Outcome:
     """:func:`~algnet_cli.batch.execute` on a Ray cluster: the same plan, outputs, record and exit codes.
 
     ``model``: the :class:`~algnet_cli.api.Deblurrer` arguments, resolved by each worker on its node.
     """
+    model = pin_model(model)  # before Ray starts: a model that cannot be resolved here fails at once
     with connect(options) as ray:
         pool = WorkerPool(ray, model, options)
         pool.output_folders = output_folders(plan) + [segments_folder(j.dst) for j in plan.videos]

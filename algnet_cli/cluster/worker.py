@@ -25,8 +25,12 @@ class DeblurWorker:
         import ray
         import torch
 
+        from .. import __version__
         from ..api import Deblurrer
+        from ..errors import AlgnetError
 
+        model = dict(model)
+        pinned, driver_version = model.pop("sha256", None), model.pop("driver_version", None)
         if threads:
             torch.set_num_threads(threads)
         ctx = ray.get_runtime_context()
@@ -38,10 +42,23 @@ class DeblurWorker:
         }
         self.deblurrer: Any = None  # a Deblurrer once the model is in
         self.load_error: Exception | None = None
+        host = self.place["host"]
         try:
+            if driver_version is not None and driver_version != __version__:
+                raise AlgnetError(
+                    f"worker on {host} runs algnet-cli {__version__}, the driver {driver_version}: install the "
+                    "same version on every node"
+                )
             self.deblurrer = Deblurrer(**model)
+            found = self.deblurrer.descriptor.sha256
+            if pinned is not None and found != pinned:
+                raise AlgnetError(
+                    f"worker on {host}: the model {model.get('model')} there is not the driver's (sha256 "
+                    f"{(found or 'none')[:12]}... here, {pinned[:12]}... on the driver); put it on storage every "
+                    "node shares at the same path, or register it under a name"
+                )
         except Exception as e:  # noqa: BLE001 - kept, and raised by where(): Ray keeps a task's error whole,
-            self.load_error = e  # an actor's start-up error only as text
+            self.deblurrer, self.load_error = None, e  # an actor's start-up error only as text
 
     def where(self) -> dict:
         """Where this worker runs: node id, host, process id, actor id (and it is ready: the model is in).

@@ -107,3 +107,35 @@ def test_segments_of_another_model_or_run_settings_are_never_reused(tmp_path):
         assert not kept(other)  # another model or setting: never mixed in
         assert not kept(described())  # and back: that run's segments are gone too
     assert not kept(described(), fresh=True)  # --overwrite discards them
+
+
+def test_the_driver_pins_the_model_and_workers_refuse_another_file_or_version(tmp_path, monkeypatch):
+    """A relative --model is sent to the workers as the driver's absolute path, with its sha256 and the
+    driver's algnet-cli version; a worker that loads another file (another node's file of that name) or
+    runs another version refuses, with the reason."""
+    from types import SimpleNamespace
+
+    ray = pytest.importorskip("ray")
+    from helpers.cli import write_tiny_checkpoint
+
+    from algnet_cli import __version__
+    from algnet_cli.cluster.executor import pin_model
+    from algnet_cli.cluster.worker import DeblurWorker
+    from algnet_cli.errors import AlgnetError
+    from algnet_cli.fileio import sha256_file
+
+    ours = write_tiny_checkpoint(tmp_path / "m.safetensors")
+    monkeypatch.chdir(tmp_path)
+    pinned = pin_model({"model": "m.safetensors", "device": "cpu"})
+    assert pinned["model"] == str(ours.absolute()) and pinned["sha256"] == sha256_file(ours)
+    assert pinned["driver_version"] == __version__
+    assert pin_model({"model": "default"})["model"] == "default"  # a name: each node's registry resolves it
+
+    context = SimpleNamespace(get_node_id=lambda: "node", get_actor_id=lambda: "actor")
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: context)  # the worker's place, without Ray running
+    assert DeblurWorker(pinned).where()["device"] == "cpu"
+    other = write_tiny_checkpoint(tmp_path / "elsewhere" / "m.safetensors", seed=4)  # same name, other weights
+    with pytest.raises(AlgnetError, match="not the driver's"):
+        DeblurWorker(dict(pinned, model=str(other))).where()
+    with pytest.raises(AlgnetError, match=f"runs algnet-cli {__version__}, the driver 0.0.1"):
+        DeblurWorker(dict(pinned, driver_version="0.0.1")).where()

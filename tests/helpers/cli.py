@@ -15,8 +15,9 @@ from helpers.seeded_weights import seeded_state_dict
 TINY = ALGNetConfig(width=8, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 1), dec_blk_nums=(1, 1, 1, 1), d_state=8)
 
 
-def write_tiny_checkpoint(path):
-    save_safetensors(seeded_state_dict(ALGNet(TINY).state_dict(), 9), path)
+def write_tiny_checkpoint(path, seed: int = 9):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_safetensors(seeded_state_dict(ALGNet(TINY).state_dict(), seed), path)
     return path
 
 
