@@ -246,6 +246,15 @@ def schedule_images(pool: WorkerPool, jobs: list[Job], options: OutputOptions, o
         if r.error:  # the worker named the file by its absolute path
             r.error = r.error.replace(str(src.absolute()), str(src)).replace(str(dst.absolute()), str(dst))
         r.input, r.output = str(src), str(dst)  # as the user named them
+        if r.status == "done" and not dst.exists():  # written where only that worker's node sees it
+            host = (r.place or {}).get("host", "a worker")
+            r.status, r.error = (
+                "failed",
+                (
+                    f"{src}: {host} wrote {dst}, but it is not there as the driver sees it: the output folder "
+                    "must be on storage that every node shares at the same path"
+                ),
+            )
         results[i] = r
         on_result(r)
 

@@ -53,6 +53,40 @@ def pin_model(model: dict) -> dict:
     return pinned
 
 
+def check_shared_storage(pool: WorkerPool, plan: Plan) -> None:
+    """Every ready worker sees the first input and a file the driver writes in each output folder, at
+    the same paths: a usage error naming the host and the path otherwise, before any work (workers read
+    the inputs and write the outputs themselves)."""
+    import uuid
+
+    from ..errors import UsageError
+    from ..fileio import make_temp
+
+    paths, probes = [], []
+    for job in (plan.images[:1] + plan.videos[:1])[:2]:
+        paths.append(str(job.src.absolute()))
+    for folder in dict.fromkeys(f.absolute() for f in output_folders(plan)):
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = make_temp(folder / f"shared-{uuid.uuid4().hex[:8]}")
+        probes.append(probe)
+        paths.append(str(probe))
+    try:
+        for actor in list(pool.idle):
+            seen = pool.ray.get(actor.sees.remote(paths))
+            missing = [p for p, ok in zip(paths, seen) if not ok]
+            if missing:
+                host = pool.place_of.get(id(actor), {}).get("host", "a worker")
+                what = "output folder" if missing[0] in map(str, probes) else "input"
+                shown = Path(missing[0]).parent if what == "output folder" else missing[0]
+                raise UsageError(
+                    f"--cluster: the worker on {host} does not see the {what} {shown}: inputs and outputs must be "
+                    "on storage every node shares, at the same paths"
+                )
+    finally:
+        for probe in probes:
+            probe.unlink(missing_ok=True)
+
+
 def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events: Events | None = None) -> Outcome:
     """:func:`~algnet_cli.batch.execute` on a Ray cluster: the same plan, outputs, record and exit codes.
 
@@ -63,6 +97,7 @@ def execute_on_cluster(plan: Plan, model: dict, options: ClusterOptions, events:
         pool = WorkerPool(ray, model, options)
         pool.output_folders = output_folders(plan) + [segments_folder(j.dst) for j in plan.videos]
         pool.wait_ready()
+        check_shared_storage(pool, plan)
         try:
             return execute(plan, ClusterExecutor(pool), events)
         finally:

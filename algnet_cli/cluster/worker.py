@@ -67,6 +67,10 @@ class DeblurWorker:
             raise self.load_error
         return dict(self.place, device=str(self.deblurrer.runner.device))
 
+    def sees(self, paths: list[str]) -> list[bool]:
+        """Whether each path exists as this worker's node sees it (the driver's check of shared storage)."""
+        return [os.path.exists(p) for p in paths]
+
     def describe_run(self) -> dict:
         return self.deblurrer.describe_run()
 

@@ -139,3 +139,47 @@ def test_the_driver_pins_the_model_and_workers_refuse_another_file_or_version(tm
         DeblurWorker(dict(pinned, model=str(other))).where()
     with pytest.raises(AlgnetError, match=f"runs algnet-cli {__version__}, the driver 0.0.1"):
         DeblurWorker(dict(pinned, driver_version="0.0.1")).where()
+
+
+def test_storage_a_worker_cannot_see_is_named_before_any_work_and_outputs_are_checked(tmp_path):
+    """Workers read the inputs and write the outputs themselves: a worker that does not see the inputs
+    or the output folder is a usage error naming its host and the path, before any work; an output a
+    worker reports written that the driver does not see is a failure, not a file counted done."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from algnet_cli.batch import Request
+    from algnet_cli.batch import plan as make_plan
+    from algnet_cli.batch.plan import OutputOptions
+    from algnet_cli.batch.record import FileResult
+    from algnet_cli.cluster.driver import schedule_images
+    from algnet_cli.cluster.executor import check_shared_storage
+    from algnet_cli.errors import UsageError
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    plan = make_plan(Request((str(tmp_path / "in"),), output=OutputOptions(tmp_path / "out")))
+
+    def pool_whose_worker_sees(sees):
+        actor = SimpleNamespace(sees=SimpleNamespace(remote=lambda paths: [sees(p) for p in paths]))
+        return SimpleNamespace(ray=SimpleNamespace(get=lambda ref: ref), idle=deque([actor]),
+                               place_of={id(actor): {"host": "node7"}})  # fmt: skip
+
+    check_shared_storage(pool_whose_worker_sees(os.path.exists), plan)  # shared: no complaint
+    with pytest.raises(UsageError, match=r"worker on node7 does not see the input .*a\.png"):
+        check_shared_storage(pool_whose_worker_sees(lambda p: "out" not in p and False), plan)
+    with pytest.raises(UsageError, match=r"worker on node7 does not see the output folder .*out"):
+        check_shared_storage(pool_whose_worker_sees(lambda p: "/out/" not in p), plan)
+    assert list((tmp_path / "out").iterdir()) == []  # the driver's probes are gone
+
+    pool = _Pool(1)
+
+    def image(job, options):  # the worker says done, but wrote where the driver does not see
+        ref = object()
+        pool.ray.results[ref] = FileResult(str(job.src), str(job.dst), "done", place={"host": "node7"})
+        return ref
+
+    pool.idle = deque([SimpleNamespace(image=SimpleNamespace(remote=image))])
+    [r] = schedule_images(pool, plan.images, OutputOptions(tmp_path / "out"), lambda r: None)
+    assert r.status == "failed" and "node7 wrote" in r.error and "shares at the same path" in r.error
