@@ -195,9 +195,19 @@ def _mux_all(source: Source, parts: list[Path], sink: Sink, report: VideoReport)
     """Video packets of every part and the source's other items, merged by time."""
 
     def video():
-        last = None
+        last, delay = None, None
         for part in parts:
+            shift = None
             for p in _timed_packets(part):
+                if delay is None:  # the stream's decoding delay (B-frames), as its first segment has it
+                    delay = max(0, p.pts - p.dts)
+                if shift is None:
+                    # a segment too short for B-frames (a last one of a frame or two) starts with no
+                    # delay: its decoding times move back to the stream's, so that they run on evenly
+                    # (an uneven step is read as another frame rate by MP4 demuxers)
+                    room = p.dts - (last + 1) if last is not None else 0
+                    shift = min(max(0, delay - (p.pts - p.dts)), max(0, room))
+                p.dts -= shift
                 if last is not None and p.dts <= last:  # a segment's encoder delay reaches into the one before
                     if p.pts <= last:
                         raise VideoError(part, f"packet at {p.pts} cannot follow decoding time {last}")

@@ -220,3 +220,26 @@ def test_a_codec_that_nut_cannot_hold_is_segmented_in_the_output_container(tmp_p
     assert len(decoded_frames(joined)) == 15  # (prores_ks itself is not bit-reproducible run to run)
     with av.open(str(joined)) as c:
         assert c.streams.video[0].codec_context.name == "prores"
+
+
+@pytest.mark.parametrize("suffix, keyint", [(".mp4", 12), (".mp4", 5), (".mov", 24)])
+def test_a_last_segment_of_one_frame_keeps_the_frame_rate_and_decoding_times_even(tmp_path, suffix, keyint):
+    """A segment of a single frame has no B-frame delay: joined as encoded, its decoding time jumps,
+    and MP4 demuxers then read another average frame rate (392/17 for 24 fps)."""
+    n = 4 * keyint + 1
+    src, joined, whole = tmp_path / f"clip{suffix}", tmp_path / f"joined{suffix}", tmp_path / f"whole{suffix}"
+    options = {"g": str(keyint), "keyint_min": str(keyint), "sc_threshold": "0", "bf": "3"}
+    make_video(src, 64, 48, list(range(n)), time_base=Fraction(1, 24), rate=24, audio=None, options=options)
+    segments = index_segments(src, 10)
+    assert segments[-1].frames == 1
+    parts = [tmp_path / f"{s.index:05d}.nut" for s in segments]
+    for s, part in zip(segments, parts):
+        encode_segment(src, s, part, invert, joined_into=joined)
+    join_segments(src, parts, joined, VideoReport(str(src), ""))
+    process_video(src, whole, invert)
+    (pts, rate, _), (pts_whole, rate_whole, _) = _timing(joined), _timing(whole)
+    assert pts == pts_whole and rate == rate_whole == 24
+    with av.open(str(joined)) as c:
+        dts = [p.dts for p in c.demux(c.streams.video[0]) if p.size]
+    steps = {b - a for a, b in zip(dts, dts[1:])}
+    assert len(steps) == 1, steps  # one step from the first frame to the last
