@@ -251,13 +251,14 @@ class BestEffortTimestamps:
 
 
 def log_lines(logs) -> list[str]:
-    """FFmpeg's error messages (captured with av.logging.Capture), alike ones counted together."""
-    groups: dict[str, int] = {}
+    """FFmpeg's error messages (captured with av.logging.Capture), alike ones (the same but for their
+    numbers) counted together; each group shown as its first message, with its numbers."""
+    groups: dict[str, list] = {}
     for level, name, message in logs:
         if level <= 16:  # av.logging.ERROR and worse
-            key = re.sub(r"-?\d+", "N", f"{name or 'ffmpeg'}: {message.strip()}")
-            groups[key] = groups.get(key, 0) + 1
-    return [key + (f" ({count} times)" if count > 1 else "") for key, count in groups.items()]
+            text = f"{name or 'ffmpeg'}: {message.strip()}"
+            groups.setdefault(re.sub(r"-?\d+", "N", text), [text, 0])[1] += 1
+    return [first + (f" (and {count - 1} alike)" if count > 1 else "") for first, count in groups.values()]
 
 
 def main_video_stream(container):

@@ -286,6 +286,11 @@ class Sink:
         options = {"crf": str(spec.crf)} if spec.crf is not None and encoder in CRF_CODECS else {}
         if encoder == "libvpx-vp9" and options:
             options["b"] = "0"
+        if encoder == "libx265":  # x265 prints its own lines on stderr: warnings only, errors only with -q
+            import logging
+
+            quiet = not logging.getLogger("algnet_cli").isEnabledFor(logging.WARNING)
+            options["x265-params"] = f"log-level={'error' if quiet else 'warning'}"
         video = self.container.add_stream(encoder, rate=spec.rate, options=options)
         video.width, video.height, video.pix_fmt = spec.width, spec.height, spec.pix_fmt
         video.time_base = spec.time_base

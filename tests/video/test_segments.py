@@ -243,3 +243,14 @@ def test_a_last_segment_of_one_frame_keeps_the_frame_rate_and_decoding_times_eve
         dts = [p.dts for p in c.demux(c.streams.video[0]) if p.size]
     steps = {b - a for a, b in zip(dts, dts[1:])}
     assert len(steps) == 1, steps  # one step from the first frame to the last
+
+
+def test_ffmpeg_messages_keep_their_digits_and_alike_ones_are_counted():
+    from algnet_cli.video.decode import log_lines
+
+    logs = [(16, "h264", "error while decoding MB 12 34"), (16, "h264", "error while decoding MB 5 6"),
+            (16, "mov", "stream 1, offset 0x3f2: partial file"), (32, "h264", "an info line, not shown")]  # fmt: skip
+    assert log_lines(logs) == [
+        "h264: error while decoding MB 12 34 (and 1 alike)",
+        "mov: stream 1, offset 0x3f2: partial file",
+    ]

@@ -491,3 +491,13 @@ def test_every_damaged_video_of_a_run_is_reported_even_with_the_same_message(tmp
     assert r.returncode == 1
     for name in ("a.mkv", "b.mkv"):
         assert any(name in ln and "ended prematurely" in ln for ln in r.stderr.splitlines()), (name, r.stderr)
+
+
+def test_x265_prints_no_info_lines(tmp_path, checkpoint, capfd):
+    """x265 writes its own lines to the process's stderr: only its warnings (errors with -q) get there."""
+    src = tmp_path / "in.mp4"
+    make_video(src, 64, 48, [i * 40 for i in range(5)], audio=None)
+    for quiet in ((), ("-q",)):
+        r = _cli(src, "-o", tmp_path / f"o{len(quiet)}.mkv", "--codec", "h265", "--model", checkpoint, *quiet)
+        assert r.returncode == 0, r.stderr
+        assert "x265 [info]" not in capfd.readouterr().err
