@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..errors import AlgnetError, UsageError
 from ..video import VideoReport, partial_path, process_sequence, process_video
+from ..video.segments import segments_folder
 from .plan import Job, Plan
 
 
@@ -50,7 +52,7 @@ def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport
     if not frames:
         partial_path(job.dst).unlink(missing_ok=True)  # superseded by this run
     try:
-        return process_video(
+        report = process_video(
             job.src,
             None if frames else job.dst,
             deblurrer,
@@ -59,6 +61,9 @@ def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport
             on_start=events.video_start,
             on_frame=events.video_frame,
         )
+        if not frames and report.status == "done":  # an interrupted cluster run's segments: superseded
+            shutil.rmtree(segments_folder(job.dst), ignore_errors=True)
+        return report
     except KeyboardInterrupt:
         partial = partial_path(job.dst)
         events.video_interrupted(None, partial if not frames and partial.exists() else None)

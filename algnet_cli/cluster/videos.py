@@ -16,7 +16,14 @@ from ..batch.plan import Job, Plan
 from ..batch.videos import VideoEvents, run_one, run_videos
 from ..errors import AlgnetError
 from ..video import VideoReport, partial_path
-from ..video.segments import NOT_AS_INDEXED, SEGMENT_SUFFIX, index_segments, join_segments, segment_done
+from ..video.segments import (
+    NOT_AS_INDEXED,
+    SEGMENT_SUFFIX,
+    index_segments,
+    join_segments,
+    segment_done,
+    segments_folder,
+)
 from .driver import ClusterRestorer, WorkerPool, schedule
 
 #: segments per worker: enough to balance uneven segments, few enough to keep the joins cheap
@@ -38,10 +45,6 @@ def run_videos_on(pool: WorkerPool, plan: Plan, events: VideoEvents) -> list[Vid
         return report
 
     return run_videos(plan, ClusterRestorer(pool), events, run_job)
-
-
-def segments_folder(dst: Path) -> Path:
-    return dst.parent / f".{dst.name}.algnet-segments"
 
 
 def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> VideoReport | None:

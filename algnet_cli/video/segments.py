@@ -35,6 +35,11 @@ class Segment:
     frames: int
 
 
+def segments_folder(dst: Path) -> Path:
+    """Where a cluster keeps a video's finished segments until the join (hidden, beside the output)."""
+    return dst.parent / f".{dst.name}.algnet-segments"
+
+
 def index_segments(src: str | Path, parts: int) -> list[Segment]:
     """At most ``parts`` segments of nearly equal frame counts, cut at keyframes, from the packets alone.
 

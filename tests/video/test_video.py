@@ -501,3 +501,15 @@ def test_x265_prints_no_info_lines(tmp_path, checkpoint, capfd):
         r = _cli(src, "-o", tmp_path / f"o{len(quiet)}.mkv", "--codec", "h265", "--model", checkpoint, *quiet)
         assert r.returncode == 0, r.stderr
         assert "x265 [info]" not in capfd.readouterr().err
+
+
+def test_a_video_finished_on_one_machine_removes_a_clusters_stale_segments(tmp_path, checkpoint):
+    src = tmp_path / "in.mp4"
+    make_video(src, 48, 32, [i * 40 for i in range(6)], audio=None)
+    out = tmp_path / "out"
+    stale = out / ".in.mp4.algnet-segments"  # what an interrupted cluster run leaves beside the output
+    stale.mkdir(parents=True)
+    (stale / "00000.nut").write_bytes(b"a segment of another run")
+    r = _cli(src, "-o", out, "--model", checkpoint, "-q")
+    assert r.returncode == 0, r.stderr
+    assert (out / "in.mp4").exists() and not stale.exists()
