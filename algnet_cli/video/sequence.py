@@ -36,6 +36,9 @@ def process_sequence(
     fps = Fraction(options.fps or 25).limit_denominator(1001 * 1000)
     report = VideoReport(f"{frames[0].parent} ({len(frames)} frames)", str(dst), fps=float(fps))
     report.frames_expected = len(frames)
+    gaps = numbering_gaps(frames)
+    if gaps:
+        report.streams.append(gaps)
     t0 = time.perf_counter()
     first = read_image(frames[0])
     h, w = first.shape[:2]
@@ -91,3 +94,23 @@ def _as_rgb(img: np.ndarray, high: bool) -> np.ndarray:
 
         img = to_8bit(img)
     return np.ascontiguousarray(img)
+
+
+def numbering_gaps(frames: list[Path]) -> str | None:
+    """A note when the frames are numbered (the last number in each name) and numbers are missing
+    between them: a dropped frame makes the video jump at that point."""
+    import re
+
+    numbers = []
+    for path in frames:
+        found = re.findall(r"\d+", path.stem)
+        if not found:
+            return None
+        numbers.append(int(found[-1]))
+    gaps = [(a, b) for a, b in zip(numbers, numbers[1:]) if b - a > 1]
+    if not gaps:
+        return None
+    missing = sum(b - a - 1 for a, b in gaps)
+    shown = ", ".join(f"{a + 1}" if b - a == 2 else f"{a + 1}-{b - 1}" for a, b in gaps[:3])
+    more = f" and {len(gaps) - 3} more gaps" if len(gaps) > 3 else ""
+    return f"frames: {missing} numbers missing from the sequence ({shown}{more}); the video jumps there"

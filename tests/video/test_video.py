@@ -513,3 +513,17 @@ def test_a_video_finished_on_one_machine_removes_a_clusters_stale_segments(tmp_p
     r = _cli(src, "-o", out, "--model", checkpoint, "-q")
     assert r.returncode == 0, r.stderr
     assert (out / "in.mp4").exists() and not stale.exists()
+
+
+def test_a_frame_sequence_with_missing_numbers_gets_a_note(tmp_path, checkpoint):
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in (1, 2, 4, 5, 9):
+        Image.new("RGB", (32, 24), (10 * i, 0, 0)).save(frames / f"f{i:03d}.png")
+    r = _cli(frames, "--to-video", tmp_path / "v.mp4", "--model", checkpoint)
+    assert r.returncode == 0, r.stderr
+    assert "4 numbers missing from the sequence (3, 6-8)" in r.stderr
+    record = json.loads((tmp_path / "algnet-run.json").read_text())
+    assert any("numbers missing" in s for s in record["videos"][0]["streams"])
