@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from ..batch.plan import Job, Plan
@@ -55,6 +56,7 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
     partial_path(job.dst).unlink(missing_ok=True)  # superseded by this run
     folder = _prepare_folder(job, encode, segments, run_key(pool), fresh=not plan.request.output.skip_existing)
     parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
+    started = time.perf_counter()
     report = VideoReport(str(job.src), str(job.dst), frames_expected=sum(s.frames for s in segments))
     events.video_start(report)
     todo = [i for i, part in enumerate(parts) if not segment_done(part)]
@@ -72,8 +74,13 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
         dst = str(parts[i].absolute())
         return actor.segment.remote(str(job.src.absolute()), segments[i], dst, encode, str(job.dst.absolute()))
 
+    def failed(k: int, why: str) -> None:  # the worker's reason may name the file and the segment already
+        why = why.replace(f"{job.src.absolute()}: ", "")
+        label = f"segment {todo[k] + 1}"
+        failures.append(why if why.startswith(label + ":") else f"{label}: {why}")
+
     try:
-        schedule(pool, todo, submit, done, lambda k, why: failures.append(f"segment {todo[k] + 1}: {why}"))
+        schedule(pool, todo, submit, done, failed)
     except KeyboardInterrupt:
         finished = sum(segment_done(p) for p in parts)
         events.message(
@@ -95,6 +102,7 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
         return VideoReport(
             str(job.src), str(job.dst), status="failed", error=f"{e}; the segments stay in {folder} for a rerun"
         )
+    report.seconds = time.perf_counter() - started  # the whole video: its segments' encoding and the join
     _describe(report, encode, len(parts))
     if len(todo) < len(parts):
         report.streams.append(f"video: {len(parts) - len(todo)} of {len(parts)} segments kept from an interrupted run")

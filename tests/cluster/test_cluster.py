@@ -244,6 +244,7 @@ def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, c
         assert joined == whole and len(joined[0]) == frames and joined[2], name
     rec = json.loads((many / "algnet-run.json").read_text())
     assert all(any("keyframe segments" in s for s in v["streams"]) for v in rec["videos"])  # cut and joined
+    assert all(v["seconds"] > 0.1 for v in rec["videos"])  # the whole video's time, segments and join
 
 
 def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_path, cluster, checkpoint):
@@ -301,6 +302,8 @@ def test_a_video_that_does_not_seek_to_its_keyframes_is_streamed_instead(tmp_pat
     assert not list(many.glob(".*algnet-segments*"))
     rec = json.loads((many / "algnet-run.json").read_text())["videos"][0]
     assert rec["status"] == "done" and not any("keyframe segments" in s for s in rec.get("streams", []))  # streamed
+    said = next(ln for ln in r.stderr.splitlines() if "cannot be cut at its keyframes" in ln)
+    assert said.count("segment ") == 1 and said.count("clip.ts") == 1, said  # each named once
 
 
 def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster, checkpoint):
