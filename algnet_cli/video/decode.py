@@ -135,6 +135,7 @@ class Source:
         self.video.thread_type = "AUTO"
         cc = self.video.codec_context
         self.width, self.height = cc.width, cc.height
+        self.sar = cc.sample_aspect_ratio  # None or 1: square pixels
         self.pix_fmt = cc.format.name if cc.format else None
         self.high_bit = high_bit(self.pix_fmt)
         self.rgb = "rgb48le" if self.high_bit else "rgb24"

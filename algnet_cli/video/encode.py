@@ -200,6 +200,7 @@ class OutputSpec:
     #: A segment written for a later join sets it as the joined file's container wants.
     global_header: bool | None = None
     others: tuple = ()  # the source's audio and subtitle streams
+    sar: Fraction | None = None  # the source's pixel shape (sample aspect ratio); None or 1: square
 
 
 def output_spec(
@@ -258,7 +259,11 @@ class Sink:
                     report.streams.append(f"audio #{s.index} ({name}): dropped, the container takes no audio")
                     continue
                 target = {"vorbis": "libvorbis", "opus": "libopus"}.get(target, target)
-                out = self.container.add_stream(target, rate=s.codec_context.sample_rate)
+                rate, rates = s.codec_context.sample_rate, av.codec.Codec(target, "w").audio_rates
+                if rates and rate not in rates:  # Opus takes 48 kHz (and less), not 44.1: resampled on encoding
+                    rate = 48000 if 48000 in rates else max(rates)
+                    report.streams.append(f"audio #{s.index}: resampled to {rate} Hz for {target}")
+                out = self.container.add_stream(target, rate=rate)
                 try:
                     out.layout = s.codec_context.layout
                 except Exception:
@@ -295,6 +300,8 @@ class Sink:
         video.width, video.height, video.pix_fmt = spec.width, spec.height, spec.pix_fmt
         video.time_base = spec.time_base
         video.codec_context.time_base = spec.time_base
+        if spec.sar and spec.sar != 1:  # non-square pixels: displayed at the source's shape
+            video.codec_context.sample_aspect_ratio = spec.sar
         if spec.global_header is not None:
             flag = av.codec.context.Flags.global_header
             ctx = video.codec_context
@@ -333,7 +340,8 @@ class Sink:
         self.container.mux(packet)
 
     def audio(self, stream_index: int, frame) -> None:
-        frame.pts = None
+        # the frame keeps its time (PyAV rescales it to the encoder's, resampling where the rate changes):
+        # audio that starts after the video still starts there once re-encoded
         for p in self.map[stream_index].encode(frame):
             self.container.mux(p)
 

@@ -99,7 +99,7 @@ def _process(src, dst, report, restorer, options, container_format, frames_out, 
                 codec_for(options, Path(dst), container_format), source.width, source.height, source.pix_fmt, report,
                 rate=source.rate, time_base=source.time_base, rgb=source.rgb, rotation=source.rotation,
                 container_format=container_format, metadata=tuple(source.metadata.items()),
-                others=tuple(source.others),
+                others=tuple(source.others), sar=source.sar,
             )  # fmt: skip
             writer = VideoWriter(Path(dst), spec, report)
         stream_frames(source.items(writer.decode_audio), writer, as_restorer(restorer), report, on_frame)

@@ -33,17 +33,22 @@ def make_video(
     high_bit: bool = False,
     container_format: str | None = None,
     options: dict | None = None,
+    audio_rate: int = 48000,
+    audio_start: float = 0.0,
+    sar: Fraction | None = None,
 ) -> None:
     c = av.open(str(path), "w", format=container_format)
     s = c.add_stream(codec, rate=rate, options=options or {})
     s.width, s.height, s.pix_fmt = w, h, pix_fmt
+    if sar is not None:
+        s.codec_context.sample_aspect_ratio = sar
     s.time_base = time_base
     s.codec_context.time_base = time_base
     if rotation:
         s.set_display_rotation(rotation)
     a = None
     if audio:
-        a = c.add_stream(audio, rate=48000)
+        a = c.add_stream(audio, rate=audio_rate)
         a.layout = "stereo"
     for i, p in enumerate(pts):
         img = frame_pixels(i, w, h, np.uint16 if high_bit else np.uint8)
@@ -55,12 +60,12 @@ def make_video(
         c.mux(q)
     if a is not None:
         seconds = float(pts[-1] * time_base) + 0.1
-        t = 0
+        t = round(audio_start * audio_rate)
         rng = np.random.default_rng(0)
-        while t < seconds * 48000:
+        while t < seconds * audio_rate:
             samples = (rng.standard_normal((2, 1024)) * 0.1).astype(np.float32)
             af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-            af.sample_rate, af.pts = 48000, t
+            af.sample_rate, af.pts = audio_rate, t
             t += 1024
             for q in a.encode(af):
                 c.mux(q)

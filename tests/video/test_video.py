@@ -527,3 +527,27 @@ def test_a_frame_sequence_with_missing_numbers_gets_a_note(tmp_path, checkpoint)
     assert "4 numbers missing from the sequence (3, 6-8)" in r.stderr
     record = json.loads((tmp_path / "algnet-run.json").read_text())
     assert any("numbers missing" in s for s in record["videos"][0]["streams"])
+
+
+def _audio_start(path) -> float:
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        first = next(p for p in c.demux(a) if p.size and p.pts is not None)
+        return float(first.pts * a.time_base)
+
+
+@pytest.mark.parametrize("rate", [48000, 44100])
+def test_pixel_shape_and_a_late_audio_start_survive_re_encoding(tmp_path, checkpoint, rate):
+    """A 4:3 pixel shape stays (H.264 carries it); audio that starts 0.5 s after the video still does once
+    re-encoded (AAC in MP4 -> Opus in WebM), and 44.1 kHz audio is resampled for Opus instead of failing."""
+    src = tmp_path / "clip.mp4"
+    make_video(src, 64, 48, [i * 40 for i in range(20)], sar=Fraction(4, 3), audio_start=0.5, audio_rate=rate)
+    same, webm = tmp_path / "o" / "clip.mp4", tmp_path / "w" / "clip.webm"
+    for out in (same, webm):
+        r = _cli(src, "-o", out, "--model", checkpoint, "--device", "cpu")
+        assert r.returncode == 0, r.stderr
+    with av.open(str(same)) as c:
+        assert c.streams.video[0].codec_context.sample_aspect_ratio == Fraction(4, 3)
+    with av.open(str(webm)) as c:
+        assert c.streams.audio[0].codec_context.name == "opus" and c.streams.audio[0].rate == 48000
+    assert abs(_audio_start(webm) - _audio_start(src)) < 0.03, (_audio_start(webm), _audio_start(src))
