@@ -23,7 +23,10 @@ from algnet_cli.video import probe
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="ray-cluster")]  # one test cluster, in one pytest worker
+# the tests share a test cluster per pytest worker, in two groups of about equal time, so that two workers
+# each take half (each group starts its own two-node cluster)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="ray-cluster-a")]
+OTHER_HALF = pytest.mark.xdist_group(name="ray-cluster-b")
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +131,7 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     assert all(p.stat().st_mtime_ns == before[p.name] for p in many.iterdir() if p.name != "algnet-run.json")
 
 
+@OTHER_HALF
 def test_frames_streamed_through_the_workers_match_one_machine(tmp_path, cluster, checkpoint):
     """--frames-out and a video with a single keyframe are not cut: their frames go to the workers."""
     src = tmp_path / "one_gop.mkv"
@@ -173,6 +177,7 @@ def test_a_lost_node_costs_no_output(tmp_path, cluster, checkpoint):
         read_image(p)
 
 
+@OTHER_HALF
 def test_sigint_to_the_driver_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, cluster, checkpoint):
     _photos(tmp_path / "in", 8, size=160)
     out = tmp_path / "out"
@@ -221,6 +226,7 @@ def _timing(path):
         return pts, rate, [(p.pts, p.dts) for p in c.demux(audio=0) if p.size]
 
 
+@OTHER_HALF
 def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, checkpoint):
     """Keyframes that do not divide the frame count, 24 fps in MP4's 1/12288, 30000/1001 fps in Matroska's
     milliseconds, B-frames and AAC: the joined outputs carry the single-machine timestamps exactly."""
@@ -282,6 +288,7 @@ def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_pat
     assert any(f"{len(parts) - 1} of {len(parts)} segments kept" in s for s in rec["streams"])
 
 
+@OTHER_HALF
 def test_a_video_that_does_not_seek_to_its_keyframes_is_streamed_instead(tmp_path, cluster, checkpoint):
     """MPEG-TS seeks imprecisely: its segments do not decode as indexed, so the driver streams the frames
     through the workers, and the output is the single machine's."""
@@ -344,6 +351,7 @@ def test_a_model_no_worker_can_load_is_one_line(tmp_path, cluster):
     assert not (tmp_path / "out" / "p00.png").exists()
 
 
+@OTHER_HALF
 def test_the_record_is_described_without_a_live_worker():
     """The driver keeps the first ready worker's description: when the last worker has died, the
     summary and the run record are still written, at once."""
@@ -397,6 +405,7 @@ def _kill_own_workers() -> list[int]:
     return pids
 
 
+@OTHER_HALF
 def test_a_run_whose_last_worker_dies_still_writes_its_summary_and_record(tmp_path, cluster, checkpoint):
     import shutil
 
