@@ -75,6 +75,18 @@ def _timing(path):
     return pts, rate, audio
 
 
+def _join_and_whole(src, joined, whole) -> list:
+    """``src`` cut into at most 10 segments at keyframes, each encoded and all joined into ``joined``;
+    and the same video made in one run, into ``whole``. Returns the segments."""
+    segments = index_segments(src, 10)
+    parts = [joined.parent / f"{s.index:05d}.nut" for s in segments]
+    for s, part in zip(segments, parts):
+        encode_segment(src, s, part, invert, joined_into=joined)
+    join_segments(src, parts, joined, VideoReport(str(src), ""))
+    process_video(src, whole, invert)
+    return segments
+
+
 def _clip(path, rate, keyint, bframes):
     """Nine and a half keyframe intervals at ``rate`` ("vfr": jittered), AAC beside them."""
     n = 9 * keyint + keyint // 2
@@ -129,13 +141,8 @@ def test_many_joins_keep_every_timestamp_of_a_whole_run(tmp_path, suffix, rate, 
     """At least 8 joins in one video: no join moves a frame, the frame rate or an audio packet."""
     src, joined, whole = tmp_path / f"clip{suffix}", tmp_path / f"joined{suffix}", tmp_path / f"whole{suffix}"
     _clip(src, rate, keyint, bframes)
-    segments = index_segments(src, 10)
+    segments = _join_and_whole(src, joined, whole)
     assert len(segments) >= 9
-    parts = [tmp_path / f"{s.index:05d}.nut" for s in segments]
-    for s, part in zip(segments, parts):
-        encode_segment(src, s, part, invert, joined_into=joined)
-    join_segments(src, parts, joined, VideoReport(str(src), ""))
-    process_video(src, whole, invert)
     (pts, rate_joined, audio), (pts_whole, rate_whole, audio_whole) = _timing(joined), _timing(whole)
     assert pts == pts_whole and len(pts) == len(_timing(src)[0])
     assert rate_joined == rate_whole
@@ -230,13 +237,8 @@ def test_a_last_segment_of_one_frame_keeps_the_frame_rate_and_decoding_times_eve
     src, joined, whole = tmp_path / f"clip{suffix}", tmp_path / f"joined{suffix}", tmp_path / f"whole{suffix}"
     options = {"g": str(keyint), "keyint_min": str(keyint), "sc_threshold": "0", "bf": "3"}
     make_video(src, 64, 48, list(range(n)), time_base=Fraction(1, 24), rate=24, audio=None, options=options)
-    segments = index_segments(src, 10)
+    segments = _join_and_whole(src, joined, whole)
     assert segments[-1].frames == 1
-    parts = [tmp_path / f"{s.index:05d}.nut" for s in segments]
-    for s, part in zip(segments, parts):
-        encode_segment(src, s, part, invert, joined_into=joined)
-    join_segments(src, parts, joined, VideoReport(str(src), ""))
-    process_video(src, whole, invert)
     (pts, rate, _), (pts_whole, rate_whole, _) = _timing(joined), _timing(whole)
     assert pts == pts_whole and rate == rate_whole == 24
     with av.open(str(joined)) as c:
