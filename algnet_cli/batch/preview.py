@@ -57,7 +57,7 @@ def _frame(path: Path, max_pixels: int | None) -> np.ndarray:
     from ..video import is_video_path
 
     if is_video_path(path):
-        from ..video.decode import sample_frames
+        from ..video.probing import sample_frames
 
         frames = sample_frames(path, 1, fmt="rgb24")
         if not frames:

@@ -152,7 +152,7 @@ def _describe(report: VideoReport, encode, parts: int) -> None:
     """What the join cannot read off the segments: the encoder by name, and how the video was made.
     (Size, rate and rotation are the source's, set by the join.)"""
     from ..video import encoder_name
-    from ..video.encode import codec_for
+    from ..video.containers import codec_for
 
     report.codec = encoder_name(codec_for(encode, Path(report.output)).codec)
     report.streams.append(f"video: {parts} keyframe segments, encoded on the cluster's workers")

@@ -47,7 +47,7 @@ class Row:
 def score_video(path: Path, samples: int = VIDEO_SAMPLES) -> list[float]:
     """Blur scores of up to ``samples`` frames spread over a video (upright, as the deblurring
     reads them)."""
-    from ..video.decode import sample_frames
+    from ..video.probing import sample_frames
 
     frames = sample_frames(path, samples)
     if not frames:

@@ -6,8 +6,10 @@ through a restorer; ``sequence``: still frames into a video.
 """
 
 from ..errors import VideoError
-from .decode import OUTPUT_CONTAINERS, VIDEO_SUFFIXES, VideoReport, is_video_path, probe, probe_header
-from .encode import EncodeOptions, check_encode_options, choose_pix_fmt, describe_backend, encoder_name, partial_path
+from .containers import EncodeOptions, check_encode_options, choose_pix_fmt, encoder_name
+from .decode import OUTPUT_CONTAINERS, VIDEO_SUFFIXES, VideoReport, is_video_path
+from .encode import describe_backend, partial_path
+from .probing import probe, probe_header
 from .process import FrameFunction, Restorer, process_video
 from .sequence import process_sequence
 

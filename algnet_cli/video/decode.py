@@ -7,7 +7,6 @@ damaged input gives the frames that decode.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError, VideoError
+from ..errors import VideoError
 from ..fileio import unreadable_reason
+from .colour import Mastering, colour_of, mastering_of, to_rgb
+from .libav import pyav
 
 VIDEO_SUFFIXES = (
     ".mp4",
@@ -50,21 +51,6 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-@functools.lru_cache(maxsize=1)
-def pyav():
-    """PyAV, imported on first use, with FFmpeg's log level set once."""
-    try:
-        import av
-    except ImportError as e:  # pragma: no cover - av is a dependency
-        raise UsageError("video support needs PyAV: pip install av") from e
-    av.logging.set_level(av.logging.ERROR)  # captured while reading and reported per file (see _Source.items)
-    # PyAV drops a message equal to the last one it saw, process-wide: the second damaged file of a run
-    # (or of a long-lived worker) would lose its "ended prematurely". Alike messages are counted per file
-    # by log_lines instead.
-    av.logging.set_skip_repeated(False)
-    return av
-
-
 @dataclass
 class VideoReport:
     input: str
@@ -95,6 +81,15 @@ class VideoReport:
         return d
 
 
+def has_alpha(pix_fmt: str | None) -> bool:
+    if not pix_fmt:
+        return False
+    try:
+        return any(c.is_alpha for c in pyav().VideoFormat(pix_fmt, 16, 16).components)
+    except Exception:
+        return False
+
+
 def high_bit(pix_fmt: str | None) -> bool:
     if not pix_fmt:
         return False
@@ -112,6 +107,19 @@ class Frame:
     pts: int | None
     time_base: Fraction | None
     duration: int | None = None
+    alpha: np.ndarray | None = None  # the source's transparency, (H, W), kept beside the model's RGB
+
+
+@dataclass
+class FirstFrame:
+    """What only a decoded frame says of a video: its display rotation, colour tags missing from the
+    header, HDR10 side data and whether it is interlaced."""
+
+    rotation: int = 0
+    frame: object = None  # the frame itself (its colour fields), None when none decodes
+    mastering: Mastering | None = None
+    interlaced: bool = False
+    top_field_first: bool = True
 
 
 class Source:
@@ -137,11 +145,20 @@ class Source:
         self.width, self.height = cc.width, cc.height
         self.sar = cc.sample_aspect_ratio  # None or 1: square pixels
         self.pix_fmt = cc.format.name if cc.format else None
+        self.alpha_decoder = _alpha_decoder(self.video)
+        if self.alpha_decoder is not None:  # VP8/VP9 with alpha in WebM: FFmpeg's own decoder drops the alpha
+            self.pix_fmt = "yuva420p"
         self.high_bit = high_bit(self.pix_fmt)
         self.rgb = "rgb48le" if self.high_bit else "rgb24"
         self.rate = self.video.average_rate or self.video.guessed_rate or Fraction(25)
         self.time_base = self.video.time_base
-        self.rotation = first_frame_rotation(path)
+        first = first_frame_facts(path)
+        self.rotation = first.rotation
+        self.colour = colour_of(cc, first.frame)
+        self.mastering = first.mastering
+        self.field_order = int(getattr(cc, "field_order", 0) or 0)
+        if self.field_order <= 1 and first.interlaced:  # progressive or unknown in the header, fields in the frames
+            self.field_order = 2 if first.top_field_first else 3
         self.frames_expected = self.video.frames or None
         self.frames_estimated = not self.frames_expected
         if not self.frames_expected and self.video.duration and self.time_base:
@@ -159,9 +176,56 @@ class Source:
                     name = s.codec_context.name if s.codec_context else "unknown codec"
                     report.streams.append(f"{s.type} #{s.index} ({name}): not carried over")
         self.metadata = dict(self.container.metadata)
+        # the timeline starts at 0, as FFmpeg's own tools write it: a transport stream whose clock starts
+        # at 10 hours is not written with 10 empty hours before it (the streams keep their offsets)
+        start = self.container.start_time
+        self.start = Fraction(start, 1_000_000) if start and start > 0 else Fraction(0)
+        self.video_metadata = dict(self.video.metadata)
+        self.chapters = [self._shifted_chapter(ch) for ch in self.container.chapters()]
+
+    def _shifted_chapter(self, chapter: dict) -> dict:
+        tb = chapter["time_base"]
+        return {**chapter, "start": self.shifted(chapter["start"], tb), "end": self.shifted(chapter["end"], tb)}
+
+    def carried(self) -> dict:
+        """The :class:`~.encode.OutputSpec` fields that carry this file's tags and other streams over."""
+        return {
+            "metadata": tuple(self.metadata.items()),
+            "video_metadata": tuple(self.video_metadata.items()),
+            "chapters": tuple(self.chapters),
+            "others": tuple(self.others),
+        }
 
     def close(self) -> None:
         self.container.close()
+
+    def shifted(self, stamp: int | None, time_base: Fraction | None) -> int | None:
+        """A timestamp of this file on the output's timeline (which starts at 0)."""
+        if stamp is None or not self.start or not time_base:
+            return stamp
+        return stamp - round(self.start / time_base)
+
+    def picture(self) -> dict:
+        """The :class:`~.encode.OutputSpec` fields that keep this video's look: pixel shape, colour,
+        HDR10 metadata, field order."""
+        return {"sar": self.sar, "colour": self.colour, "mastering": self.mastering, "field_order": self.field_order}
+
+    def to_rgb(self, frame) -> np.ndarray:
+        """A decoded frame as the model's RGB, converted with this video's own matrix and range."""
+        return to_rgb(frame, self.rgb, self.colour)
+
+    def frame(self, index: int, f, pts: int | None) -> Frame:
+        """A decoded frame as a :class:`Frame`: RGB for the model, its alpha (if any) beside it."""
+        if has_alpha(f.format.name):
+            rgba = to_rgb(f, "rgba64le" if self.high_bit else "rgba", self.colour)
+            return Frame(index, np.ascontiguousarray(rgba[..., :3]), pts, f.time_base, f.duration, rgba[..., 3].copy())
+        return Frame(index, self.to_rgb(f), pts, f.time_base, f.duration)
+
+    def decode(self, packet) -> list:
+        """The frames of one video packet (through libvpx where the alpha needs it)."""
+        if self.alpha_decoder is not None:
+            return self.alpha_decoder.decode(packet)
+        return packet.decode()
 
     def items(self, decode_audio: set[int], frames: bool = True) -> Iterable:
         """Yield Frame objects for video frames and packets (or decoded frames) of the other streams.
@@ -182,7 +246,8 @@ class Source:
     def _items(self, decode_audio: set[int], frames: bool = True) -> Iterable:
         av = pyav()
         index = 0
-        when = BestEffortTimestamps()
+        step = round(1 / (self.rate * self.time_base)) if self.rate and self.time_base else 1
+        when = BestEffortTimestamps(step)
         streams = [self.video, *self.others] if frames else self.others
         if not streams:
             return
@@ -194,14 +259,17 @@ class Source:
                     if packet.stream.index in decode_audio:
                         try:
                             for f in packet.decode():
+                                f.pts = self.shifted(f.pts, f.time_base)
                                 yield ("audio", packet.stream.index, f)
                         except av.FFmpegError as e:
                             self._problem(f"audio packet at {_when(packet)}: {reason(e)}")
                     else:
+                        packet.pts = self.shifted(packet.pts, packet.time_base)
+                        packet.dts = self.shifted(packet.dts, packet.time_base)
                         yield ("packet", packet.stream.index, packet)
                     continue
                 try:
-                    decoded = packet.decode()
+                    decoded = self.decode(packet)
                 except av.FFmpegError as e:
                     self._problem(f"video packet at {_when(packet)} did not decode ({reason(e)})")
                     continue
@@ -209,12 +277,13 @@ class Source:
                     index += 1
                     if f.is_corrupt:
                         self._problem(f"frame {index} ({_when(packet)}) decoded with errors, concealed by the decoder")
-                    pts = when(f.pts, f.dts)
-                    yield ("frame", Frame(index, f.to_ndarray(format=self.rgb), pts, f.time_base, f.duration), None)
+                    pts = self.shifted(when(f.pts, f.dts), f.time_base)
+                    yield ("frame", self.frame(index, f, pts), None)
             for s in decode_audio:  # flush audio decoders
                 stream = self.container.streams[s]
                 try:
                     for f in stream.codec_context.decode(None):
+                        f.pts = self.shifted(f.pts, f.time_base)
                         yield ("audio", s, f)
                 except av.FFmpegError:
                     pass
@@ -231,11 +300,15 @@ class BestEffortTimestamps:
     backwards more often than the dts have, then its dts. Containers without real pts (AVI with
     B-frames) number packets in decoding order, so their frames' pts come out of order; their dts
     do not. Where the guess switches it can repeat a time, which no encoder takes: a time that does
-    not move forward becomes the last one plus one tick."""
+    not move forward becomes the last one plus one tick. A frame with neither (MPEG program streams
+    stamp only some packets) comes ``step`` ticks (one frame) after the last one."""
 
-    def __init__(self):
+    def __init__(self, step: int = 1):
+        self.step = max(1, step)
         self.faulty_pts = self.faulty_dts = 0
-        self.last_pts = self.last_dts = self.last = None
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self.last: int | None = None
 
     def __call__(self, pts: int | None, dts: int | None) -> int | None:
         if dts is not None:
@@ -245,6 +318,8 @@ class BestEffortTimestamps:
             self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
             self.last_pts = pts
         guess = pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
+        if guess is None and self.last is not None:
+            guess = self.last + self.step
         if guess is not None and self.last is not None and guess <= self.last:
             guess = self.last + 1
         self.last = guess if guess is not None else self.last
@@ -262,6 +337,17 @@ def log_lines(logs) -> list[str]:
     return [first + (f" (and {count - 1} alike)" if count > 1 else "") for first, count in groups.values()]
 
 
+def _alpha_decoder(stream):
+    """A libvpx decoder for a VP8/VP9 stream that carries alpha (WebM's ``alpha_mode``), else None."""
+    name = stream.codec_context.name
+    if name not in ("vp8", "vp9") or str(stream.metadata.get("alpha_mode", "")) != "1":
+        return None
+    try:
+        return pyav().CodecContext.create("libvpx-vp9" if name == "vp9" else "libvpx", "r")
+    except Exception:  # a build without libvpx's decoder: decoded without the alpha
+        return None
+
+
 def main_video_stream(container):
     """The first video stream that is not a cover picture; None when there is none."""
     av = pyav()
@@ -273,16 +359,25 @@ def main_video_stream(container):
     return streams[0] if streams else None
 
 
-def first_frame_rotation(path: Path) -> int:
-    """Display rotation in degrees (FFmpeg attaches the stream's display matrix to each frame)."""
+def first_frame_facts(path: Path) -> FirstFrame:
+    """What the first decodable frame says: its rotation in degrees (FFmpeg attaches the stream's
+    display matrix to each frame), colour, HDR10 side data and interlacing."""
     av = pyav()
     try:
         with av.logging.Capture(), av.open(str(path)) as c:
             for f in c.decode(main_video_stream(c)):
-                return int(f.rotation or 0)
+                return FirstFrame(
+                    int(f.rotation or 0), f, mastering_of(f), bool(f.interlaced_frame),
+                    bool(getattr(f, "top_field_first", True)),
+                )  # fmt: skip
     except (av.FFmpegError, OSError, StopIteration):
         pass
-    return 0
+    return FirstFrame()
+
+
+def first_frame_rotation(path: Path) -> int:
+    """Display rotation in degrees."""
+    return first_frame_facts(path).rotation
 
 
 def _when(packet) -> str:
@@ -302,88 +397,3 @@ def reason_logged(e: BaseException) -> str:
     log = getattr(e, "log", None)
     detail = ": ".join(str(x).strip() for x in log[1:]) if isinstance(log, tuple) and len(log) == 3 else ""
     return f"{reason(e)} ({detail})" if detail else reason(e)
-
-
-def probe(path: str | Path) -> dict:
-    """Frame count (decoded), rate, duration, size, rotation and streams of a video file."""
-    av = pyav()
-    with av.open(str(path)) as c:
-        v = main_video_stream(c)
-        pts = [f.pts for f in c.decode(v)]
-        return {
-            "frames": len(pts),
-            "fps": float(v.average_rate) if v.average_rate else None,
-            "time_base": v.time_base,
-            "pts": pts,
-            "duration": float(c.duration / 1_000_000) if c.duration else None,
-            "size": (v.codec_context.width, v.codec_context.height),
-            "rotation": first_frame_rotation(Path(path)),
-            "streams": [(s.type, s.codec_context.name if s.codec_context else None) for s in c.streams],
-        }
-
-
-def probe_header(path: str | Path) -> dict:
-    """Size, rate and frame count from the container's header, without decoding."""
-    why = unreadable_reason(Path(path))
-    if why is not None:
-        raise VideoError(path, why)
-    av = pyav()
-    with av.open(str(path)) as c:
-        v = main_video_stream(c)
-        return {
-            "size": (v.codec_context.width, v.codec_context.height),
-            "fps": float(v.average_rate or v.guessed_rate or 0),
-            "frames": v.frames or None,
-        }
-
-
-def sample_frames(path: str | Path, count: int, fmt: str = "gray") -> list[np.ndarray]:
-    """Up to ``count`` frames spread evenly over a video's duration, as stored (``fmt``: a PyAV
-    pixel format such as ``gray`` or ``rgb24``): each is the first frame at or after an even share
-    of the duration, found by seeking to the keyframe before it. A clip whose duration is unknown
-    or that cannot seek is read twice from the start: its packets counted, then the frames at even
-    shares of the count kept (never the whole clip in memory). Raises VideoError when the file does not open as a video."""
-    path = Path(path)
-    av = pyav()
-    why = unreadable_reason(path)
-    if why is not None:
-        raise VideoError(path, why)
-    try:
-        with av.logging.Capture(), av.open(str(path)) as c:
-            stream = main_video_stream(c)
-            if stream is None:
-                raise VideoError(path, "no video stream")
-            stream.thread_type = "AUTO"
-            frames = _seek_samples(c, stream, count, fmt)
-            if frames is None:
-                c.seek(0)
-                total = sum(1 for packet in c.demux(stream) if packet.size)  # counted without decoding
-                picks = {int((i + 0.5) * total / count) for i in range(count)}
-                c.seek(0)
-                frames = [f.to_ndarray(format=fmt) for i, f in enumerate(c.decode(stream)) if i in picks]
-            return frames
-    except av.FFmpegError as e:
-        raise VideoError(path, f"cannot read frames ({reason(e)})") from None
-
-
-def _seek_samples(container, stream, count: int, fmt: str) -> list[np.ndarray] | None:
-    av = pyav()
-    tb = stream.time_base
-    start = stream.start_time or 0
-    duration = stream.duration
-    if (not duration or not tb) and container.duration:
-        duration = int(container.duration / 1_000_000 / tb) if tb else None
-    if not duration or not tb:
-        return None
-    out = []
-    try:
-        for i in range(count):
-            target = start + int((i + 0.5) * duration / count)
-            container.seek(target, stream=stream, backward=True, any_frame=False)
-            for f in container.decode(stream):
-                if f.pts is None or f.pts >= target:
-                    out.append(f.to_ndarray(format=fmt))
-                    break
-    except av.FFmpegError:
-        return None
-    return out or None

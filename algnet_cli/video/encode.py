@@ -12,168 +12,23 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import UsageError, VideoError
 from ..fileio import commit_temp, make_temp
-from .decode import Frame, VideoReport, pyav, reason
-
-CODEC_ALIASES = {
-    "h264": "libx264",
-    "avc": "libx264",
-    "h265": "libx265",
-    "hevc": "libx265",
-    "vp9": "libvpx-vp9",
-    "av1": "libsvtav1",
-}
-CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
-#: the default: H.264 where the output's container holds it, else that container's own video codec
-#: (VP9 in WebM, VP8 in Ogg), see :func:`codec_for`
-AUTO_CODEC = "auto"
-DEFAULT_CODEC = AUTO_CODEC
-DEFAULT_CRF = 18
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    codec: str = DEFAULT_CODEC
-    crf: int | None = DEFAULT_CRF
-    pix_fmt: str | None = None  # None: the source's when the encoder takes it and the size allows, else yuv420p
-    fps: float | None = None  # frame sequences only
-
-
-def encoder_name(codec: str) -> str:
-    """The FFmpeg encoder for a user's codec name (h264 -> libx264; auto, without a container to ask:
-    libx264), checked to exist."""
-    av = pyav()
-    if codec == AUTO_CODEC:
-        codec = "h264"
-    name = CODEC_ALIASES.get(codec.lower(), codec)
-    try:
-        c = av.codec.Codec(name, "w")
-    except Exception:
-        raise UsageError(f"--codec {codec}: no such video encoder in this FFmpeg build") from None
-    if c.type != "video":
-        raise UsageError(f"--codec {codec}: {name} is not a video encoder")
-    return name
-
-
-def check_encode_options(options: EncodeOptions, suffixes) -> None:
-    """Refuse, before any work, a codec or pixel format that does not exist, and a codec that a
-    container among ``suffixes`` (the outputs' file suffixes) cannot hold."""
-    av = pyav()
-    encoder = encoder_name(options.codec)
-    codec = av.codec.Codec(encoder, "w")
-    auto = options.codec == AUTO_CODEC  # made concrete per output, so every container takes it
-    if options.pix_fmt is not None:
-        try:
-            av.VideoFormat(options.pix_fmt, 16, 16)
-        except Exception:
-            raise UsageError(f"--pix-fmt {options.pix_fmt}: no such pixel format") from None
-        supported = [f.name for f in (codec.video_formats or [])]
-        if supported and options.pix_fmt not in supported:
-            raise UsageError(
-                f"--pix-fmt {options.pix_fmt}: {encoder} does not take it; it takes {', '.join(supported[:12])}"
-            )
-    for suffix in sorted(set(suffixes)):
-        try:
-            holds = container_of(Path("output" + suffix))[2]
-        except VideoError:  # a container FFmpeg cannot name: the muxer reports it per file
-            continue
-        if not auto and not holds_encoder(holds, encoder):
-            raise UsageError(
-                f"--codec {options.codec}: a {suffix} file cannot hold {encoder} video; choose another --codec"
-            )
-
-
-def _subsampled(pix_fmt: str) -> tuple[bool, bool]:
-    """(horizontal, vertical) chroma subsampling of a pixel format."""
-    av = pyav()
-    fmt = av.VideoFormat(pix_fmt, 16, 16)
-    comps = fmt.components
-    if len(comps) < 3 or fmt.is_rgb:
-        return False, False
-    return comps[1].width < 16, comps[1].height < 16
-
-
-def choose_pix_fmt(
-    encoder: str, requested: str | None, source: str | None, width: int, height: int
-) -> tuple[str, str | None]:
-    """The output pixel format and a note when it is not the obvious one."""
-    av = pyav()
-    supported = [f.name for f in (av.codec.Codec(encoder, "w").video_formats or [])]
-
-    def fits(fmt: str) -> bool:
-        h_sub, v_sub = _subsampled(fmt)
-        return not (h_sub and width % 2) and not (v_sub and height % 2)
-
-    if requested:
-        if supported and requested not in supported:
-            raise UsageError(f"--pix-fmt {requested}: {encoder} takes {', '.join(supported)}")
-        if not fits(requested):
-            raise UsageError(
-                f"--pix-fmt {requested} needs an even width and height; this video is {width}x{height} "
-                f"(use yuv444p, or another format without chroma subsampling)"
-            )
-        return requested, None
-    rgb_like = {
-        "rgb24": ["bgr0", "gbrp"],
-        "rgb48le": ["gbrp16le", "gbrp12le", "gbrp10le", "yuv420p10le", "yuv444p10le"],
-    }.get(source or "")
-    if rgb_like is not None:  # frames from images: exact RGB where the encoder has it (ffv1), else the usual
-        for fmt in rgb_like:
-            if fmt in supported and fits(fmt):
-                return fmt, None
-        source = None
-    for candidate in (source, "yuv420p", "yuv444p", "bgr0", "gbrp"):
-        fmt = candidate or ""
-        if fmt and (not supported or fmt in supported) and fits(fmt):
-            note = None
-            if (
-                fmt != (source or fmt)
-                or (fmt == "yuv444p" and source not in (None, "yuv444p"))
-                or (fmt == "yuv444p" and not fits("yuv420p"))
-            ):
-                why = f"{width}x{height} is odd" if not fits("yuv420p") else f"{encoder} does not take {source}"
-                note = f"pixel format {fmt} ({why})"
-            return fmt, note
-    fallback = next((f for f in supported if fits(f)), None)
-    if fallback is None:
-        raise UsageError(f"{encoder} cannot encode a {width}x{height} video")
-    return fallback, f"pixel format {fallback}"
-
-
-def container_of(path: Path, container_format: str | None = None) -> tuple[str, bool, frozenset, str | None]:
-    """The container FFmpeg writes for ``path`` (by its name, or ``container_format``): its name,
-    whether it keeps codec headers out of band (global headers), the codecs it can hold (empty: any)
-    and its own default video codec. Nothing is created."""
-    av = pyav()
-    try:
-        with av.open(str(path), "w", format=container_format) as c:
-            holds = frozenset(c.supported_codecs or ())
-            return c.format.name, bool(c.format.flags & 0x40), holds, c.default_video_codec  # 0x40: GLOBALHEADER
-    except (av.FFmpegError, ValueError) as e:
-        raise VideoError(path, f"cannot write this container ({reason(e)})") from None
-
-
-def holds_encoder(holds: frozenset, encoder: str) -> bool:
-    """Whether a container that holds the codecs ``holds`` (empty: any) takes what ``encoder``
-    writes: by the encoder's own name, FFmpeg's name for it, or the codec it writes."""
-    if not holds:
-        return True
-    codec = pyav().codec.Codec(encoder, "w")
-    return bool({encoder, codec.name, codec.canonical_name} & holds)
-
-
-def codec_for(options: EncodeOptions, dst: Path, container_format: str | None = None, facts=None) -> EncodeOptions:
-    """``options`` with ``auto`` made concrete for the output ``dst``: H.264 where its container holds
-    it, else the container's own video codec (a .webm output gets VP9). ``facts``: what
-    :func:`container_of` says of ``dst``, when the caller has it already."""
-    if options.codec != AUTO_CODEC:
-        return options
-    import dataclasses
-
-    _, _, holds, default = facts or container_of(Path(dst), container_format)
-    codec = "h264" if holds_encoder(holds, "libx264") or not default else default
-    return dataclasses.replace(options, codec=codec)
+from .colour import FIELD_ORDERS, Colour, Mastering, from_rgb, output_colour, tag
+from .containers import (
+    CRF_CODECS,
+    QSCALE_CODECS,
+    SAR_IN_BITSTREAM,
+    EncodeOptions,
+    _encoder_time_base,
+    choose_pix_fmt,
+    encoder_name,
+    holds_encoder,
+    muxer_codecs,
+)
+from .decode import Frame, VideoReport, has_alpha, high_bit, pyav, reason
 
 
 def partial_path(dst: Path) -> Path:
@@ -200,7 +55,12 @@ class OutputSpec:
     #: A segment written for a later join sets it as the joined file's container wants.
     global_header: bool | None = None
     others: tuple = ()  # the source's audio and subtitle streams
+    video_metadata: tuple = ()  # (key, value) tags of the source's video stream (language, title)
+    chapters: tuple = ()  # the source's chapters (PyAV's dicts), on the output's timeline
     sar: Fraction | None = None  # the source's pixel shape (sample aspect ratio); None or 1: square
+    colour: Colour = Colour()  # how the frames are coded and tagged (see :mod:`.colour`)
+    mastering: Mastering | None = None  # HDR10 static metadata to write, where the encoder takes it
+    field_order: int = 0  # AVFieldOrder of the source: 2-5 interlaced, kept where the encoder can
 
 
 def output_spec(
@@ -214,7 +74,28 @@ def output_spec(
     if note:
         report.streams.append(f"video: {note}")
     report.codec, report.pix_fmt = encoder, pix_fmt
-    return OutputSpec(encoder, pix_fmt, options.crf, width, height, **timing)
+    if has_alpha(source_pix_fmt) and not has_alpha(pix_fmt):
+        report.streams.append(
+            f"video: transparency (alpha) dropped: {encoder} into this file takes no alpha (vp9 in .webm keeps it)"
+        )
+    source_colour = timing.pop("colour", Colour())
+    colour = output_colour(source_colour, pix_fmt)
+    for line in _colour_notes(encoder, pix_fmt, source_colour, timing.get("mastering"), timing.get("field_order", 0)):
+        report.streams.append(f"video: {line}")
+    return OutputSpec(encoder, pix_fmt, options.crf, width, height, colour=colour, **timing)
+
+
+def _colour_notes(encoder: str, pix_fmt: str, colour: Colour, mastering: Mastering | None, field_order: int):
+    """What of the source's colour, HDR metadata and field order this output cannot keep."""
+    note = colour.note()
+    if note:
+        yield note
+    if colour.hdr and not high_bit(pix_fmt):
+        yield f"HDR video written at 8 bits ({encoder} takes no 10-bit format here): banding may show"
+    if mastering is not None and encoder != "libx265":
+        yield f"HDR10 mastering metadata ({mastering.describe()}) not kept: {encoder} cannot carry it; --codec h265 does"
+    if field_order in FIELD_ORDERS and encoder != "libx264":
+        yield f"interlaced ({FIELD_ORDERS[field_order]}) source written as progressive frames ({encoder} keeps no field order here; --codec h264 does)"
 
 
 class Sink:
@@ -226,11 +107,13 @@ class Sink:
         av = pyav()
         self.report = report
         self.rgb = spec.rgb
+        self.pix_fmt, self.colour = spec.pix_fmt, spec.colour
+        self.alpha = has_alpha(spec.pix_fmt)
         try:
             self.container = av.open(str(path), "w", format=spec.container_format)
         except (av.FFmpegError, ValueError) as e:
             raise VideoError(path, f"cannot write this container ({reason(e)})") from None
-        supported = self.container.supported_codecs
+        supported = muxer_codecs(self.container)
         self.encoding = template is None
         if template is not None:
             self.video = self.container.add_stream_from_template(template)
@@ -246,12 +129,19 @@ class Sink:
         for k, v in spec.metadata:
             if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
                 self.container.metadata[k] = v
+        _copy_tags(spec.video_metadata, self.video)
+        if spec.chapters:
+            try:
+                self.container.set_chapters(list(spec.chapters))
+            except Exception as e:
+                report.streams.append(f"chapters: not kept ({reason(e)})")
         self.map: dict[int, Any] = {}
         self.decode_audio: set[int] = set()
         for s in spec.others:
             name = s.codec_context.name if s.codec_context else None
             if name and (not supported or name in supported):
                 self.map[s.index] = self.container.add_stream_from_template(s)
+                _copy_tags(s.metadata.items(), self.map[s.index], s)
                 report.streams.append(f"{s.type} #{s.index} ({name}): copied")
             elif s.type == "audio":
                 target = self.container.default_audio_codec
@@ -268,6 +158,7 @@ class Sink:
                     out.layout = s.codec_context.layout
                 except Exception:
                     pass
+                _copy_tags(s.metadata.items(), out, s)
                 self.map[s.index] = out
                 self.decode_audio.add(s.index)
                 report.streams.append(
@@ -291,17 +182,33 @@ class Sink:
         options = {"crf": str(spec.crf)} if spec.crf is not None and encoder in CRF_CODECS else {}
         if encoder == "libvpx-vp9" and options:
             options["b"] = "0"
-        if encoder == "libx265":  # x265 prints its own lines on stderr: warnings only, errors only with -q
-            import logging
-
-            quiet = not logging.getLogger("algnet_cli").isEnabledFor(logging.WARNING)
-            options["x265-params"] = f"log-level={'error' if quiet else 'warning'}"
+        if encoder == "libx265":  # x265 prints its own lines on stderr
+            params = ["log-level=error"]  # its warnings are about its own tuning (lookahead, wpp), not the file
+            if spec.mastering is not None:
+                params += spec.mastering.x265_params()
+            options["x265-params"] = ":".join(params)
+        if encoder == "libx264" and spec.field_order in FIELD_ORDERS:  # coded as fields, in the source's order
+            options["flags"] = "+ildct+ilme"
+            options["x264-params"] = "tff=1" if FIELD_ORDERS[spec.field_order][0] == "t" else "bff=1"
+        time_base = _encoder_time_base(encoder, spec.rate, spec.time_base)
         video = self.container.add_stream(encoder, rate=spec.rate, options=options)
         video.width, video.height, video.pix_fmt = spec.width, spec.height, spec.pix_fmt
-        video.time_base = spec.time_base
-        video.codec_context.time_base = spec.time_base
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        if encoder in QSCALE_CODECS and spec.crf is not None:  # no CRF: a fixed quantiser instead of 200 kb/s
+            video.codec_context.qscale = True
+            video.codec_context.global_quality = 2 * 118  # FF_QP2LAMBDA: -q:v 2, near transparent
         if spec.sar and spec.sar != 1:  # non-square pixels: displayed at the source's shape
             video.codec_context.sample_aspect_ratio = spec.sar
+            if self.container.format.name in ("matroska", "webm") and encoder not in SAR_IN_BITSTREAM:
+                # Matroska takes the shape from the stream, which PyAV cannot set; MP4 and MOV take the codec's
+                self.report.streams.append(
+                    f"video: pixel shape {spec.sar.numerator}:{spec.sar.denominator} not kept: {encoder} in "
+                    f"{self.container.format.name} cannot carry it here (h264 in .mkv, or a .mp4/.mov file, keeps it)"
+                )
+        tag(video.codec_context, spec.colour)
+        if encoder == "libx264" and spec.field_order in FIELD_ORDERS:
+            video.codec_context.field_order = spec.field_order
         if spec.global_header is not None:
             flag = av.codec.context.Flags.global_header
             ctx = video.codec_context
@@ -314,8 +221,10 @@ class Sink:
         self.container.mux(packet)
 
     def frame(self, f: Frame) -> None:
-        av = pyav()
-        vf = av.VideoFrame.from_ndarray(f.pixels, format=self.rgb)
+        pixels, rgb = f.pixels, self.rgb
+        if f.alpha is not None and self.alpha:  # the source's transparency, untouched by the model
+            pixels, rgb = np.dstack([pixels, f.alpha]), ("rgba64le" if rgb == "rgb48le" else "rgba")
+        vf = from_rgb(pixels, rgb, self.pix_fmt, self.colour)
         vf.pts = f.pts
         if f.time_base is not None:
             vf.time_base = f.time_base
@@ -354,6 +263,22 @@ class Sink:
                     self.container.mux(p)
         finally:
             self.container.close()
+
+
+#: stream tags that the muxer writes itself, or that describe the old encoding
+_OWN_TAGS = {"duration", "encoder", "handler_name", "vendor_id", "creation_time", "_statistics_tags", "alpha_mode"}
+
+
+def _copy_tags(tags, stream, source=None) -> None:
+    """A source stream's tags (language, title...) and disposition (default, forced...) onto its output stream."""
+    for k, v in tags:
+        if k.lower() not in _OWN_TAGS and not k.upper().startswith(("NUMBER_OF_", "BPS", "_STATISTICS")):
+            stream.metadata[k] = v
+    if source is not None:
+        try:
+            stream.disposition = source.disposition
+        except Exception:  # an older PyAV: the muxer's default
+            pass
 
 
 class VideoWriter:

@@ -19,8 +19,9 @@ import numpy as np
 from ..errors import VideoError
 from ..interrupts import shielded
 from ..pipeline import Item, Pipeline
+from .containers import EncodeOptions, codec_for
 from .decode import Source, VideoReport, log_lines, pyav, reason, reason_logged
-from .encode import EncodeOptions, VideoWriter, codec_for, output_spec
+from .encode import VideoWriter, output_spec
 from .frames import FrameFolderWriter
 
 QUEUE_DEPTH = 4
@@ -96,10 +97,10 @@ def _process(src, dst, report, restorer, options, container_format, frames_out, 
             writer = FrameFolderWriter(Path(frames_out), source.high_bit, str(src), source.frames_expected)
         else:
             spec = output_spec(
-                codec_for(options, Path(dst), container_format), source.width, source.height, source.pix_fmt, report,
+                codec_for(options, Path(dst), container_format, hdr=source.colour.hdr),
+                source.width, source.height, source.pix_fmt, report,
                 rate=source.rate, time_base=source.time_base, rgb=source.rgb, rotation=source.rotation,
-                container_format=container_format, metadata=tuple(source.metadata.items()),
-                others=tuple(source.others), sar=source.sar,
+                container_format=container_format, **source.carried(), **source.picture(),
             )  # fmt: skip
             writer = VideoWriter(Path(dst), spec, report)
         stream_frames(source.items(writer.decode_audio), writer, as_restorer(restorer), report, on_frame)

@@ -20,8 +20,9 @@ from pathlib import Path
 from ..errors import VideoError
 from ..fileio import atomic_write_text, commit_temp, make_temp
 from ..interrupts import shielded
-from .decode import Frame, Source, VideoReport, main_video_stream, pyav, reason_logged
-from .encode import EncodeOptions, Sink, VideoWriter, codec_for, container_of, encoder_name, holds_encoder, output_spec
+from .containers import EncodeOptions, codec_for, container_of, encoder_name, holds_encoder
+from .decode import Source, VideoReport, main_video_stream, pyav, reason_logged
+from .encode import Sink, VideoWriter, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
 
@@ -92,7 +93,11 @@ def encode_segment(
     if joined_into is not None:  # encoded as the joined file's container wants it
         facts = container_of(Path(joined_into))
         joined, global_header = facts[0], facts[1]
-        options = codec_for(options, Path(joined_into), facts=facts)
+        hdr = Source(Path(src), VideoReport(str(src), str(dst)), copy_others=False)
+        try:
+            options = codec_for(options, Path(joined_into), facts=facts, hdr=hdr.colour.hdr)
+        finally:
+            hdr.close()
         if not holds_encoder(container_of(Path(dst), "nut")[2], encoder_name(options.codec)):
             container = joined  # NUT has no tag for it (ProRes): the joined file's container holds it
     source = Source(Path(src), report, copy_others=False)
@@ -100,7 +105,7 @@ def encode_segment(
         spec = output_spec(
             options, source.width, source.height, source.pix_fmt, report,
             rate=source.rate, time_base=source.time_base, rgb=source.rgb,
-            container_format=container, global_header=global_header,
+            container_format=container, global_header=global_header, **source.picture(),
         )  # fmt: skip
         written: list[int] = []
 
@@ -143,13 +148,13 @@ def _segment_frames(source: Source, segment: Segment):
     found = 0
     with av.logging.Capture():
         for packet in c.demux(v):
-            for f in packet.decode():
+            for f in source.decode(packet):
                 if f.pts is None or (segment.start is not None and f.pts < segment.start):
                     continue
                 if segment.end is not None and f.pts >= segment.end:
                     continue
                 found += 1
-                yield Frame(found, f.to_ndarray(format=source.rgb), f.pts, f.time_base, f.duration)
+                yield source.frame(found, f, source.shifted(f.pts, f.time_base))
             if found >= segment.frames:
                 return
 
@@ -191,8 +196,7 @@ def _join_spec(source: Source, container_format: str | None):
 
     return OutputSpec(
         "", "", None, source.width, source.height, source.rate, source.time_base,
-        rotation=source.rotation, container_format=container_format,
-        metadata=tuple(source.metadata.items()), others=tuple(source.others),
+        rotation=source.rotation, container_format=container_format, **source.carried(),
     )  # fmt: skip
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AlgnetError, UsageError
+from .colour import SRGB
+from .containers import EncodeOptions, codec_for
 from .decode import Frame, VideoReport
-from .encode import EncodeOptions, VideoWriter, codec_for, output_spec
+from .encode import VideoWriter, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
 
@@ -55,6 +57,7 @@ def process_sequence(
         time_base=1 / fps,
         rgb=rgb,
         container_format=container_format,
+        colour=SRGB,  # images are sRGB: BT.709 YUV, tagged so
     )
 
     def items() -> Iterator[tuple]:
