@@ -82,6 +82,33 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     if address == "auto" or not sep or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as e:
         raise UsageError(f"--cluster {address}: no Ray cluster answers there ({e.strerror or e})") from None
+    with conn:
+        if not _speaks_grpc(conn):
+            raise UsageError(
+                f"--cluster {address}: something listens there, but it is not a Ray cluster "
+                "(no gRPC answer; the address is the head's GCS port, 6379 by default, or ray://HOST:10001)"
+            )
+
+
+#: HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113, 3.4): a gRPC server, as
+#: Ray's GCS and its client server are, answers with a SETTINGS frame of its own at once
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(conn) -> bool:
+    """Whether the server on ``conn`` answers HTTP/2 (what Ray speaks): an HTTP/1 server, or one that says
+    nothing, would leave ``ray.init`` retrying for minutes."""
+    try:
+        conn.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except OSError:  # a timeout included
+        return False
+    return head[3] == 4  # frame type SETTINGS

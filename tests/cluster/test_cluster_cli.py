@@ -74,3 +74,37 @@ def test_an_address_where_no_cluster_answers_is_a_one_line_error(tmp_path):
     r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "--cluster", f"127.0.0.1:{port}")
     assert r.stdout.split()[-1] == "2" and "no Ray cluster answers there" in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
+
+
+@pytest.mark.parametrize("server", ["http", "silent"])
+def test_an_address_that_is_not_ray_fails_in_seconds(tmp_path, server):
+    """Something listens there (a web server, or a server that says nothing): one line, in seconds, not
+    minutes of Ray's retries."""
+    import http.server
+    import threading
+    import time
+
+    pytest.importorskip("ray")
+    if server == "http":
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+        port = httpd.server_address[1]
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        listener = None
+    else:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)  # accepts connections (the kernel does), never answers
+        port, httpd = listener.getsockname()[1], None
+    try:
+        folder, model = _folder(tmp_path)
+        t0 = time.monotonic()
+        r = _run("", "deblur", folder, "-o", tmp_path / "out", "--model", model, "--cluster", f"127.0.0.1:{port}")
+        assert time.monotonic() - t0 < 30
+    finally:
+        if httpd is not None:
+            httpd.shutdown()
+        if listener is not None:
+            listener.close()
+    assert r.stdout.split()[-1] == "2" and "it is not a Ray cluster" in r.stderr, r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
