@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import interrupts
+from ..video.process import VideoInterrupted
 from .plan import Plan, check_writable, clean_stale_temps, output_folders
 from .record import RUN_RECORD, FileResult, Outcome, mark_run_started, write_run_record
 from .stills import run_images
-from .videos import VideoEvents, run_sequence, run_videos
+from .videos import VideoEvents, VideosInterrupted, run_sequence, run_videos
 
 
 class Events(VideoEvents):
@@ -88,8 +89,12 @@ def _execute(plan: Plan, executor: Executor, events: Events) -> Outcome:
             outcome.videos = executor.run_videos(plan, events)
             if plan.request.gt is not None:
                 outcome.scores = score_outputs(plan, outcome)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         outcome.results = outcome.results or done
+        if isinstance(e, VideosInterrupted):  # those done and the one interrupted (partial), in the record
+            outcome.videos = e.reports
+        elif isinstance(e, VideoInterrupted):  # a frame sequence into one video
+            outcome.videos.append(e.report)
         with contextlib.suppress(Exception):  # the interrupt is what this run reports, not the record
             _write_record(plan.record_dir, executor, outcome, status="interrupted")
         raise

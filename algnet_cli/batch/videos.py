@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import AlgnetError, UsageError
 from ..video import VideoReport, partial_path, process_sequence, process_video
+from ..video.process import VideoInterrupted
 from ..video.segments import segments_folder
 from .plan import Job, Plan
 
@@ -32,17 +33,30 @@ def run_videos(plan: Plan, deblurrer, events: VideoEvents, run_job=None) -> list
     (default :func:`run_one`; a cluster cuts videos into segments instead).
     """
     run_job = run_job or run_one
-    reports = []
+    reports: list[VideoReport] = []
     for job in plan.videos:
         if job.problem is not None:
             report = VideoReport(str(job.src), str(job.dst), status="failed", error=f"{job.src}: {job.problem}")
         elif job.action == "skip":
             report = VideoReport(str(job.src), str(job.dst), status="skipped")
         else:
-            report = run_job(job, plan, deblurrer, events)
+            try:
+                report = run_job(job, plan, deblurrer, events)
+            except KeyboardInterrupt as e:  # the videos done so far, and the one interrupted, go in the record
+                if isinstance(e, VideoInterrupted):
+                    reports.append(e.report)
+                raise VideosInterrupted(reports) from None
         events.video_done(report)
         reports.append(report)
     return reports
+
+
+class VideosInterrupted(KeyboardInterrupt):
+    """An interrupt during the videos of a run, with the reports of those done and the one it stopped."""
+
+    def __init__(self, reports: list[VideoReport]):
+        super().__init__()
+        self.reports = reports
 
 
 def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport:
@@ -64,9 +78,10 @@ def run_one(job: Job, plan: Plan, deblurrer, events: VideoEvents) -> VideoReport
         if not frames and report.status == "done":  # an interrupted cluster run's segments: superseded
             shutil.rmtree(segments_folder(job.dst), ignore_errors=True)
         return report
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         partial = partial_path(job.dst)
-        events.video_interrupted(None, partial if not frames and partial.exists() else None)
+        stopped = e.report if isinstance(e, VideoInterrupted) else None
+        events.video_interrupted(stopped, partial if not frames and partial.exists() else None)
         raise
     except AlgnetError as e:
         usage = isinstance(e, UsageError)

@@ -224,6 +224,11 @@ def _collect(pool: WorkerPool, running: dict, queue: deque, crashes: Counter, on
         except ray.exceptions.RayActorError as e:
             pool.lost(actor)
             crashes[i] += 1
+            # one line for the user (Ray's own logs of the loss stay in its session folder)
+            logging.getLogger("algnet_cli.cluster").warning(
+                "a cluster worker was lost (its process or its node went: %s); its file goes to another worker",
+                _reason(e),
+            )
             if crashes[i] >= pool.options.max_crashes:
                 on_failure(i, f"crashed {crashes[i]} workers ({_reason(e)})")
             else:

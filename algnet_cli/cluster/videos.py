@@ -17,6 +17,7 @@ from ..batch.plan import Job, Plan
 from ..batch.videos import VideoEvents, run_one, run_videos
 from ..errors import AlgnetError
 from ..video import VideoReport, partial_path
+from ..video.process import VideoInterrupted
 from ..video.segments import (
     NOT_AS_INDEXED,
     SEGMENT_SUFFIX,
@@ -83,10 +84,11 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
         schedule(pool, todo, submit, done, failed)
     except KeyboardInterrupt:
         finished = sum(segment_done(p) for p in parts)
-        events.message(
-            f"interrupted; {finished} of {len(parts)} segments of {job.src} kept in {folder}, rerun to resume"
-        )
-        raise
+        kept = f"{finished} of {len(parts)} segments kept in {folder}, rerun to resume"
+        events.message(f"interrupted; {kept.replace('segments', f'segments of {job.src}', 1)}")
+        report.status, report.seconds = "partial", time.perf_counter() - started
+        report.problems.append(f"interrupted: {kept}")
+        raise VideoInterrupted(report) from None
     if failures and all(NOT_AS_INDEXED in f for f in failures):
         # the container does not seek to the keyframes its packets name (MPEG-TS, a file without an
         # index): the video is streamed through the workers instead, as one machine reads it

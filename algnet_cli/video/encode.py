@@ -304,10 +304,12 @@ class VideoWriter:
             self.sink.audio(a, b)
 
     def finish(self, report: VideoReport, interrupted: bool) -> None:
-        if interrupted:
-            self.sink.container.metadata["comment"] = f"partial: the first {report.frames} frames, interrupted"
         try:
             self.sink.close()
+            if interrupted and report.frames:
+                # containers write their tags in the header (Matroska, WebM): the partial file is copied,
+                # stream for stream, into one whose header says it is partial
+                self._retag(f"partial: the first {report.frames} frames, interrupted")
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
@@ -317,6 +319,33 @@ class VideoWriter:
         target = partial_path(self.dst) if interrupted else self.dst
         commit_temp(self.tmp, target)
         report.output = str(target)
+
+    def _retag(self, comment: str) -> None:
+        """Rewrite the finished temporary with ``comment`` in its container tags, set before its header."""
+        av = pyav()
+        tagged = make_temp(self.dst)
+        try:
+            with av.open(str(self.tmp)) as src, av.open(str(tagged), "w", format=src.format.name.split(",")[0]) as out:
+                for k, v in src.metadata.items():
+                    if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
+                        out.metadata[k] = v
+                out.metadata["comment"] = comment
+                streams = {}
+                for st in src.streams:
+                    if st.type == "data":  # MP4's chapter track: written again from the chapters
+                        continue
+                    streams[st.index] = out.add_stream_from_template(st)
+                    _copy_tags(st.metadata.items(), streams[st.index], st)
+                if src.chapters():
+                    out.set_chapters(src.chapters())
+                for packet in src.demux(*[src.streams[i] for i in streams]):
+                    if packet.dts is None and packet.size == 0:  # the demuxer's flush packets
+                        continue
+                    packet.stream = streams[packet.stream.index]
+                    out.mux(packet)
+            tagged.replace(self.tmp)
+        finally:
+            tagged.unlink(missing_ok=True)
 
     def abandon(self) -> None:
         try:

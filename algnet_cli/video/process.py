@@ -27,6 +27,15 @@ from .frames import FrameFolderWriter
 QUEUE_DEPTH = 4
 
 
+class VideoInterrupted(KeyboardInterrupt):
+    """An interrupt that stopped a video, carrying its report (status partial, the partial output
+    finalised), so the run's record still lists it."""
+
+    def __init__(self, report: VideoReport):
+        super().__init__()
+        self.report = report
+
+
 class Restorer(Protocol):
     """What travels down to the video code: deblur a list of same-size frames, and say how many to
     take at once. :class:`~algnet_cli.api.Deblurrer` is one."""
@@ -164,12 +173,18 @@ def stream_frames(items: Iterable[tuple], writer, restorer: Restorer, report: Vi
         raise
     else:
         interrupted = False
-    with shielded():  # a second Ctrl-C must not cut the file being finalised in half
-        try:
-            writer.finish(report, interrupted)
-        except (pyav().FFmpegError, ValueError) as e:  # the encoder's last packets refused by the muxer
-            raise VideoError(report.output, f"writing failed ({reason_logged(e)})") from e
+    try:
+        with shielded():  # a second Ctrl-C must not cut the file being finalised in half
+            try:
+                writer.finish(report, interrupted)
+            except (pyav().FFmpegError, ValueError) as e:  # the encoder's last packets refused by the muxer
+                raise VideoError(report.output, f"writing failed ({reason_logged(e)})") from e
+    except KeyboardInterrupt:  # held back while finalising, delivered now: the file is whole either way
+        stopped = True
+    else:
+        stopped = interrupted
     if interrupted:
         report.status = "partial"
         report.problems.append(f"interrupted after {report.frames} frames")
-        raise KeyboardInterrupt
+    if stopped:
+        raise VideoInterrupted(report)

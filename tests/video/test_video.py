@@ -323,7 +323,9 @@ def test_interrupts_finalise_a_valid_partial_video(tmp_path, checkpoint, signals
     """One SIGINT, three SIGINTs 10 ms apart, or one SIGTERM while frames flow: finalising is shielded,
     so the partial video decodes and says so, no temporary is left, no traceback; SIGTERM exits 143."""
     src = tmp_path / "long.mp4"
-    make_video(src, 96, 64, [i * 40 for i in range(400)], audio="aac")
+    # frames large enough that the 395 left take many seconds: the signals land mid-video however late
+    # this test reads the progress line on a loaded machine
+    make_video(src, 320, 240, [i * 40 for i in range(400)], audio="aac")
     out = tmp_path / "o" / "long.mp4"
     proc = start_deblur(src, "-o", out, "--model", checkpoint, "--device", "cpu")
     for line in proc.stderr:
@@ -341,6 +343,10 @@ def test_interrupts_finalise_a_valid_partial_video(tmp_path, checkpoint, signals
     with av.open(str(partial)) as c:
         assert "partial" in c.metadata.get("comment", "")
     assert not [p for p in out.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    record = json.loads((out.parent / "algnet-run.json").read_text())  # the interrupted video is in the record
+    assert record["status"] == "interrupted"
+    (video,) = record["videos"]
+    assert video["status"] == "partial" and video["output"] == str(partial) and video["frames"] >= 5
 
 
 @pytest.mark.slow
@@ -355,7 +361,7 @@ def test_ctrl_c_to_a_group_led_by_timeout_leaves_a_valid_partial_video(tmp_path,
     if shutil.which("timeout") is None:
         pytest.skip("coreutils timeout not installed")
     src = tmp_path / "long.mp4"
-    make_video(src, 96, 64, [i * 40 for i in range(400)])
+    make_video(src, 320, 240, [i * 40 for i in range(400)])  # the rest takes many seconds (see above)
     out = tmp_path / "o" / "long.mp4"
     cmd = [
         "timeout",

@@ -304,3 +304,40 @@ def test_transport_and_program_streams_work_with_the_defaults_and_with_h264(tmp_
             pa = [float(f.pts * f.time_base) for f in a.decode(video=0)]
             pb = [float(f.pts * f.time_base) for f in b.decode(video=0)]
         assert np.allclose(np.diff(pa), np.diff(pb), atol=1e-3)
+
+
+class _StopAfter:
+    """An identity model that is interrupted (as by Ctrl-C) once ``n`` frames have been through it."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, frame):
+        self.n -= 1
+        if self.n < 0:
+            raise KeyboardInterrupt
+        return frame
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4"])
+def test_an_interrupted_video_says_partial_in_its_header_and_keeps_what_it_carries(tmp_path, suffix):
+    """The partial tag is in the container's own tags whatever the container (Matroska writes its tags in
+    the header, before any frame), and the partial file keeps rotation, languages and chapters."""
+    from algnet_cli.video import partial_path
+    from algnet_cli.video.process import VideoInterrupted
+
+    chapters = [{"id": 1, "start": 0, "end": 200, "time_base": Fraction(1, 1000), "metadata": {"title": "A"}}]
+    src = encode_clip(tmp_path / "in.mkv", n=40, audio_languages=("fra",), chapters=chapters)
+    dst = tmp_path / "o" / f"clip{suffix}"
+    with pytest.raises(VideoInterrupted) as stopped:
+        process_video(src, dst, _StopAfter(12))
+    report = stopped.value.report
+    partial = partial_path(dst)
+    assert report.status == "partial" and report.output == str(partial) and not dst.exists()
+    with av.open(str(partial)) as c:
+        tags = {k.lower(): v for k, v in c.metadata.items()}  # Matroska's are upper case
+        assert tags.get("comment", "").startswith("partial"), tags
+        assert 10 <= sum(1 for _ in c.decode(video=0)) <= 12
+    view = probe_view(partial)
+    assert ("audio", "fra") in view["streams"] and view["chapters"] == [("A", 0.0)]
+    assert [p.name for p in partial.parent.iterdir()] == [partial.name]  # no temporary left
