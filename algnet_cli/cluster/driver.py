@@ -43,8 +43,13 @@ class WorkerPool:
             actor_options, self.threads = {"num_gpus": 1, "num_cpus": 1}, None
             self.model = dict(model, device="cuda")
         else:
-            self.threads = max(1, int(resources.get("CPU", 1)) // self.size)
-            actor_options = {"num_cpus": self.threads}
+            # each CPU worker reserves its share of the CPUs, but runs as many torch threads as one run on
+            # this machine does: oneDNN's convolutions round in an order that depends on the thread count,
+            # and the outputs must be byte for byte those of a run on one machine (with the same CPU)
+            import torch
+
+            self.threads = torch.get_num_threads()
+            actor_options = {"num_cpus": max(1, int(resources.get("CPU", 1)) // self.size)}
             self.model = dict(model, device="cpu")
         self.remote = ray.remote(worker_cls).options(max_restarts=0, **actor_options)
         self.starting: dict = {}  # where() reference -> actor not yet ready
