@@ -18,7 +18,7 @@ from PIL import Image
 from skimage import data
 
 from algnet_cli.fileio import TEMP_PREFIX
-from algnet_cli.images import read_image, write_image
+from algnet_cli.images import read_image
 from algnet_cli.video import probe
 
 ray = pytest.importorskip("ray")
@@ -29,20 +29,27 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="ray-cluster-a")]
 OTHER_HALF = pytest.mark.xdist_group(name="ray-cluster-b")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread_drivers(monkeypatch):
+    """The runs these tests start (cluster drivers, and the single-machine runs they are compared with)
+    run one torch thread, so the workers do too: two test clusters share this machine's two cores. The
+    byte-for-byte comparison with a default run lifts it."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
+    """A two-node Ray cluster: two `ray start` processes, one CPU each, ended by their process ids."""
     import tempfile
 
-    from ray.cluster_utils import Cluster
+    from helpers.raycluster import RayStartCluster
 
     # Ray's sockets live under its folder, and a socket path holds at most 107 bytes: a short one
     tmp = Path(tempfile.mkdtemp(prefix="algnet-ray-"))
     (tmp / "ray").mkdir()
     os.environ["RAY_TMPDIR"] = str(tmp)  # Ray's files in the test's temporary folder, not /tmp/ray
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a local test cluster only
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": str(tmp / "ray")})
-    c.add_node(num_cpus=1)
-    c.wait_for_nodes()
+    c = RayStartCluster(tmp)
     yield c
     if ray.is_initialized():
         ray.shutdown()
@@ -56,8 +63,8 @@ def checkpoint(tmp_path_factory):
 
 
 def _one_machine(*args):
-    """The single-machine run to compare with: a plain run in its own process, with torch's default
-    threads, as a user runs it (the cluster's workers run as many as the driver's run does)."""
+    """The single-machine run to compare with: a plain run in its own process, with the same environment
+    as the cluster's driver (the workers run as many torch threads as the driver's run does)."""
     return run_deblur(*args)
 
 
@@ -87,7 +94,10 @@ def mixed(tmp_path_factory):
     return folder
 
 
-def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, checkpoint, mixed):
+def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, checkpoint, mixed, monkeypatch):
+    """Byte for byte, against a plain run in its own process with torch's default threads (the workers
+    then run as many; with one each, convolutions rounded in another order and outputs differed)."""
+    monkeypatch.delenv("OMP_NUM_THREADS")
     one, many = tmp_path / "one", tmp_path / "many"
     lossless = ("--codec", "ffv1")  # so that the video's frames can be compared bit for bit too
     r1 = _one_machine(mixed, "-o", one, "--model", checkpoint, "-q", *lossless)
@@ -119,22 +129,6 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     assert sorted(f["status"] for f in rec["files"]) == ["failed"] + ["skipped"] * 4
     assert rec["videos"][0]["status"] == "skipped"
     assert all(p.stat().st_mtime_ns == before[p.name] for p in many.iterdir() if p.name != "algnet-run.json")
-
-
-def test_cluster_images_equal_a_real_single_machine_run_byte_for_byte(tmp_path, cluster, checkpoint):
-    """Against a plain run in its own process (torch's default threads, not the test's one): 16-bit
-    outputs, where a thread count that rounds convolutions in another order shows in hundreds of pixels."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(3):
-        img = data.astronaut()[40 * i : 40 * i + 128, 64 : 64 + 128].astype(np.uint16) * 257
-        write_image(folder / f"d{i}.png", img)
-    one, many = tmp_path / "one", tmp_path / "many"
-    r1 = run_deblur(folder, "-o", one, "--model", checkpoint, "-q")
-    r2 = run_deblur(folder, "-o", many, "--model", checkpoint, "-q", "--cluster", cluster.address)
-    assert r1.returncode == r2.returncode == 0, r1.stderr + r2.stderr
-    for i in range(3):
-        assert (one / f"d{i}.png").read_bytes() == (many / f"d{i}.png").read_bytes(), i
 
 
 @OTHER_HALF
@@ -229,7 +223,9 @@ def test_an_interrupted_video_resumes_from_its_finished_segments(tmp_path, clust
     assert r.returncode == 0, r.stderr
     assert probe(out / "long.mp4")["pts"] == probe(src)["pts"] and not folder.exists()
     rec = json.loads((out / "algnet-run.json").read_text())["videos"][0]
-    assert any(f"{len(kept)} of" in s and "kept from an interrupted run" in s for s in rec["streams"])
+    # at least those listed after the interrupt (a worker's segment may land after the driver has gone)
+    said = [s for s in rec["streams"] if "kept from an interrupted run" in s]
+    assert said and int(said[0].split("video: ")[1].split(" of ")[0]) >= len(kept), (kept, said)
 
 
 def _timing(path):

@@ -1,0 +1,112 @@
+"""A real Ray cluster on this machine for the tests: one ``ray start --block`` process per node, as an
+operator starts them, each ended by its own process id (its process group: the node's raylet and
+workers), never by a name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    def __init__(self, proc: subprocess.Popen, log: Path, head: bool):
+        self.proc, self.log, self.head = proc, log, head
+
+    def end(self, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
+        """The node's processes, by the ``ray start`` process's group id (it leads a session of its own)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # what a graceful drain left running
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+class RayStartCluster:
+    """``ray start --head`` and one more ``ray start`` node, one CPU each, under ``folder``."""
+
+    def __init__(self, folder: Path, nodes: int = 2):
+        self.folder = folder
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = dict(os.environ, RAY_TMPDIR=str(folder), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+        self.nodes: list[Node] = []
+        self._start(head=True)
+        for _ in range(nodes - 1):
+            self._start(head=False)
+        self.wait_for_nodes()
+
+    @property
+    def head_node(self) -> Node:
+        return self.nodes[0]
+
+    def list_all_nodes(self) -> list[Node]:
+        return list(self.nodes)
+
+    def _start(self, head: bool) -> Node:
+        log = self.folder / f"node{len(self.nodes)}.log"
+        args = [RAY, "start", "--block", "--num-cpus=1", "--disable-usage-stats"]
+        if head:
+            args += [f"--port={self.port}", "--head", f"--temp-dir={self.folder / 'ray'}", "--include-dashboard=false"]
+        else:
+            args += [f"--address={self.address}"]
+        with open(log, "w") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        node = Node(proc, log, head)
+        self.nodes.append(node)
+        return node
+
+    def add_node(self, num_cpus: int = 1) -> Node:
+        assert num_cpus == 1
+        return self._start(head=False)
+
+    def remove_node(self, node: Node) -> None:
+        """The node lost at once (SIGKILL to its processes), as a machine that goes away."""
+        node.end(signal.SIGKILL, grace=0)
+        self.nodes.remove(node)
+
+    def wait_for_nodes(self, timeout: float = 120.0) -> None:
+        """Until the cluster counts as many live nodes as were started (asked from another process: Ray
+        stays out of the test process)."""
+        script = (
+            "import ray, sys, time\n"
+            f"ray.init(address={self.address!r}, log_to_driver=False)\n"
+            "t = time.time()\n"
+            f"while sum(n['Alive'] for n in ray.nodes()) != {len(self.nodes)} and time.time() - t < {timeout}:\n"
+            "    time.sleep(0.5)\n"
+            f"sys.exit(sum(n['Alive'] for n in ray.nodes()) != {len(self.nodes)})\n"
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            r = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True, text=True)
+            if r.returncode == 0:
+                return
+            if time.monotonic() > deadline or any(n.proc.poll() is not None for n in self.nodes):
+                logs = "".join(n.log.read_text()[-2000:] for n in self.nodes)
+                raise RuntimeError(f"the test cluster did not come up: {r.stderr[-2000:]}\n{logs}")
+            time.sleep(1)
+
+    def shutdown(self) -> None:
+        for node in reversed(self.nodes):
+            node.end()
+        self.nodes.clear()
