@@ -35,6 +35,24 @@ def test_the_gpu_benchmark_runs_end_to_end_at_tiny_sizes(tmp_path):
     assert float(models[1][3]) > 30  # the embedded trained model in bf16 stays close to fp32
 
 
+def test_the_cpu_roofline_prints_each_op_class_against_the_floor(tmp_path):
+    """Its smoke run: every op class with a time and a floor, the scan among them, and the forward's ratio."""
+    out = tmp_path / "roof.txt"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cpu_roofline.py"), "--size", "64x48", "--models", "algnet-small",
+         "--repeats", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = out.read_text()
+    assert re.search(r"memory bandwidth [\d.]+ GB/s .* sgemm [\d.]+ GFLOP/s", text)
+    rows = dict(re.findall(r"^(selective scan|causal conv1d|conv|matmul|norm|element-wise)\s+([\d.]+)\s", text, re.M))
+    assert set(rows) == {"selective scan", "causal conv1d", "conv", "matmul", "norm", "element-wise"}, text
+    assert all(float(t) > 0 for t in rows.values())
+    ratio = re.search(r"sum of floors ([\d.]+) s: ([\d.]+)x the floor", text)
+    assert ratio and float(ratio.group(1)) > 0 and float(ratio.group(2)) >= 1.0
+
+
 def _figures(root):
     r = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "check_figures.py"), str(root)], capture_output=True, text=True

@@ -205,7 +205,7 @@ def test_an_interrupted_video_resumes_from_its_finished_segments(tmp_path, clust
     src = tmp_path / "in" / "long.mp4"
     src.parent.mkdir()
     pts = [i * 40 for i in range(48)]
-    make_video(src, 320, 240, pts, audio="aac", options={"g": "4", "keyint_min": "4", "sc_threshold": "0"})
+    make_video(src, 160, 120, pts, audio="aac", options={"g": "4", "keyint_min": "4", "sc_threshold": "0"})
     out = tmp_path / "out"
     folder = out / ".long.mp4.algnet-segments"
     run = start_deblur(src, "-o", out, "--model", checkpoint, "--cluster", cluster.address)
