@@ -9,6 +9,7 @@ are processed by the driver with their frames spread over the workers instead.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -112,6 +113,9 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
     return report
 
 
+_log = logging.getLogger("algnet_cli.cluster")
+
+
 def run_key(pool: WorkerPool) -> dict:
     """What, besides the source, cut and encoder, changes a segment's frames: the model (by its sha256
     and configuration) and how it runs (test-time converter, precision, scan kernel, tiles, strength),
@@ -140,9 +144,13 @@ def _prepare_folder(job: Job, encode, segments, run: dict, fresh: bool = False) 
     }
     manifest = folder / "manifest.json"
     try:
-        same = not fresh and json.loads(manifest.read_text()) == key
+        before = json.loads(manifest.read_text())
     except (OSError, ValueError):
-        same = False
+        before = None
+    same = not fresh and before == key
+    if not same and isinstance(before, dict) and not fresh and any(folder.glob("*.timing.json")):
+        changed = sorted(k for k in key if before.get(k) != key[k])
+        _log.warning("%s: the segments of an earlier run are not reused: its %s differ", job.src, ", ".join(changed))
     if not same:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
