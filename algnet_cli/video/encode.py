@@ -127,7 +127,7 @@ class Sink:
             except Exception:
                 report.problems.append("could not carry the rotation over")
         for k, v in spec.metadata:
-            if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
+            if k.lower() not in _OWN_CONTAINER_TAGS:
                 self.container.metadata[k] = v
         _copy_tags(spec.video_metadata, self.video)
         if spec.chapters:
@@ -265,6 +265,8 @@ class Sink:
             self.container.close()
 
 
+#: container tags that describe the old file's muxer, not the video: not carried over
+_OWN_CONTAINER_TAGS = ("encoder", "major_brand", "minor_version", "compatible_brands")
 #: stream tags that the muxer writes itself, or that describe the old encoding
 _OWN_TAGS = {"duration", "encoder", "handler_name", "vendor_id", "creation_time", "_statistics_tags", "alpha_mode"}
 
@@ -327,7 +329,7 @@ class VideoWriter:
         try:
             with av.open(str(self.tmp)) as src, av.open(str(tagged), "w", format=src.format.name.split(",")[0]) as out:
                 for k, v in src.metadata.items():
-                    if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
+                    if k.lower() not in _OWN_CONTAINER_TAGS:
                         out.metadata[k] = v
                 out.metadata["comment"] = comment
                 streams = {}

@@ -90,18 +90,14 @@ def encode_segment(
     the codec headers go out of band, as they would in a single-machine run."""
     report = VideoReport(str(src), str(dst))
     global_header, container = None, "nut"
-    if joined_into is not None:  # encoded as the joined file's container wants it
-        facts = container_of(Path(joined_into))
-        joined, global_header = facts[0], facts[1]
-        hdr = Source(Path(src), VideoReport(str(src), str(dst)), copy_others=False)
-        try:
-            options = codec_for(options, Path(joined_into), facts=facts, hdr=hdr.colour.hdr)
-        finally:
-            hdr.close()
-        if not holds_encoder(container_of(Path(dst), "nut")[2], encoder_name(options.codec)):
-            container = joined  # NUT has no tag for it (ProRes): the joined file's container holds it
     source = Source(Path(src), report, copy_others=False)
     try:
+        if joined_into is not None:  # encoded as the joined file's container wants it
+            facts = container_of(Path(joined_into))
+            joined, global_header = facts[0], facts[1]
+            options = codec_for(options, Path(joined_into), facts=facts, hdr=source.colour.hdr)
+            if not holds_encoder(container_of(Path(dst), "nut")[2], encoder_name(options.codec)):
+                container = joined  # NUT has no tag for it (ProRes): the joined file's container holds it
         spec = output_spec(
             options, source.width, source.height, source.pix_fmt, report,
             rate=source.rate, time_base=source.time_base, rgb=source.rgb,
