@@ -37,7 +37,8 @@ class WorkerPool:
         self.ray, self.model, self.options = ray, model, options
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0)) if model.get("device") != "cpu" else 0
-        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        nodes = len(alive)
         self.size = options.workers or gpus or max(1, nodes)
         if gpus:
             actor_options, self.threads = {"num_gpus": 1, "num_cpus": 1}, None
@@ -49,7 +50,11 @@ class WorkerPool:
             import torch
 
             self.threads = torch.get_num_threads()
-            actor_options = {"num_cpus": max(1, int(resources.get("CPU", 1)) // self.size)}
+            # a share that one node can give: fewer workers than nodes must not ask for more CPUs than
+            # the largest node has (the worker would wait for a node that never comes)
+            largest = max((int(n.get("Resources", {}).get("CPU", 0)) for n in alive), default=1)
+            share = int(resources.get("CPU", 1)) // self.size
+            actor_options = {"num_cpus": max(1, min(share, largest))}
             self.model = dict(model, device="cpu")
         self.remote = ray.remote(worker_cls).options(max_restarts=0, **actor_options)
         self.starting: dict = {}  # where() reference -> actor not yet ready

@@ -22,6 +22,7 @@ from ..video.process import VideoInterrupted
 from ..video.segments import (
     NOT_AS_INDEXED,
     SEGMENT_SUFFIX,
+    Segment,
     index_segments,
     join_segments,
     segment_done,
@@ -56,7 +57,8 @@ def _segmented(pool: WorkerPool, job: Job, plan: Plan, events: VideoEvents) -> V
     if not segments:
         return None
     partial_path(job.dst).unlink(missing_ok=True)  # superseded by this run
-    folder = _prepare_folder(job, encode, segments, run_key(pool), fresh=not plan.request.output.skip_existing)
+    fresh = not plan.request.output.skip_existing
+    folder, segments = _prepare_folder(job, encode, segments, run_key(pool), fresh=fresh)
     parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
     started = time.perf_counter()
     report = VideoReport(str(job.src), str(job.dst), frames_expected=sum(s.frames for s in segments))
@@ -128,9 +130,11 @@ def run_key(pool: WorkerPool) -> dict:
     }
 
 
-def _prepare_folder(job: Job, encode, segments, run: dict, fresh: bool = False) -> Path:
-    """The segments folder, emptied when it holds segments of another source, cut, encoding, model or
-    run settings, or when the run replaces what is there (``fresh``: --overwrite)."""
+def _prepare_folder(job: Job, encode, segments: list[Segment], run: dict, fresh: bool = False):
+    """The segments folder and the cut to encode. An earlier run's folder is reused, with its own cut,
+    when its source, encoding, model and run settings are this run's: the cut depends on how many
+    workers the cluster had, and a rerun on fewer or more keeps what was finished. The folder is
+    emptied when any of those differ, or when the run replaces what is there (``fresh``: --overwrite)."""
     folder = segments_folder(job.dst)
     st = job.src.stat()
     key = {
@@ -139,7 +143,6 @@ def _prepare_folder(job: Job, encode, segments, run: dict, fresh: bool = False) 
         "mtime_ns": st.st_mtime_ns,
         "encode": [encode.codec, encode.crf, encode.pix_fmt],
         "parts": SEGMENT_SUFFIX + "+timing",  # how a segment is stored
-        "segments": [[s.start, s.end, s.frames] for s in segments],
         **run,
     }
     manifest = folder / "manifest.json"
@@ -147,15 +150,27 @@ def _prepare_folder(job: Job, encode, segments, run: dict, fresh: bool = False) 
         before = json.loads(manifest.read_text())
     except (OSError, ValueError):
         before = None
-    same = not fresh and before == key
-    if not same and isinstance(before, dict) and not fresh and any(folder.glob("*.timing.json")):
-        changed = sorted(k for k in key if before.get(k) != key[k])
+    earlier = _earlier_cut(before) if isinstance(before, dict) else None
+    same = not fresh and earlier is not None and {k: before.get(k) for k in key} == key
+    if same and earlier is not None:
+        return folder, earlier
+    if isinstance(before, dict) and not fresh and any(folder.glob("*.timing.json")):
+        changed = sorted(k for k in key if before.get(k) != key[k]) or ["segments"]
         _log.warning("%s: the segments of an earlier run are not reused: its %s differ", job.src, ", ".join(changed))
-    if not same:
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        manifest.write_text(json.dumps(key))
-    return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    manifest.write_text(json.dumps({**key, "segments": [[s.start, s.end, s.frames] for s in segments]}))
+    return folder, segments
+
+
+def _earlier_cut(manifest: dict) -> list[Segment] | None:
+    """The segments an earlier run's manifest lists, or None where it lists none that can be read."""
+    try:
+        cut = [Segment(i, start, end, int(frames)) for i, (start, end, frames) in enumerate(manifest["segments"])]
+    except (KeyError, TypeError, ValueError):
+        return None
+    ok = all(isinstance(b, (int, type(None))) for s in cut for b in (s.start, s.end))
+    return cut if cut and ok else None
 
 
 def _describe(report: VideoReport, encode, parts: int) -> None:

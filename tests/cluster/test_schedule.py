@@ -79,7 +79,8 @@ def test_ctrl_c_while_a_task_starts_still_waits_for_that_task(at):
 def test_segments_of_another_model_or_run_settings_are_never_reused(tmp_path):
     """An interrupted cluster video's segments are kept for a rerun only when everything that changes
     their frames is the same: the model (sha256, configuration, converter) and how it runs (precision,
-    scan kernel, tiles, strength); --overwrite (``fresh``) always starts afresh."""
+    scan kernel, tiles, strength); --overwrite (``fresh``) always starts afresh. The cut itself is the
+    earlier run's, whatever the cluster's size now."""
     from types import SimpleNamespace
 
     from algnet_cli.cluster.videos import _prepare_folder, run_key
@@ -95,9 +96,10 @@ def test_segments_of_another_model_or_run_settings_are_never_reused(tmp_path):
         return {"model": model, "precision": precision, "scan_backend": "fused",
                 "tiling": {"tile": tile, "overlap": 32}, "strength": strength}  # fmt: skip
 
-    def kept(run: dict, fresh: bool = False) -> bool:
-        folder = _prepare_folder(job, EncodeOptions(), segments, run_key(SimpleNamespace(described=run)), fresh)
+    def kept(run: dict, fresh: bool = False, cut=segments) -> bool:
+        folder, used = _prepare_folder(job, EncodeOptions(), cut, run_key(SimpleNamespace(described=run)), fresh)
         there = (folder / "00000.nut").exists()
+        assert [(s.start, s.end, s.frames) for s in used] == [(s.start, s.end, s.frames) for s in segments]
         (folder / "00000.nut").write_bytes(b"a finished segment")
         return there
 
@@ -107,6 +109,9 @@ def test_segments_of_another_model_or_run_settings_are_never_reused(tmp_path):
         assert not kept(other)  # another model or setting: never mixed in
         assert not kept(described())  # and back: that run's segments are gone too
     assert not kept(described(), fresh=True)  # --overwrite discards them
+    # a rerun on a cluster of another size would cut the video otherwise: the earlier cut is kept, and
+    # what was finished with it
+    assert kept(described(), cut=[SimpleNamespace(start=0, end=None, frames=20)])
 
 
 def test_the_driver_pins_the_model_and_workers_refuse_another_file_or_version(tmp_path, monkeypatch):
@@ -183,3 +188,31 @@ def test_storage_a_worker_cannot_see_is_named_before_any_work_and_outputs_are_ch
     pool.idle = deque([SimpleNamespace(image=SimpleNamespace(remote=image))])
     [r] = schedule_images(pool, plan.images, OutputOptions(tmp_path / "out"), lambda r: None)
     assert r.status == "failed" and "node7 wrote" in r.error and "shares at the same path" in r.error
+
+
+@pytest.mark.parametrize(
+    "cpus, workers, expected",
+    [([1, 1], 1, 1), ([1, 1], None, 1), ([4, 4], 1, 4), ([4, 4], None, 4), ([8, 2], 2, 5), ([2], 4, 1)],
+)
+def test_a_cpu_worker_asks_for_no_more_cpus_than_one_node_has(cpus, workers, expected):
+    """Each CPU worker reserves its share of the cluster's CPUs, but never more than the largest node
+    has: one worker on two one-CPU nodes asked for two CPUs and waited for a node that never came."""
+    from types import SimpleNamespace
+
+    from algnet_cli.cluster.connect import ClusterOptions
+    from algnet_cli.cluster.driver import WorkerPool
+
+    asked = []
+
+    class _Actor:
+        def options(self, **kw):
+            asked.append(kw)
+            return SimpleNamespace(remote=lambda *a: SimpleNamespace(where=SimpleNamespace(remote=lambda: object())))
+
+    ray = SimpleNamespace(
+        cluster_resources=lambda: {"CPU": float(sum(cpus))},
+        nodes=lambda: [{"Alive": True, "Resources": {"CPU": float(c)}} for c in cpus] + [{"Alive": False}],
+        remote=lambda cls: _Actor(),
+    )
+    pool = WorkerPool(ray, {"model": "m", "device": "cpu"}, ClusterOptions("local", workers))
+    assert pool.size == (workers or len(cpus)) and asked == [{"max_restarts": 0, "num_cpus": expected}]
