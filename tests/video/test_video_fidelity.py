@@ -283,6 +283,28 @@ def test_a_transport_stream_clock_far_from_zero_starts_the_output_at_zero(tmp_pa
         assert c.duration / 1e6 < 2.0
 
 
+@pytest.mark.parametrize("name", ["o.mov", "o.mp4"])
+def test_a_mov_with_a_600_timescale_keeps_every_frame_and_audio_time(tmp_path, name):
+    """A phone's MOV counts time in 1/600 s: at 30000/1001 fps a frame is not a whole number of ticks,
+    and the output must show each frame, and start the audio, at exactly the source's times."""
+    src = encode_clip(tmp_path / "in.mov", n=15, rate=Fraction(30000, 1001), audio_languages=("eng",),
+                      container_options={"video_track_timescale": "600"})  # fmt: skip
+
+    def times(path):
+        with av.open(str(path)) as c:
+            v, a = c.streams.video[0], c.streams.audio[0]
+            shown = sorted(p.pts * p.time_base for p in c.demux(v) if p.size)
+            return shown, a.start_time * a.time_base
+
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].time_base == Fraction(1, 600)
+    dst = tmp_path / name
+    report = process_video(src, dst, identity)
+    (a, a_audio), (b, b_audio) = times(src), times(dst)
+    assert len(a) == len(b) == 15 and all(abs(x - y) < Fraction(1, 100_000) for x, y in zip(a, b)), (a, b)
+    assert abs(a_audio - b_audio) < Fraction(1, 100_000) and unexplained(src, dst, report) == {}
+
+
 @pytest.mark.parametrize(
     ("suffix", "fmt", "codec"),
     [(".ts", "mpegts", "libx264"), (".m2ts", "mpegts", "libx264"), (".mpg", "mpeg", "mpeg2video")],
