@@ -204,7 +204,7 @@ def test_sigint_to_the_driver_leaves_no_partial_file_and_a_rerun_finishes(tmp_pa
 def test_an_interrupted_video_resumes_from_its_finished_segments(tmp_path, cluster, checkpoint):
     src = tmp_path / "in" / "long.mp4"
     src.parent.mkdir()
-    pts = [i * 40 for i in range(48)]
+    pts = [i * 40 for i in range(32)]
     make_video(src, 160, 120, pts, audio="aac", options={"g": "4", "keyint_min": "4", "sc_threshold": "0"})
     out = tmp_path / "out"
     folder = out / ".long.mp4.algnet-segments"
