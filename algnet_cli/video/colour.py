@@ -11,6 +11,7 @@ swscale's default, so that it looks the same as its input in any player). Values
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -107,6 +108,22 @@ def output_colour(source: Colour, pix_fmt: str) -> Colour:
     return source
 
 
+_held = threading.local()
+
+
+def _reformatter(direction: str):
+    """This thread's converter for one direction ('to' or 'from' RGB). A VideoFrame's own ``reformat``
+    builds a new swscale context for every frame; a held one is rebuilt only when the size, formats or
+    colour settings change (sws_getCachedContext)."""
+    held = getattr(_held, direction, None)
+    if held is None:
+        from av.video.reformatter import VideoReformatter
+
+        held = VideoReformatter()
+        setattr(_held, direction, held)
+    return held
+
+
 def to_rgb(frame, rgb: str, colour: Colour) -> np.ndarray:
     """A decoded frame as RGB pixels (``rgb``: rgb24, rgb48le or their alpha forms), converted with
     the video's own matrix and range."""
@@ -116,7 +133,7 @@ def to_rgb(frame, rgb: str, colour: Colour) -> np.ndarray:
     if colour.range in (LIMITED, FULL):
         kwargs["src_color_range"] = colour.range
         kwargs["dst_color_range"] = FULL
-    return frame.to_ndarray(format=rgb, **kwargs)
+    return _reformatter("to").reformat(frame, format=rgb, **kwargs).to_ndarray()
 
 
 def from_rgb(pixels: np.ndarray, rgb: str, pix_fmt: str, colour: Colour):
@@ -132,7 +149,7 @@ def from_rgb(pixels: np.ndarray, rgb: str, pix_fmt: str, colour: Colour):
     if colour.range in (LIMITED, FULL):
         kwargs["src_color_range"] = FULL
         kwargs["dst_color_range"] = colour.range
-    out = frame.reformat(format=pix_fmt, **kwargs)
+    out = _reformatter("from").reformat(frame, format=pix_fmt, **kwargs)
     tag(out, colour)
     return out
 
