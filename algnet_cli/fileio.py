@@ -38,6 +38,12 @@ def make_temp(dst: Path) -> Path:
     return Path(tmp)
 
 
+def probe_writable(folder: Path) -> None:
+    """Make ``folder`` (as an output would) and a temporary file in it, then remove the file: OSError
+    when either cannot be done. The one check that a folder takes files, before any work."""
+    make_temp(folder / "probe").unlink()
+
+
 def _owner_alive(host: str, pid: int) -> bool:
     if host != _host():
         return True  # another machine's (a shared folder): never ours to judge

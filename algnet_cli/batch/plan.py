@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ImageWriteError, UsageError
-from ..fileio import make_temp, stale_temps
+from ..fileio import probe_writable, stale_temps
 from ..images import FORMATS, is_image_path
 from ..outputs import OutputGuard
 from ..video import OUTPUT_CONTAINERS, EncodeOptions, check_encode_options, is_video_path
@@ -315,7 +315,7 @@ def check_writable(folders) -> None:
     model pass."""
     for folder in sorted(set(folders)):
         try:
-            make_temp(folder / "probe").unlink()
+            probe_writable(folder)
         except OSError as e:
             raise ImageWriteError(f"{folder}: cannot write output files here ({e.strerror or e})") from None
 

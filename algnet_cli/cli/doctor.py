@@ -94,7 +94,7 @@ def _facts() -> tuple[list[tuple[str, str]], list[str]]:
 def _kernel_problems() -> list[str]:
     """What would make every CPU run fall back to the slower chunked scan, or run the fused one as
     plain Python: NUMBA_DISABLE_JIT, a kernel cache that cannot be written, a damaged cache."""
-    from ..fileio import make_temp
+    from ..fileio import probe_writable
     from ..ops import scan_fused
     from ..paths import kernel_cache_dir
 
@@ -104,7 +104,7 @@ def _kernel_problems() -> list[str]:
     folder = kernel_cache_dir()
     probe_in = folder if folder.exists() else next((p for p in folder.parents if p.exists()), folder)
     try:
-        make_temp(probe_in / "probe").unlink()
+        probe_writable(probe_in)
     except OSError as e:
         out.append(
             f"the kernel cache {folder} cannot be written ({e.strerror or e}): every CPU run falls back "

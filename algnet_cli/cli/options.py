@@ -30,11 +30,11 @@ def check_outputs(reports: list[Path], compare: Path | None) -> None:
     made, as the outputs would make them). The paths themselves were claimed first, from the one
     owner of output paths (:mod:`algnet_cli.outputs`), which refuses a file or folder in the way."""
     from ..errors import UsageError
-    from ..fileio import make_temp
+    from ..fileio import probe_writable
 
     folders = [(r.parent, r) for r in reports] + ([(compare, compare)] if compare is not None else [])
     for folder, named in folders:
         try:
-            make_temp(folder / "probe").unlink()
+            probe_writable(folder)
         except OSError as e:
             raise UsageError(f"{named}: cannot write in {folder} ({e.strerror or e})") from None
