@@ -12,6 +12,7 @@ release the GIL.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -33,6 +34,8 @@ _log = logging.getLogger("algnet_cli.scan")
 _lock = threading.Lock()
 _kernels = None
 _failure: str | None = None
+#: how long a process waits for another one's compile before compiling itself
+COMPILE_WAIT_S = 300.0
 
 
 #: why the fused scan is not used while NUMBA_DISABLE_JIT is set
@@ -89,19 +92,42 @@ def kernels():
         if importlib.util.find_spec("numba") is None:
             raise ScanBackendError(INSTALL_HINT)
         folder = kernel_cache_dir()
-        if not _cached(folder):
-            _log.warning("preparing the fused CPU scan kernel, once: ~20 s (cached in %s)", folder)
-        try:
-            _kernels = _compile(folder)
-        except Exception as first:  # a broken or stale cache: clear it and build afresh
-            _log.warning("the kernel cache in %s could not be used (%s); rebuilding it", folder, first)
-            shutil.rmtree(folder, ignore_errors=True)
+        with _compiling(folder):
+            if not _cached(folder):
+                _log.warning("preparing the fused CPU scan kernel, once: ~20 s (cached in %s)", folder)
             try:
                 _kernels = _compile(folder)
-            except Exception as second:
-                _failure = f"the fused CPU scan could not be prepared: {type(second).__name__}: {second}"
-                raise ScanBackendError(_failure) from second
+            except Exception as first:  # a broken or stale cache: clear it and build afresh
+                _log.warning("the kernel cache in %s could not be used (%s); rebuilding it", folder, first)
+                shutil.rmtree(folder, ignore_errors=True)
+                try:
+                    _kernels = _compile(folder)
+                except Exception as second:
+                    _failure = f"the fused CPU scan could not be prepared: {type(second).__name__}: {second}"
+                    raise ScanBackendError(_failure) from second
         return _kernels
+
+
+@contextlib.contextmanager
+def _compiling(folder: Path):
+    """Held while this process compiles or loads the kernels: processes that start together on a
+    machine with no cache yet (a batch beside a cluster worker, several workers of one node) compile
+    once, one after the other loading what the first wrote, instead of all compiling at once. The
+    lock file sits beside the cache (a rebuild removes the cache folder). A cache where no lock file
+    can be made is used without one."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder.with_name(folder.name + ".lock")), timeout=COMPILE_WAIT_S)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except (OSError, Timeout):
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _compile(folder: Path):

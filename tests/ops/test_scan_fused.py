@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -222,3 +223,38 @@ def test_loading_the_kernels_does_not_import_scipy_linalg_and_leaves_numba_whole
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_processes_that_start_together_compile_the_kernels_once(tmp_path):
+    """Two processes on a machine with no kernel cache yet, released at the same moment: one compiles,
+    the other waits for it and loads what it wrote (it says nothing of compiling). (The small stand-in
+    kernel module, as above.)"""
+    import os
+    import subprocess
+
+    tests = Path(__file__).resolve().parent.parent
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    code = (
+        "import logging, os, sys, time\n"
+        f"sys.path.insert(0, {str(tests)!r})\n"
+        "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
+        "import numba\n"
+        "from algnet_cli.ops import scan_fused\n"
+        "scan_fused._MODULE = 'helpers.tiny_kernels'\n"
+        "open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close()\n"
+        "while len(os.listdir(sys.argv[1])) < 2:\n    time.sleep(0.002)\n"
+        "k = scan_fused.kernels()\n"
+        "print(scan_fused.cache_state())\n"
+    )
+    env = dict(os.environ, ALGNET_KERNEL_CACHE=str(tmp_path / "cache"))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(gate)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert [o.strip() for o, _ in outs] == ["compiled", "compiled"]
+    said = [e for _, e in outs if "preparing the fused CPU scan kernel" in e]
+    assert len(said) == 1, outs
