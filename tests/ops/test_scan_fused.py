@@ -249,8 +249,9 @@ def test_processes_that_start_together_compile_the_kernels_once(tmp_path):
     )
     env = dict(os.environ, ALGNET_KERNEL_CACHE=str(tmp_path / "cache"))
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(gate)], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(gate)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )  # fmt: skip
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
