@@ -124,16 +124,23 @@ def _reformatter(direction: str):
     return held
 
 
+def conversion(colour: Colour, to_rgb: bool) -> dict:
+    """swscale's settings for a frame of a video described by ``colour`` going to full-range RGB
+    (``to_rgb``) or coming back from it: the video's own matrix and range, accurate rounding."""
+    side, other = ("src", "dst") if to_rgb else ("dst", "src")
+    kwargs: dict = {"interpolation": _interpolation()}
+    if colour.matrix in _SWS_MATRIX:
+        kwargs[f"{side}_colorspace"] = _SWS_MATRIX[colour.matrix]
+    if colour.range in (LIMITED, FULL):
+        kwargs[f"{side}_color_range"] = colour.range
+        kwargs[f"{other}_color_range"] = FULL
+    return kwargs
+
+
 def to_rgb(frame, rgb: str, colour: Colour) -> np.ndarray:
     """A decoded frame as RGB pixels (``rgb``: rgb24, rgb48le or their alpha forms), converted with
     the video's own matrix and range."""
-    kwargs: dict = {"interpolation": _interpolation()}
-    if colour.matrix in _SWS_MATRIX:
-        kwargs["src_colorspace"] = _SWS_MATRIX[colour.matrix]
-    if colour.range in (LIMITED, FULL):
-        kwargs["src_color_range"] = colour.range
-        kwargs["dst_color_range"] = FULL
-    return _reformatter("to").reformat(frame, format=rgb, **kwargs).to_ndarray()
+    return _reformatter("to").reformat(frame, format=rgb, **conversion(colour, to_rgb=True)).to_ndarray()
 
 
 def from_rgb(pixels: np.ndarray, rgb: str, pix_fmt: str, colour: Colour):
@@ -141,15 +148,8 @@ def from_rgb(pixels: np.ndarray, rgb: str, pix_fmt: str, colour: Colour):
     tagged with all four fields (so the encoder neither converts again nor guesses)."""
     from .libav import pyav
 
-    av = pyav()
-    frame = av.VideoFrame.from_ndarray(pixels, format=rgb)
-    kwargs: dict = {"interpolation": _interpolation()}
-    if colour.matrix in _SWS_MATRIX:
-        kwargs["dst_colorspace"] = _SWS_MATRIX[colour.matrix]
-    if colour.range in (LIMITED, FULL):
-        kwargs["src_color_range"] = FULL
-        kwargs["dst_color_range"] = colour.range
-    out = _reformatter("from").reformat(frame, format=pix_fmt, **kwargs)
+    frame = pyav().VideoFrame.from_ndarray(pixels, format=rgb)
+    out = _reformatter("from").reformat(frame, format=pix_fmt, **conversion(colour, to_rgb=False))
     tag(out, colour)
     return out
 
