@@ -150,9 +150,8 @@ def _prepare_folder(job: Job, encode, segments: list[Segment], run: dict, fresh:
         before = json.loads(manifest.read_text())
     except (OSError, ValueError):
         before = None
-    earlier = _earlier_cut(before) if isinstance(before, dict) else None
-    same = not fresh and earlier is not None and {k: before.get(k) for k in key} == key
-    if same and earlier is not None:
+    earlier = _earlier_cut(before) if isinstance(before, dict) and not fresh else None
+    if earlier is not None and {k: before.get(k) for k in key} == key:
         return folder, earlier
     if isinstance(before, dict) and not fresh and any(folder.glob("*.timing.json")):
         changed = sorted(k for k in key if before.get(k) != key[k]) or ["segments"]

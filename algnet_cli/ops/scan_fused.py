@@ -122,12 +122,14 @@ def _compiling(folder: Path):
         folder.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except (OSError, Timeout):
-        yield
-        return
+        held = False
+    else:
+        held = True
     try:
         yield
     finally:
-        lock.release()
+        if held:
+            lock.release()
 
 
 def _compile(folder: Path):
