@@ -76,11 +76,10 @@ class ALGNet(nn.Module):
         return self
 
     def set_scan_backend(self, backend: str | None) -> ALGNet:
-        """Choose the selective-scan backend of every block (None: the dispatcher's default)."""
-        from .mamba import Mamba
-
+        """Choose the selective-scan backend of every block (None: the dispatcher's default); the
+        block's glue uses its fused CPU kernels with the fused scan."""
         for module in self.modules():
-            if isinstance(module, Mamba):
+            if module is not self and hasattr(module, "scan_backend"):
                 module.scan_backend = backend
         self.scan_backend = backend
         return self

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from ..ops.glue import layer_norm_2d, local_mean
 from .config import ALGNetConfig
 from .mamba import Mamba
 
@@ -18,12 +18,10 @@ class LayerNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.scan_backend: str | None = None  # its fused CPU kernel goes with the fused scan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the same formula as NAFNet's (biased variance, eps inside the root), as one fused kernel
-        # over a channels-last view instead of eight elementwise passes
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
-        return y.permute(0, 3, 1, 2)
+        return layer_norm_2d(x, self.weight, self.bias, self.eps, backend=self.scan_backend)
 
 
 def simple_gate(x: torch.Tensor) -> torch.Tensor:
@@ -66,18 +64,13 @@ class LocalPool(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.kernel: tuple[int, int] | None = None
+        self.scan_backend: str | None = None  # its fused CPU kernel goes with the fused scan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if self.kernel is None or (self.kernel[0] >= h and self.kernel[1] >= w):
             return x.mean(dim=(-2, -1), keepdim=True)
-        k1, k2 = min(h, self.kernel[0]), min(w, self.kernel[1])
-        dtype = x.dtype
-        s = F.pad(x.float().cumsum(-1).cumsum(-2), (1, 0, 1, 0))  # integral image
-        box = (s[..., k1:, k2:] - s[..., k1:, :-k2] - s[..., :-k1, k2:] + s[..., :-k1, :-k2]) / (k1 * k2)
-        dh, dw = h - box.shape[-2], w - box.shape[-1]
-        box = F.pad(box, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="replicate")
-        return box.to(dtype)
+        return local_mean(x, min(h, self.kernel[0]), min(w, self.kernel[1]), backend=self.scan_backend)
 
     def extra_repr(self) -> str:
         return f"kernel={self.kernel}"

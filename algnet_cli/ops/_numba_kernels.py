@@ -409,3 +409,7 @@ def causal_conv1d_silu(lo, hi, steps, x, off, weight, bias, out):
                 a = bias[c] + wt[0, c] * r0[c] + wt[1, c] * r1[c]
                 a += wt[2, c] * r2[c] + wt[3, c] * r3[c]
                 o[c] = a / (np.float32(1.0) + _exp(-a))
+
+
+# the block's glue kernels, compiled with these and cached beside them
+from ._numba_glue import box_mean, layer_norm_channels  # noqa: E402, F401

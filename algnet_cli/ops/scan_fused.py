@@ -160,7 +160,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
 
-def _run_tasks(kernel, tasks: int, *args) -> None:
+def run_tasks(kernel, tasks: int, *args) -> None:
     """Run kernel(lo, hi, *args) over [0, tasks), split evenly over torch's thread count."""
     global _pool, _pool_size
     threads = max(1, min(torch.get_num_threads(), tasks))
@@ -206,7 +206,7 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(1, 2)
 
 
-def _vec(t: torch.Tensor):
+def vector(t: torch.Tensor):
     return t.detach().float().contiguous().numpy()
 
 
@@ -216,13 +216,13 @@ def _extras(u, D, z, delta_bias):
     D_ = zeros if D is None else D
     bias = zeros if delta_bias is None else delta_bias
     z_ = _seq(z) if z is not None else (torch.zeros(1, 1, 1).numpy(), 0, 1)
-    return _vec(D_), z_, _vec(bias), int(z is not None)
+    return vector(D_), z_, vector(bias), int(z is not None)
 
 
 def _inputs(u, delta, A, B, C, D, z, delta_bias, softplus: bool) -> tuple:
     """The kernels' arguments from ``u`` to ``has_z`` (see _numba_kernels.scan_forward)."""
     D_, z_, bias, has_z = _extras(u, D, z, delta_bias)
-    return ((*_seq(u), *_seq(delta), *z_, *_seq(B), *_seq(C)), _vec(A), D_, bias, int(softplus), has_z)
+    return ((*_seq(u), *_seq(delta), *z_, *_seq(B), *_seq(C)), vector(A), D_, bias, int(softplus), has_z)
 
 
 def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store: bool):
@@ -233,7 +233,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store: bool):
     states = torch.empty(b, tiles, d, A.shape[1]) if store else torch.empty(1, 1, 1, 1)
     groups = -(-d // k.LANES)
     args = _inputs(u, delta, A, B, C, D, z, delta_bias, softplus)
-    _run_tasks(k.scan_forward, b * groups, *args, y.numpy(), states.numpy(), int(store))
+    run_tasks(k.scan_forward, b * groups, *args, y.numpy(), states.numpy(), int(store))
     return y, states
 
 
@@ -280,7 +280,7 @@ def causal_conv1d_silu_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     out = torch.empty(b, length, d, dtype=torch.float32)
     steps = 4096
     tasks = b * -(-length // steps)
-    _run_tasks(k.causal_conv1d_silu, tasks, steps, base, off, _vec(weight).reshape(d, -1), _vec(bias), out.numpy())
+    run_tasks(k.causal_conv1d_silu, tasks, steps, base, off, vector(weight).reshape(d, -1), vector(bias), out.numpy())
     return out
 
 
@@ -305,7 +305,7 @@ class _FusedScan(torch.autograd.Function):
         gB, gC = (torch.zeros(b, groups, length, n) for _ in range(2))
         gA = torch.zeros(b, d, n)
         gD, gbias = torch.zeros(b, d), torch.zeros(b, d)
-        _run_tasks(
+        run_tasks(
             k.scan_backward,
             b * groups,
             *_inputs(u, delta, A, B, C, D, z, delta_bias, ctx.softplus),

@@ -1,0 +1,109 @@
+"""numba kernels for the glue of an ALGNet block on the CPU: each streams its tensor once where torch
+makes several full-size passes.
+
+Imported by :mod:`._numba_kernels` (whose import compiles everything into the same cache), never
+directly. Every kernel takes ``lo, hi`` first: it runs tasks lo..hi-1, so that a few threads can
+split the work (see ``scan_fused.run_tasks``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import float32, int64, njit, void
+
+_JIT = dict(nogil=True, cache=True, fastmath={"contract", "nsz"}, error_model="numpy", boundscheck=False)
+
+_P3 = float32[:, :, ::1]
+
+
+@njit(void(int64, int64, _P3, int64, int64, _P3), **_JIT)
+def box_mean(lo, hi, x, k1, k2, out):
+    """Planes lo..hi-1 of the test-time local converter's pool.
+
+    x, out: (planes, h, w). out gets the mean of every k1 x k2 window of its plane (k1 <= h, k2 <= w),
+    replicate-padded back to h x w with the smaller half of the padding at the top and left: out[p, q]
+    is the window whose top-left corner is (clamp(p - (k1 - 1) // 2), clamp(q - (k2 - 1) // 2)).
+    Running sums in float64, one pass along the rows and one down the columns.
+    """
+    _, h, w = x.shape
+    bh, bw = h - k1 + 1, w - k2 + 1
+    top, left = (k1 - 1) // 2, (k2 - 1) // 2
+    rows = np.empty((h, bw), np.float64)  # sums of k2 neighbours along each row
+    acc = np.empty(bw, np.float64)
+    box = np.empty((bh, bw), np.float32)
+    scale = 1.0 / (k1 * k2)
+    for p in range(lo, hi):
+        xp = x[p]
+        for r in range(h):
+            xr = xp[r]
+            s = 0.0
+            for j in range(k2):
+                s += xr[j]
+            rr = rows[r]
+            rr[0] = s
+            for j in range(1, bw):
+                s += np.float64(xr[j + k2 - 1]) - np.float64(xr[j - 1])
+                rr[j] = s
+        acc[:] = 0.0
+        for r in range(k1):
+            rr = rows[r]
+            for j in range(bw):
+                acc[j] += rr[j]
+        for i in range(bh):
+            if i:
+                add, sub = rows[i + k1 - 1], rows[i - 1]
+                for j in range(bw):
+                    acc[j] += add[j] - sub[j]
+            bi = box[i]
+            for j in range(bw):
+                bi[j] = acc[j] * scale
+        for r in range(h):
+            bi = box[min(max(r - top, 0), bh - 1)]
+            o = out[p, r]
+            first, last = bi[0], bi[bw - 1]
+            for q in range(left):
+                o[q] = first
+            for j in range(bw):
+                o[left + j] = bi[j]
+            for q in range(left + bw, w):
+                o[q] = last
+
+
+@njit(void(int64, int64, int64, _P3, float32[::1], float32[::1], float32, _P3), **_JIT)
+def layer_norm_channels(lo, hi, steps, x, weight, bias, eps, out):
+    """Tasks lo..hi-1 of a layer norm over the channels of each pixel, channels first.
+
+    x, out: (batch, channels, pixels); a task is ``steps`` pixels of one image. out = (x - mean) /
+    sqrt(var + eps) * weight + bias, with the mean and the biased variance over the channels (two
+    passes, as NAFNet's LayerNorm2d computes them).
+    """
+    nb, c, n = x.shape
+    chunks = (n + steps - 1) // steps
+    mean = np.empty(steps, np.float32)
+    rstd = np.empty(steps, np.float32)
+    inv = np.float32(1.0 / c)
+    for task in range(lo, hi):
+        b = task // chunks
+        start = (task % chunks) * steps
+        m = min(steps, n - start)
+        mean[:m] = np.float32(0.0)
+        rstd[:m] = np.float32(0.0)
+        for ch in range(c):
+            row = x[b, ch, start : start + m]
+            for i in range(m):
+                mean[i] += row[i]
+        for i in range(m):
+            mean[i] *= inv
+        for ch in range(c):
+            row = x[b, ch, start : start + m]
+            for i in range(m):
+                d = row[i] - mean[i]
+                rstd[i] += d * d
+        for i in range(m):
+            rstd[i] = np.float32(1.0) / np.sqrt(rstd[i] * inv + eps)
+        for ch in range(c):
+            row = x[b, ch, start : start + m]
+            o = out[b, ch, start : start + m]
+            wc, bc = weight[ch], bias[ch]
+            for i in range(m):
+                o[i] = (row[i] - mean[i]) * rstd[i] * wc + bc

@@ -1,0 +1,64 @@
+"""The glue of an ALGNet block: the local converter's pool and the channel layer norm, each as one
+CPU kernel where it can be, else in torch.
+
+With the fused CPU scan (numba), on float32 CPU tensors and with no gradients wanted, a numba kernel
+streams the tensor once (:mod:`._numba_glue`); otherwise (training, another device or dtype, another
+scan backend) the torch formulas below run. Both compute the same values (tested to 1e-5).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import scan_fused
+from .dispatch import prepare
+from .scan_ref import needs_grad
+
+
+def _fused(x: torch.Tensor, backend: str | None, *params: torch.Tensor | None) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not needs_grad(x, *params)
+        and prepare(backend, "cpu") == "fused"
+    )
+
+
+def local_mean(x: torch.Tensor, k1: int, k2: int, *, backend: str | None = None) -> torch.Tensor:
+    """The mean of every k1 x k2 window (k1 <= H, k2 <= W), replicate-padded back to H x W, the
+    smaller half of the padding at the top and left. (B, C, H, W) -> same."""
+    if _fused(x, backend):
+        k = scan_fused.kernels()
+        b, c, h, w = x.shape
+        planes = x.detach().contiguous().view(b * c, h, w)
+        out = torch.empty_like(planes)
+        scan_fused.run_tasks(k.box_mean, b * c, planes.numpy(), k1, k2, out.numpy())
+        return out.view(b, c, h, w)
+    h, w = x.shape[-2:]
+    dtype = x.dtype
+    s = F.pad(x.float().cumsum(-1).cumsum(-2), (1, 0, 1, 0))  # integral image
+    box = (s[..., k1:, k2:] - s[..., k1:, :-k2] - s[..., :-k1, k2:] + s[..., :-k1, :-k2]) / (k1 * k2)
+    dh, dw = h - box.shape[-2], w - box.shape[-1]
+    box = F.pad(box, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="replicate")
+    return box.to(dtype)
+
+
+def layer_norm_2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, *, backend: str | None = None
+) -> torch.Tensor:
+    """Layer norm over the channels of each pixel (NAFNet's LayerNorm2d). (B, C, H, W) -> same."""
+    if _fused(x, backend, weight, bias):
+        k = scan_fused.kernels()
+        b, c, h, w = x.shape
+        flat = x.detach().contiguous().view(b, c, h * w)
+        out = torch.empty_like(flat)
+        steps = 2048
+        vec = scan_fused.vector
+        args = (steps, flat.numpy(), vec(weight), vec(bias), float(eps), out.numpy())
+        scan_fused.run_tasks(k.layer_norm_channels, b * -(-h * w // steps), *args)
+        return out.view(b, c, h, w)
+    # the same formula (biased variance, eps inside the root), as one fused torch kernel over a
+    # channels-last view instead of eight elementwise passes
+    y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), weight, bias, eps)
+    return y.permute(0, 3, 1, 2)

@@ -1,0 +1,85 @@
+"""The block's glue on the CPU: the numba kernels and the torch formulas against independent references."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from algnet_cli.ops import available_backends, glue
+
+fused_only = pytest.mark.skipif(not available_backends("cpu")["fused"], reason="numba is not installed")
+
+
+def _box_reference(x: torch.Tensor, k1: int, k2: int) -> torch.Tensor:
+    """avg_pool2d's stride-1 windows (a different algorithm: a direct sum per window), replicate-padded."""
+    box = F.avg_pool2d(x.double(), (k1, k2), stride=1)
+    dh, dw = k1 - 1, k2 - 1
+    return F.pad(box, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="replicate")
+
+
+@pytest.mark.parametrize("backend", [pytest.param("fused", marks=fused_only), "chunked"])
+@pytest.mark.parametrize("k1,k2", [(5, 7), (1, 1), (17, 1), (2, 23), (17, 23), (6, 4)])
+def test_the_local_mean_is_the_mean_of_each_window_padded_by_replication(backend, k1, k2):
+    x = torch.randn(2, 3, 17, 23, generator=torch.Generator().manual_seed(k1 * 31 + k2)) * 4 + 2
+    with torch.inference_mode():
+        got = glue.local_mean(x, k1, k2, backend=backend)
+    assert got.shape == x.shape and got.dtype == torch.float32
+    # the torch formula takes differences of a float32 integral image, which loses a few digits
+    tol = 1e-5 if backend == "fused" else 2e-4
+    torch.testing.assert_close(got.double(), _box_reference(x, k1, k2), atol=tol, rtol=1e-5)
+
+
+@fused_only
+def test_the_fused_local_mean_stays_exact_over_a_large_plane():
+    """Running sums over a 720x1280 plane (float64 in the kernel): a 1x1 window gives the input back."""
+    x = torch.rand(1, 2, 720, 1280, generator=torch.Generator().manual_seed(1)) * 100
+    with torch.inference_mode():
+        same = glue.local_mean(x, 1, 1, backend="fused")
+        wide = glue.local_mean(x, 384, 640, backend="fused")
+    assert torch.equal(same, x)
+    torch.testing.assert_close(wide.double(), _box_reference(x, 384, 640), atol=1e-4, rtol=1e-6)
+
+
+def _norm_reference(x, weight, bias, eps):
+    x = x.double()
+    mean = x.mean(1, keepdim=True)
+    var = ((x - mean) ** 2).mean(1, keepdim=True)
+    return (x - mean) / (var + eps).sqrt() * weight.double()[:, None, None] + bias.double()[:, None, None]
+
+
+@pytest.mark.parametrize("backend", [pytest.param("fused", marks=fused_only), "chunked"])
+@pytest.mark.parametrize("shape", [(1, 16, 31, 45), (2, 5, 7, 3), (1, 64, 90, 160)])
+def test_the_channel_layer_norm_matches_its_formula(backend, shape):
+    g = torch.Generator().manual_seed(shape[1])
+    x = torch.randn(*shape, generator=g) * 3 + 1
+    weight, bias = torch.randn(shape[1], generator=g), torch.randn(shape[1], generator=g)
+    with torch.inference_mode():
+        got = glue.layer_norm_2d(x, weight, bias, 1e-6, backend=backend)
+    torch.testing.assert_close(got.double(), _norm_reference(x, weight, bias, 1e-6), atol=2e-5, rtol=1e-5)
+
+
+@fused_only
+def test_the_fused_glue_reads_any_layout_and_leaves_training_to_torch():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 8, 20, 30, generator=g)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(8, generator=g, requires_grad=True), torch.randn(8, generator=g)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            glue.layer_norm_2d(cl, weight, bias, 1e-6, backend="fused"),
+            glue.layer_norm_2d(x, weight, bias, 1e-6, backend="chunked"),
+        )
+        torch.testing.assert_close(
+            glue.local_mean(cl, 5, 9, backend="fused"), glue.local_mean(x, 5, 9, backend="chunked")
+        )
+    # with gradients wanted the torch formulas run, and their gradients are right
+    xr = x.clone().requires_grad_(True)
+    out = glue.layer_norm_2d(xr, weight, bias, 1e-6, backend="fused")
+    out.square().sum().backward()
+    xd, wd = x.double().requires_grad_(True), weight.detach().double().requires_grad_(True)
+    ref = _norm_reference(xd, wd, bias, 1e-6)
+    ref.square().sum().backward()
+    torch.testing.assert_close(xr.grad.double(), xd.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(weight.grad.double(), wd.grad, atol=1e-3, rtol=1e-4)
+    xm = x.clone().requires_grad_(True)
+    glue.local_mean(xm, 5, 9, backend="fused").sum().backward()
+    assert xm.grad is not None and xm.grad.abs().sum() > 0
