@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import FAM, SFE, ALGBlock, LocalPool
+from .blocks import FAM, SFE, ALGBlock, LayerNorm2d, LocalPool
 from .config import ALGNetConfig, ModelDescriptor
 
 
@@ -78,8 +78,10 @@ class ALGNet(nn.Module):
     def set_scan_backend(self, backend: str | None) -> ALGNet:
         """Choose the selective-scan backend of every block (None: the dispatcher's default); the
         block's glue uses its fused CPU kernels with the fused scan."""
+        from .mamba import Mamba
+
         for module in self.modules():
-            if module is not self and hasattr(module, "scan_backend"):
+            if isinstance(module, (Mamba, LayerNorm2d, LocalPool)):
                 module.scan_backend = backend
         self.scan_backend = backend
         return self

@@ -116,11 +116,12 @@ class ALGBlock(nn.Module):
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         x = simple_gate(self.conv2(self.conv1(self.norm1(inp))))
-        g = self.g_layer(x) * (self.inside_all + 1.0) * self.lamb_g[None, :, None, None]
-        loc = self.l_layer(x) * self.lamb_l[None, :, None, None]
-        y = inp + (g + loc)
+        # y = inp + g * (inside_all + 1) * lamb_g + loc * lamb_l, with the per-channel factors folded
+        # first and each branch added in one pass (no full-size temporaries)
+        y = torch.addcmul(inp, self.g_layer(x), ((self.inside_all + 1.0) * self.lamb_g[:, None, None])[None])
+        y = y.addcmul_(self.l_layer(x), self.lamb_l[None, :, None, None])
         x = self.conv5(simple_gate(self.conv4(self.norm2(y))))
-        return y + x * self.beta
+        return torch.addcmul(y, x, self.beta)
 
 
 class BasicConv(nn.Module):

@@ -9,7 +9,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..ops import causal_conv1d_silu, selective_scan
 
@@ -57,7 +56,6 @@ class Mamba(nn.Module):
         x = causal_conv1d_silu(x, self.conv1d.weight, self.conv1d.bias, backend=self.scan_backend)
         x_dbl = self.x_proj(x)  # (b, l, dt_rank + 2*d_state)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.linear(dt, self.dt_proj.weight)  # (b, l, d_inner), bias added in the scan
         A = -torch.exp(self.A_log.float())
         y = selective_scan(
             x.transpose(1, 2),
@@ -69,6 +67,7 @@ class Mamba(nn.Module):
             z.transpose(1, 2),
             delta_bias=self.dt_proj.bias.float(),
             delta_softplus=True,
+            delta_proj=self.dt_proj.weight,  # dt_proj without its bias (added in the scan)
             backend=self.scan_backend,
         )
         return self.out_proj(y.transpose(1, 2))

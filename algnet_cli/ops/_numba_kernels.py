@@ -178,17 +178,35 @@ def _load_rows(X, off, cf, bi, t0, tl, n, dst):
                 dst[t, s] = X[bi, t0 + t, off + s]
 
 
-@njit(void(_SEQS, int64, int64, int64, int64, int64, _V, int64, int64, _T), inline="always", **_JIT)
-def _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile):
+@njit(void(_X, int64, int64, int64, int64, int64, _S, _S), inline="always", **_JIT)
+def _project(X, off, cf, bi, t0, tl, Wl, dst):
+    """dst[t, j] = sum_k X(bi, t0 + t, k) Wl[k, j]: the step sizes from their low-rank projection
+    (mamba's dt_proj without its bias), rank Wl.shape[0]."""
+    rank = Wl.shape[0]
+    for t in range(tl):
+        for j in range(LANES):
+            dst[t, j] = np.float32(0.0)
+        for k in range(rank):
+            v = X[bi, off + k, t0 + t] if cf else X[bi, t0 + t, off + k]
+            for j in range(LANES):
+                dst[t, j] += v * Wl[k, j]
+
+
+@njit(void(_SEQS, int64, int64, int64, int64, int64, _V, _S, int64, int64, _T), inline="always", **_JIT)
+def _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, tile):
     """Gather one tile of every input into the task's buffers.
 
     tile rows (steps, lanes): u; dt = softplus(delta + bias) (or delta + bias), 0 below 1e-20;
     dt * u; z; silu(z) (1 without z); d dt / d delta (0 where dt was cut). Lanes past the last
-    channel hold zeros (u = 0 keeps their state at zero).
+    channel hold zeros (u = 0 keeps their state at zero). With a (rank, lanes) Wl of rank > 0, the
+    delta input holds the rank columns that Wl projects to the lanes' delta.
     """
     u, u_off, u_cf, delta, d_off, d_cf, z, z_off, z_cf, B, b_off, b_cf, C, c_off, c_cf = seqs
     _gather(u, u_off, u_cf, bi, t0, tl, c0, w, tile[_U])
-    _gather(delta, d_off, d_cf, bi, t0, tl, c0, w, tile[_DT])
+    if Wl.shape[0]:
+        _project(delta, d_off, d_cf, bi, t0, tl, Wl, tile[_DT])
+    else:
+        _gather(delta, d_off, d_cf, bi, t0, tl, c0, w, tile[_DT])
     if has_z:
         _gather(z, z_off, z_cf, bi, t0, tl, c0, w, tile[_Z])
     dts = tile[_DT]
@@ -234,13 +252,14 @@ def _task_constants(A, D, bias, c0, w, At2, Dl, biasl):
             At2[s, j] = A[c0 + j, s] * LOG2E
 
 
-@njit(void(int64, int64, _SEQS, _F2, _F1, _F1, int64, int64, _X, _F4, int64), **_JIT)
-def scan_forward(lo, hi, seqs, A, D, bias, softplus, has_z, y, states, store):
+@njit(void(int64, int64, _SEQS, _F2, _F1, _F1, _F2, int64, int64, _X, _F4, int64), **_JIT)
+def scan_forward(lo, hi, seqs, A, D, bias, dt_proj, softplus, has_z, y, states, store):
     """Tasks lo..hi-1 of the forward scan.
 
-    seqs: u, delta, z, B, C as in the module docstring; A: (dim, state); D, bias: (dim,). y (batch,
-    length, dim) gets (<C, h> + D u) * silu(z). With ``store``, states[b, k] (dim, state) receives
-    the state entering tile k, for the backward.
+    seqs: u, delta, z, B, C as in the module docstring; A: (dim, state); D, bias: (dim,). dt_proj:
+    (dim, rank), rank 0 when delta is given per channel; else delta holds rank columns, projected
+    by dt_proj in the kernel. y (batch, length, dim) gets (<C, h> + D u) * silu(z). With ``store``,
+    states[b, k] (dim, state) receives the state entering tile k, for the backward.
     """
     d, n = A.shape
     length = y.shape[1]
@@ -250,12 +269,17 @@ def scan_forward(lo, hi, seqs, A, D, bias, softplus, has_z, y, states, store):
     Dl = np.zeros(LANES, np.float32)
     biasl = np.zeros(LANES, np.float32)
     hs = np.zeros((TILE + 1, n, LANES), np.float32)
+    Wl = np.zeros((dt_proj.shape[1], LANES), np.float32)
     us, gates, ys = tile[_U], tile[_GATE], tile[_Y]
     for task in range(lo, hi):
         bi = task // groups
         c0 = (task % groups) * LANES
         w = min(LANES, d - c0)
         _task_constants(A, D, bias, c0, w, At2, Dl, biasl)
+        Wl[:, :] = np.float32(0.0)
+        for j in range(w):
+            for k in range(dt_proj.shape[1]):
+                Wl[k, j] = dt_proj[c0 + j, k]
         hs[0, :, :] = np.float32(0.0)
         for t0 in range(0, length, TILE):
             tl = min(TILE, length - t0)
@@ -263,7 +287,7 @@ def scan_forward(lo, hi, seqs, A, D, bias, softplus, has_z, y, states, store):
                 for j in range(w):
                     for s in range(n):
                         states[bi, t0 // TILE, c0 + j, s] = hs[0, s, j]
-            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile)
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, tile)
             _tile_states(seqs, bi, t0, tl, tile, At2, hs)
             hs[0, :, :] = hs[tl]
             for t in range(tl):
@@ -308,6 +332,7 @@ def scan_backward(lo, hi, seqs, A, D, bias, softplus, has_z, states, gout, gu, g
     gdtl = np.empty(LANES, np.float32)
     gDl = np.empty(LANES, np.float32)
     gbl = np.empty(LANES, np.float32)
+    no_proj = np.zeros((0, LANES), np.float32)  # the backward takes delta per channel
     us, dts, zs, gates, sig, gys = tile[_U], tile[_DT], tile[_Z], tile[_GATE], tile[_SIG], tile[_Y]
     for task in range(lo, hi):
         bi = task // groups
@@ -322,7 +347,7 @@ def scan_backward(lo, hi, seqs, A, D, bias, softplus, has_z, states, gout, gu, g
         last = (length - 1) // TILE * TILE
         for t0 in range(last, -1, -TILE):
             tl = min(TILE, length - t0)
-            _load_tile(seqs, bi, c0, w, t0, tl, biasl, softplus, has_z, tile)
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, no_proj, softplus, has_z, tile)
             _load_rows(seqs[9], seqs[10], seqs[11], bi, t0, tl, n, Bt)
             _load_rows(seqs[12], seqs[13], seqs[14], bi, t0, tl, n, Ct)
             for j in range(w):

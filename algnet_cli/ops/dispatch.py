@@ -132,14 +132,25 @@ def selective_scan(
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     *,
+    delta_proj: torch.Tensor | None = None,
     backend: str | None = None,
 ) -> torch.Tensor:
-    """Selective scan with the chosen backend (shapes: see ``selective_scan_reference``)."""
-    name = prepare(backend, u.device.type, needs_grad(u, delta, A, B, C, D, z, delta_bias))
+    """Selective scan with the chosen backend (shapes: see ``selective_scan_reference``).
+
+    delta_proj: (dim, rank), mamba's dt_proj weight; then delta is (batch, rank, length), projected
+    to (batch, dim, length) by it: inside the fused CPU kernel when no gradients are wanted, in
+    torch before the scan otherwise.
+    """
+    grad = needs_grad(u, delta, A, B, C, D, z, delta_bias, delta_proj)
+    name = prepare(backend, u.device.type, grad)
     key = (name, u.device.type)
     if key not in _announced:
         _announced.add(key)
         _log.info("selective scan backend: %s on %s", name, u.device.type)
+    if delta_proj is not None:
+        if name == "fused" and not grad:
+            return scan_fused.selective_scan_fused(u, delta, A, B, C, D, z, delta_bias, delta_softplus, delta_proj)
+        delta = scan_fused.project_delta(delta, delta_proj)
     return _FUNCS[name](u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 

@@ -220,19 +220,21 @@ def _extras(u, D, z, delta_bias):
 
 
 def _inputs(u, delta, A, B, C, D, z, delta_bias, softplus: bool) -> tuple:
-    """The kernels' arguments from ``u`` to ``has_z`` (see _numba_kernels.scan_forward)."""
+    """The kernels' arguments from ``u`` to ``has_z`` (see _numba_kernels.scan_backward)."""
     D_, z_, bias, has_z = _extras(u, D, z, delta_bias)
     return ((*_seq(u), *_seq(delta), *z_, *_seq(B), *_seq(C)), vector(A), D_, bias, int(softplus), has_z)
 
 
-def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store: bool):
+def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store: bool, delta_proj=None):
     k = kernels()
     b, d, length = u.shape
     y = torch.empty(b, length, d, dtype=torch.float32)
     tiles = -(-length // k.TILE)
     states = torch.empty(b, tiles, d, A.shape[1]) if store else torch.empty(1, 1, 1, 1)
     groups = -(-d // k.LANES)
-    args = _inputs(u, delta, A, B, C, D, z, delta_bias, softplus)
+    seqs, A_, D_, bias, softplus_, has_z = _inputs(u, delta, A, B, C, D, z, delta_bias, softplus)
+    proj = torch.zeros(d, 0) if delta_proj is None else delta_proj.detach().float().contiguous()
+    args = (seqs, A_, D_, bias, proj.numpy(), softplus_, has_z)
     run_tasks(k.scan_forward, b * groups, *args, y.numpy(), states.numpy(), int(store))
     return y, states
 
@@ -247,6 +249,7 @@ def selective_scan_fused(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
+    delta_proj: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Same contract as :func:`~algnet_cli.ops.scan_ref.selective_scan_reference`; CPU tensors only.
 
@@ -255,14 +258,26 @@ def selective_scan_fused(
     tensors, as the Mamba block's projections produce, are read in place. Returns ``u.dtype``,
     as a (batch, dim, length) view of a (batch, length, dim) tensor, so that transposing it back
     costs nothing. Computed in float32.
+
+    delta_proj: (dim, rank), mamba's dt_proj weight; then delta is (batch, rank, length) and the
+    step sizes are delta_proj @ delta (+ delta_bias), projected inside the kernel without gradients
+    (no (batch, length, dim) tensor of them is made), in torch first with.
     """
     if u.device.type != "cpu":
         raise ScanBackendError(f"the 'fused' scan runs on the CPU, not on {u.device.type}")
-    if needs_grad(u, delta, A, B, C, D, z, delta_bias):
+    if needs_grad(u, delta, A, B, C, D, z, delta_bias, delta_proj):
+        if delta_proj is not None:
+            delta = project_delta(delta, delta_proj)
         y = _FusedScan.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
     else:
-        y, _ = _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store=False)
+        y, _ = _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, store=False, delta_proj=delta_proj)
     return _channels_last(y).to(u.dtype)
+
+
+def project_delta(delta: torch.Tensor, delta_proj: torch.Tensor) -> torch.Tensor:
+    """(batch, rank, length) low-rank step sizes through dt_proj's (dim, rank) weight -> (batch, dim,
+    length), as a view of a (batch, length, dim) tensor (the layout the projection gives)."""
+    return torch.nn.functional.linear(delta.transpose(1, 2), delta_proj).transpose(1, 2)
 
 
 def causal_conv1d_silu_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

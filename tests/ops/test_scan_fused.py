@@ -48,6 +48,28 @@ def test_fused_forward_with_shifted_delta(shift):
     assert rel_err(got, naive_scan(*args, True)) < 1e-5
 
 
+@pytest.mark.parametrize("b,d,rank,cf", [(1, 32, 1, False), (2, 20, 3, False), (1, 17, 2, True)])
+def test_the_step_sizes_projected_in_the_kernel_equal_those_projected_before(b, d, rank, cf):
+    """delta_proj: the kernel projects (batch, rank, length) step sizes itself; the float64 loop gets
+    them projected in float64 beforehand."""
+    u, _, A, B, C, D, z, bias = make_inputs(b, d, 16, 700, seed=rank)
+    g = torch.Generator().manual_seed(9)
+    low = torch.randn(b, 700, rank, generator=g)  # the dt columns of x_proj's output
+    low = low.transpose(1, 2).contiguous() if cf else low.transpose(1, 2)
+    weight = torch.randn(d, rank, generator=g) / rank**0.5
+    delta = torch.einsum("dr,brl->bdl", weight.double(), low.double())
+    expected = naive_scan(u, delta, A, B, C, D, z, bias, True)
+    with torch.no_grad():
+        got = dispatch.selective_scan(u, low, A, B, C, D, z, bias, True, delta_proj=weight, backend="fused")
+    assert rel_err(got, expected) < 1e-5
+    # with gradients wanted it is projected in torch first, and the gradient reaches the weight
+    w = weight.clone().requires_grad_(True)
+    out = dispatch.selective_scan(u, low, A, B, C, D, z, bias, True, delta_proj=w, backend="fused")
+    assert rel_err(out.detach(), expected) < 1e-5
+    out.square().sum().backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("extras", [True, False])
 def test_fused_without_optional_inputs_and_in_bf16(extras):
     args = make_inputs(2, 4, 8, 100, extras=extras)
