@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..ops.glue import layer_norm_2d, local_mean
+from ..ops.glue import layer_norm_2d, local_mean, token_norm
 from .config import ALGNetConfig
 from .mamba import Mamba
 
@@ -48,9 +48,8 @@ class GlobalBranch(nn.Module):
             if x.dtype in (torch.float16, torch.bfloat16):
                 x = x.float()
             b, c, h, w = x.shape
-            tokens = x.reshape(b, c, h * w).transpose(1, 2)
-            out = self.mamba(self.norm(tokens))
-            return out.transpose(1, 2).reshape(b, c, h, w)
+            tokens = token_norm(x, self.norm.weight, self.norm.bias, self.norm.eps, backend=self.mamba.scan_backend)
+            return self.mamba(tokens).transpose(1, 2).reshape(b, c, h, w)
 
 
 class LocalPool(nn.Module):

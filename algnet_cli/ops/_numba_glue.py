@@ -69,41 +69,53 @@ def box_mean(lo, hi, x, k1, k2, out):
                 o[q] = last
 
 
-@njit(void(int64, int64, int64, _P3, float32[::1], float32[::1], float32, _P3), **_JIT)
-def layer_norm_channels(lo, hi, steps, x, weight, bias, eps, out):
+@njit(void(_P3, int64, int64, int64, float32, float32[::1], float32[::1]), inline="always", **_JIT)
+def _channel_stats(x, b, start, m, eps, mean, rstd):
+    """mean[i] and 1 / sqrt(var[i] + eps) over the channels of pixels start .. start + m - 1 of image b
+    of a (batch, channels, pixels) x: two passes, the biased variance (as NAFNet's LayerNorm2d)."""
+    c = x.shape[1]
+    inv = np.float32(1.0 / c)
+    mean[:m] = np.float32(0.0)
+    rstd[:m] = np.float32(0.0)
+    for ch in range(c):
+        row = x[b, ch, start : start + m]
+        for i in range(m):
+            mean[i] += row[i]
+    for i in range(m):
+        mean[i] *= inv
+    for ch in range(c):
+        row = x[b, ch, start : start + m]
+        for i in range(m):
+            d = row[i] - mean[i]
+            rstd[i] += d * d
+    for i in range(m):
+        rstd[i] = np.float32(1.0) / np.sqrt(rstd[i] * inv + eps)
+
+
+@njit(void(int64, int64, int64, _P3, float32[::1], float32[::1], float32, int64, _P3), **_JIT)
+def layer_norm_channels(lo, hi, steps, x, weight, bias, eps, tokens, out):
     """Tasks lo..hi-1 of a layer norm over the channels of each pixel, channels first.
 
-    x, out: (batch, channels, pixels); a task is ``steps`` pixels of one image. out = (x - mean) /
-    sqrt(var + eps) * weight + bias, with the mean and the biased variance over the channels (two
-    passes, as NAFNet's LayerNorm2d computes them).
+    x: (batch, channels, pixels); a task is ``steps`` pixels of one image. out = (x - mean) /
+    sqrt(var + eps) * weight + bias. ``out`` is (batch, channels, pixels) like x, or with ``tokens``
+    (batch, pixels, channels): the pixels as tokens, for a sequence model.
     """
     nb, c, n = x.shape
     chunks = (n + steps - 1) // steps
     mean = np.empty(steps, np.float32)
     rstd = np.empty(steps, np.float32)
-    inv = np.float32(1.0 / c)
     for task in range(lo, hi):
         b = task // chunks
         start = (task % chunks) * steps
         m = min(steps, n - start)
-        mean[:m] = np.float32(0.0)
-        rstd[:m] = np.float32(0.0)
+        _channel_stats(x, b, start, m, eps, mean, rstd)
         for ch in range(c):
             row = x[b, ch, start : start + m]
-            for i in range(m):
-                mean[i] += row[i]
-        for i in range(m):
-            mean[i] *= inv
-        for ch in range(c):
-            row = x[b, ch, start : start + m]
-            for i in range(m):
-                d = row[i] - mean[i]
-                rstd[i] += d * d
-        for i in range(m):
-            rstd[i] = np.float32(1.0) / np.sqrt(rstd[i] * inv + eps)
-        for ch in range(c):
-            row = x[b, ch, start : start + m]
-            o = out[b, ch, start : start + m]
             wc, bc = weight[ch], bias[ch]
-            for i in range(m):
-                o[i] = (row[i] - mean[i]) * rstd[i] * wc + bc
+            if tokens:
+                for i in range(m):
+                    out[b, start + i, ch] = (row[i] - mean[i]) * rstd[i] * wc + bc
+            else:
+                o = out[b, ch, start : start + m]
+                for i in range(m):
+                    o[i] = (row[i] - mean[i]) * rstd[i] * wc + bc

@@ -1,4 +1,4 @@
-"""The glue of an ALGNet block: the local converter's pool and the channel layer norm, each as one
+"""The glue of an ALGNet block: the local converter's pool and the channel layer norms, each as one
 CPU kernel where it can be, else in torch.
 
 With the fused CPU scan (numba), on float32 CPU tensors and with no gradients wanted, a numba kernel
@@ -49,16 +49,30 @@ def layer_norm_2d(
 ) -> torch.Tensor:
     """Layer norm over the channels of each pixel (NAFNet's LayerNorm2d). (B, C, H, W) -> same."""
     if _fused(x, backend, weight, bias):
-        k = scan_fused.kernels()
-        b, c, h, w = x.shape
-        flat = x.detach().contiguous().view(b, c, h * w)
-        out = torch.empty_like(flat)
-        steps = 2048
-        vec = scan_fused.vector
-        args = (steps, flat.numpy(), vec(weight), vec(bias), float(eps), out.numpy())
-        scan_fused.run_tasks(k.layer_norm_channels, b * -(-h * w // steps), *args)
-        return out.view(b, c, h, w)
+        return _fused_norm(x, weight, bias, eps, tokens=False).view(x.shape)
     # the same formula (biased variance, eps inside the root), as one fused torch kernel over a
     # channels-last view instead of eight elementwise passes
     y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), weight, bias, eps)
     return y.permute(0, 3, 1, 2)
+
+
+def token_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, *, backend: str | None = None
+) -> torch.Tensor:
+    """The feature map as row-major tokens, layer-normed over their channels: (B, C, H, W) -> (B, H*W, C),
+    what ``nn.LayerNorm(C)`` gives on ``x.flatten(2).transpose(1, 2)``, without a transposed copy first."""
+    if _fused(x, backend, weight, bias):
+        return _fused_norm(x, weight, bias, eps, tokens=True)
+    return F.layer_norm(x.flatten(2).transpose(1, 2), (x.shape[1],), weight, bias, eps)
+
+
+def _fused_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, tokens: bool) -> torch.Tensor:
+    k = scan_fused.kernels()
+    b, c, h, w = x.shape
+    flat = x.detach().contiguous().view(b, c, h * w)
+    out = torch.empty(b, h * w, c) if tokens else torch.empty_like(flat)
+    steps = 2048
+    vec = scan_fused.vector
+    args = (steps, flat.numpy(), vec(weight), vec(bias), float(eps), int(tokens), out.numpy())
+    scan_fused.run_tasks(k.layer_norm_channels, b * -(-h * w // steps), *args)
+    return out

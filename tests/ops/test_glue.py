@@ -83,3 +83,15 @@ def test_the_fused_glue_reads_any_layout_and_leaves_training_to_torch():
     xm = x.clone().requires_grad_(True)
     glue.local_mean(xm, 5, 9, backend="fused").sum().backward()
     assert xm.grad is not None and xm.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("backend", [pytest.param("fused", marks=fused_only), "chunked"])
+def test_the_token_norm_is_the_layer_norm_of_the_row_major_tokens(backend):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 24, 13, 21, generator=g) * 2 - 1
+    weight, bias = torch.randn(24, generator=g), torch.randn(24, generator=g)
+    with torch.inference_mode():
+        got = glue.token_norm(x, weight, bias, 1e-5, backend=backend)
+    assert got.shape == (2, 13 * 21, 24) and got.is_contiguous()
+    expected = _norm_reference(x, weight, bias, 1e-5).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-5)
