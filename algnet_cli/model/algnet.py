@@ -81,7 +81,7 @@ class ALGNet(nn.Module):
         from .mamba import Mamba
 
         for module in self.modules():
-            if isinstance(module, (Mamba, LayerNorm2d, LocalPool)):
+            if isinstance(module, (Mamba, ALGBlock, LayerNorm2d, LocalPool)):
                 module.scan_backend = backend
         self.scan_backend = backend
         return self

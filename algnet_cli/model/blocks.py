@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..ops.glue import layer_norm_2d, local_mean, token_norm
+from ..ops.glue import depthwise3x3_gate, layer_norm_2d, local_mean, token_norm
 from .config import ALGNetConfig
 from .mamba import Mamba
 
@@ -112,9 +112,12 @@ class ALGBlock(nn.Module):
         self.inside_all = nn.Parameter(torch.zeros(c, 1, 1))
         self.lamb_g = nn.Parameter(torch.zeros(c))
         self.lamb_l = nn.Parameter(torch.zeros(c))
+        self.scan_backend: str | None = None  # its fused CPU kernels go with the fused scan
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        x = simple_gate(self.conv2(self.conv1(self.norm1(inp))))
+        x = depthwise3x3_gate(
+            self.conv1(self.norm1(inp)), self.conv2.weight, self.conv2.bias, backend=self.scan_backend
+        )
         # y = inp + g * (inside_all + 1) * lamb_g + loc * lamb_l, with the per-channel factors folded
         # first and each branch added in one pass (no full-size temporaries)
         y = torch.addcmul(inp, self.g_layer(x), ((self.inside_all + 1.0) * self.lamb_g[:, None, None])[None])

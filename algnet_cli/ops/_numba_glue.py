@@ -119,3 +119,40 @@ def layer_norm_channels(lo, hi, steps, x, weight, bias, eps, tokens, out):
                 o = out[b, ch, start : start + m]
                 for i in range(m):
                     o[i] = (row[i] - mean[i]) * rstd[i] * wc + bc
+
+
+@njit(void(int64, int64, float32[:, :, :, ::1], float32[:, ::1], float32[::1], float32[:, :, :, ::1]), **_JIT)
+def depthwise3x3_gate(lo, hi, x, weight, bias, out):
+    """Planes lo..hi-1 (batch x half the channels) of NAFNet's SimpleGate over a depthwise 3x3 convolution.
+
+    x: (batch, 2c, h, w); weight: (2c, 9), the kernels row by row; bias: (2c,); out: (batch, c, h, w)
+    gets conv(x)[:, :c] * conv(x)[:, c:], the convolution zero-padded by one pixel (``padding=1``).
+    """
+    nb, c2, h, w = x.shape
+    c = c2 // 2
+    acc = np.empty((2, w), np.float32)
+    for task in range(lo, hi):
+        b = task // c
+        ch = task % c
+        for r in range(h):
+            for half in range(2):
+                k = ch + half * c
+                a = acc[half]
+                a[:] = bias[k]
+                for dr in range(3):
+                    rr = r + dr - 1
+                    if rr < 0 or rr >= h:
+                        continue
+                    row = x[b, k, rr]
+                    w0, w1, w2 = weight[k, 3 * dr], weight[k, 3 * dr + 1], weight[k, 3 * dr + 2]
+                    if w == 1:
+                        a[0] += w1 * row[0]
+                        continue
+                    a[0] += w1 * row[0] + w2 * row[1]
+                    for q in range(1, w - 1):
+                        a[q] += w0 * row[q - 1] + w1 * row[q] + w2 * row[q + 1]
+                    a[w - 1] += w0 * row[w - 2] + w1 * row[w - 1]
+            o = out[b, ch, r]
+            a0, a1 = acc[0], acc[1]
+            for q in range(w):
+                o[q] = a0[q] * a1[q]

@@ -1,5 +1,5 @@
-"""The glue of an ALGNet block: the local converter's pool and the channel layer norms, each as one
-CPU kernel where it can be, else in torch.
+"""The glue of an ALGNet block: the local converter's pool, the channel layer norms and the gated
+depthwise convolution, each as one CPU kernel where it can be, else in torch.
 
 With the fused CPU scan (numba), on float32 CPU tensors and with no gradients wanted, a numba kernel
 streams the tensor once (:mod:`._numba_glue`); otherwise (training, another device or dtype, another
@@ -23,6 +23,23 @@ def _fused(x: torch.Tensor, backend: str | None, *params: torch.Tensor | None) -
         and not needs_grad(x, *params)
         and prepare(backend, "cpu") == "fused"
     )
+
+
+def depthwise3x3_gate(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, backend: str | None = None
+) -> torch.Tensor:
+    """NAFNet's SimpleGate over a depthwise 3x3 convolution (padding 1): (B, 2C, H, W) -> (B, C, H, W),
+    ``a * b`` of the two channel halves of ``conv2d(x, weight, bias, padding=1, groups=2C)``. The
+    kernel never makes the 2C-channel map."""
+    if _fused(x, backend, weight, bias):
+        k = scan_fused.kernels()
+        b, c2, h, w = x.shape
+        out = torch.empty(b, c2 // 2, h, w)
+        args = (x.detach().contiguous().numpy(), scan_fused.vector(weight).reshape(c2, 9), scan_fused.vector(bias))
+        scan_fused.run_tasks(k.depthwise3x3_gate, b * (c2 // 2), *args, out.numpy())
+        return out
+    a, g = F.conv2d(x, weight, bias, padding=1, groups=x.shape[1]).chunk(2, dim=1)
+    return a * g
 
 
 def local_mean(x: torch.Tensor, k1: int, k2: int, *, backend: str | None = None) -> torch.Tensor:

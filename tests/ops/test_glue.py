@@ -95,3 +95,17 @@ def test_the_token_norm_is_the_layer_norm_of_the_row_major_tokens(backend):
     assert got.shape == (2, 13 * 21, 24) and got.is_contiguous()
     expected = _norm_reference(x, weight, bias, 1e-5).flatten(2).transpose(1, 2)
     torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("fused", marks=fused_only), "chunked"])
+@pytest.mark.parametrize("shape", [(1, 32, 37, 53), (2, 6, 1, 9), (1, 4, 8, 1), (1, 2, 1, 1)])
+def test_the_gated_depthwise_convolution_is_simplegate_over_the_conv(backend, shape):
+    g = torch.Generator().manual_seed(shape[2] * 7 + shape[3])
+    x = torch.randn(*shape, generator=g)
+    weight, bias = torch.randn(shape[1], 1, 3, 3, generator=g), torch.randn(shape[1], generator=g)
+    with torch.inference_mode():
+        got = glue.depthwise3x3_gate(x, weight, bias, backend=backend)
+    full = F.conv2d(x.double(), weight.double(), bias.double(), padding=1, groups=shape[1])
+    a, b = full.chunk(2, dim=1)
+    assert got.shape == a.shape
+    torch.testing.assert_close(got.double(), a * b, atol=1e-5, rtol=1e-5)
