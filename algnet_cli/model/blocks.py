@@ -115,6 +115,7 @@ class ALGBlock(nn.Module):
         self.scan_backend: str | None = None  # its fused CPU kernels go with the fused scan
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        assert self.conv2.bias is not None  # built with a bias, as upstream
         x = depthwise3x3_gate(
             self.conv1(self.norm1(inp)), self.conv2.weight, self.conv2.bias, backend=self.scan_backend
         )
