@@ -4,11 +4,15 @@ Measures, in one run:
 - the machine: memory bandwidth (a large float32 copy: bytes read plus written, per second) and the
   sgemm rate (a 2048x2048 float32 matrix product, all threads);
 - one forward of each model at ``--size`` (default 1280x720, fp32), profiled op by op: per op class
-  (matrix products, convolutions, the selective scan and its causal conv1d, norms, element-wise, copies),
+  (matrix products, convolutions, the selective scan and its causal conv1d, the block's fused glue
+  kernels, norms, element-wise, copies),
   its time, the bytes it must move at least (each input read once, each output written once) and its
   FLOPs, the rates it achieves against the measured bandwidth and sgemm rate, and its floor: the larger
   of bytes / bandwidth and FLOPs / sgemm rate;
 - the whole forward's time against the sum of the floors, unprofiled (the median of ``--repeats``).
+
+The process keeps freed memory as ``algnet deblur`` does (``algnet_cli.cpu.keep_freed_memory``), so
+the forward pays no page faults the command does not pay.
 
 Run: python benchmarks/cpu_roofline.py [--size 1280x720] [--models algnet-small,gopro-size] [--repeats 3]
 """
@@ -32,9 +36,9 @@ CLASSES = {
     "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"),
     "conv": ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::_convolution", "aten::convolution",
              "aten::conv2d"),
-    "norm": ("aten::native_layer_norm", "aten::native_group_norm", "aten::instance_norm", "aten::batch_norm"),
+    "norm": ("aten::native_layer_norm", "aten::native_group_norm", "aten::native_batch_norm"),
     "element-wise": (
-        "aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::sub", "aten::div", "aten::sigmoid",
+        "aten::add", "aten::add_", "aten::addcmul", "aten::addcmul_", "aten::mul", "aten::mul_", "aten::sub", "aten::div", "aten::sigmoid",
         "aten::silu", "aten::gelu", "aten::exp", "aten::softplus", "aten::mean", "aten::sum", "aten::clamp",
         "aten::neg", "aten::relu", "aten::pixel_shuffle", "aten::upsample_bilinear2d", "aten::tanh",
     ),
@@ -102,6 +106,11 @@ def cost(name: str, shapes: list, args: list | None = None) -> tuple[float, floa
     return F32 * moved, float(largest)
 
 
+#: FLOPs per output element of the block's glue (algnet_cli.ops.glue): the channel norms, the local
+#: converter's box mean, the gated depthwise 3x3 convolution (two 9-tap sums and their product)
+GLUE_FLOPS = {"layer_norm_2d": 8.0, "token_norm": 8.0, "local_mean": 4.0, "depthwise3x3_gate": 37.0}
+
+
 def classify(name: str) -> str:
     for cls, names in CLASSES.items():
         if name in names:
@@ -136,12 +145,31 @@ def profile_forward(model, x) -> dict:
         with record_function("algnet::causal_conv1d_silu"):
             return conv1d(x, weight, bias, backend=backend)
 
+    from algnet_cli.model import blocks
+
+    glue = {name: getattr(blocks, name) for name in GLUE_FLOPS}
+    glue_cost = [0.0, 0.0]
+
+    def timed_glue(name):
+        def run(x, *args, **kw):
+            with record_function("algnet::glue"):
+                out = glue[name](x, *args, **kw)
+            glue_cost[0] += F32 * (x.numel() + out.numel())
+            glue_cost[1] += GLUE_FLOPS[name] * out.numel()
+            return out
+
+        return run
+
     mamba.selective_scan, mamba.causal_conv1d_silu = timed_scan, timed_conv1d
+    for name in glue:
+        setattr(blocks, name, timed_glue(name))
     try:
         with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             model(x)
     finally:
         mamba.selective_scan, mamba.causal_conv1d_silu = scan, conv1d
+        for name, fn in glue.items():
+            setattr(blocks, name, fn)
     table: dict = defaultdict(lambda: [0.0, 0.0, 0.0])
     others: dict = defaultdict(float)
     for ev in prof.events():
@@ -151,6 +179,9 @@ def profile_forward(model, x) -> dict:
             continue
         if name == "algnet::causal_conv1d_silu":
             table["causal conv1d"][0] += ev.cpu_time_total / 1e6
+            continue
+        if name == "algnet::glue":
+            table["block glue"][0] += ev.cpu_time_total / 1e6
             continue
         if not name.startswith("aten::") or name in COMPOSITE or _inside_kernel(ev):
             continue
@@ -164,6 +195,8 @@ def profile_forward(model, x) -> dict:
         row[2] += flops
     table["selective scan"][1:] = scan_cost
     table["causal conv1d"][1:] = conv_cost
+    if glue_cost[0]:
+        table["block glue"][1:] = glue_cost
     top = sorted(others.items(), key=lambda kv: -kv[1])[:4]
     table["other"].append(", ".join(f"{k.removeprefix('aten::')} {v:.3f} s" for k, v in top))
     return dict(table)
@@ -215,6 +248,9 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from algnet_cli.cpu import keep_freed_memory
+
+    keep_freed_memory()  # as `algnet deblur` does
     w, h = (int(v) for v in args.size.lower().split("x"))
     with recorded("cpu_roofline", args.out):
         bw, peak = bandwidth(), sgemm_rate()

@@ -46,8 +46,11 @@ def test_the_cpu_roofline_prints_each_op_class_against_the_floor(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     text = out.read_text()
     assert re.search(r"memory bandwidth [\d.]+ GB/s .* sgemm [\d.]+ GFLOP/s", text)
-    rows = dict(re.findall(r"^(selective scan|causal conv1d|conv|matmul|norm|element-wise)\s+([\d.]+)\s", text, re.M))
-    assert set(rows) == {"selective scan", "causal conv1d", "conv", "matmul", "norm", "element-wise"}, text
+    classes = r"selective scan|causal conv1d|block glue|conv|matmul|norm|element-wise"
+    rows = dict(re.findall(rf"^({classes})\s+([\d.]+)\s", text, re.M))
+    assert set(rows) == {"selective scan", "causal conv1d", "block glue", "conv", "matmul", "norm", "element-wise"}, (
+        text
+    )
     assert all(float(t) > 0 for t in rows.values())
     ratio = re.search(r"sum of floors ([\d.]+) s: ([\d.]+)x the floor", text)
     assert ratio and float(ratio.group(1)) > 0 and float(ratio.group(2)) >= 1.0

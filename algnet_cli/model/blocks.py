@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..ops.glue import depthwise3x3_gate, layer_norm_2d, local_mean, token_norm
+from ..ops.glue import depthwise3x3_gate, gated_ffn, layer_norm_2d, local_mean, token_norm
 from .config import ALGNetConfig
 from .mamba import Mamba
 
@@ -22,12 +22,6 @@ class LayerNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return layer_norm_2d(x, self.weight, self.bias, self.eps, backend=self.scan_backend)
-
-
-def simple_gate(x: torch.Tensor) -> torch.Tensor:
-    """Split the channels in two halves and multiply them. (B, 2C, H, W) -> (B, C, H, W)."""
-    a, b = x.chunk(2, dim=1)
-    return a * b
 
 
 class GlobalBranch(nn.Module):
@@ -123,8 +117,15 @@ class ALGBlock(nn.Module):
         # first and each branch added in one pass (no full-size temporaries)
         y = torch.addcmul(inp, self.g_layer(x), ((self.inside_all + 1.0) * self.lamb_g[:, None, None])[None])
         y = y.addcmul_(self.l_layer(x), self.lamb_l[None, :, None, None])
-        x = self.conv5(simple_gate(self.conv4(self.norm2(y))))
-        return torch.addcmul(y, x, self.beta)
+        assert self.conv4.bias is not None and self.conv5.bias is not None  # built with biases, as upstream
+        return gated_ffn(
+            y,
+            (self.norm2.weight, self.norm2.bias, self.norm2.eps),
+            (self.conv4.weight, self.conv4.bias),
+            (self.conv5.weight, self.conv5.bias),
+            self.beta,
+            backend=self.scan_backend,
+        )
 
 
 class BasicConv(nn.Module):

@@ -156,3 +156,60 @@ def depthwise3x3_gate(lo, hi, x, weight, bias, out):
             a0, a1 = acc[0], acc[1]
             for q in range(w):
                 o[q] = a0[q] * a1[q]
+
+
+@njit(
+    void(int64, int64, int64, _P3, float32[::1], float32[::1], float32, float32[:, ::1], float32[::1],
+         float32[:, ::1], float32[::1], float32[::1], _P3),
+    **_JIT,
+)  # fmt: skip
+def gated_ffn(lo, hi, steps, y, nw, nb, eps, w4, b4, w5, b5, beta, out):
+    """Tasks lo..hi-1 of a NAFNet feed-forward step with its residual, pixel by pixel, channels first.
+
+    y, out: (batch, c, pixels); a task is ``steps`` pixels of one image. out = y + beta * conv5(gate(
+    conv4(norm(y)))): norm the channel layer norm (weight nw, bias nb, eps), conv4 a 1x1 convolution
+    to 2c channels (w4 (2c, c), b4), gate the product of its two halves, conv5 a 1x1 convolution (w5
+    (c, c), b5), beta per channel. Every intermediate stays in a (channels, steps) scratch buffer.
+    """
+    nbatch, c, n = y.shape
+    chunks = (n + steps - 1) // steps
+    mean = np.empty(steps, np.float32)
+    rstd = np.empty(steps, np.float32)
+    normed = np.empty((c, steps), np.float32)
+    wide = np.empty((2 * c, steps), np.float32)
+    acc = np.empty(steps, np.float32)
+    for task in range(lo, hi):
+        b = task // chunks
+        start = (task % chunks) * steps
+        m = min(steps, n - start)
+        _channel_stats(y, b, start, m, eps, mean, rstd)
+        for ch in range(c):
+            row = y[b, ch, start : start + m]
+            dst = normed[ch]
+            wc, bc = nw[ch], nb[ch]
+            for i in range(m):
+                dst[i] = (row[i] - mean[i]) * rstd[i] * wc + bc
+        for o in range(2 * c):
+            dst = wide[o]
+            dst[:m] = b4[o]
+            for k in range(c):
+                wk = w4[o, k]
+                src = normed[k]
+                for i in range(m):
+                    dst[i] += wk * src[i]
+        for o in range(c):
+            a, g = wide[o], wide[o + c]
+            for i in range(m):
+                a[i] *= g[i]
+        for o in range(c):
+            acc[:m] = b5[o]
+            for k in range(c):
+                wk = w5[o, k]
+                src = wide[k]
+                for i in range(m):
+                    acc[i] += wk * src[i]
+            row = y[b, o, start : start + m]
+            dst = out[b, o, start : start + m]
+            bo = beta[o]
+            for i in range(m):
+                dst[i] = row[i] + bo * acc[i]

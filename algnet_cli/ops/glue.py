@@ -1,5 +1,5 @@
-"""The glue of an ALGNet block: the local converter's pool, the channel layer norms and the gated
-depthwise convolution, each as one CPU kernel where it can be, else in torch.
+"""The glue of an ALGNet block: the local converter's pool, the channel layer norms, the gated
+depthwise convolution and the feed-forward half, each as one CPU kernel where it can be, else in torch.
 
 With the fused CPU scan (numba), on float32 CPU tensors and with no gradients wanted, a numba kernel
 streams the tensor once (:mod:`._numba_glue`); otherwise (training, another device or dtype, another
@@ -40,6 +40,38 @@ def depthwise3x3_gate(
         return out
     a, g = F.conv2d(x, weight, bias, padding=1, groups=x.shape[1]).chunk(2, dim=1)
     return a * g
+
+
+def gated_ffn(
+    y: torch.Tensor,
+    norm: tuple[torch.Tensor, torch.Tensor, float],
+    conv4: tuple[torch.Tensor, torch.Tensor],
+    conv5: tuple[torch.Tensor, torch.Tensor],
+    beta: torch.Tensor,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """The second half of an ALGNet block: ``y + beta * conv5(gate(conv4(norm(y))))``, (B, C, H, W) -> same.
+
+    norm: LayerNorm2d's (weight, bias, eps); conv4: a 1x1 convolution to 2C channels, (weight, bias);
+    gate: the product of its two channel halves; conv5: a 1x1 convolution, (weight, bias); beta: (1, C,
+    1, 1). With the fused scan, one numba pass over the pixels keeps every intermediate in cache.
+    """
+    params = (*norm[:2], *conv4, *conv5, beta)
+    if _fused(y, backend, *params):
+        k = scan_fused.kernels()
+        b, c, h, w = y.shape
+        flat = y.detach().contiguous().view(b, c, h * w)
+        out = torch.empty_like(flat)
+        vec = scan_fused.vector
+        steps = 256
+        args = (vec(norm[0]), vec(norm[1]), float(norm[2]), vec(conv4[0]).reshape(2 * c, c), vec(conv4[1]))
+        args += (vec(conv5[0]).reshape(c, c), vec(conv5[1]), vec(beta).reshape(c))
+        scan_fused.run_tasks(k.gated_ffn, b * -(-h * w // steps), steps, flat.numpy(), *args, out.numpy())
+        return out.view(b, c, h, w)
+    x = layer_norm_2d(y, *norm, backend=backend)
+    a, g = F.conv2d(x, *conv4).chunk(2, dim=1)
+    return torch.addcmul(y, F.conv2d(a * g, *conv5), beta)
 
 
 def local_mean(x: torch.Tensor, k1: int, k2: int, *, backend: str | None = None) -> torch.Tensor:

@@ -109,3 +109,23 @@ def test_the_gated_depthwise_convolution_is_simplegate_over_the_conv(backend, sh
     a, b = full.chunk(2, dim=1)
     assert got.shape == a.shape
     torch.testing.assert_close(got.double(), a * b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("fused", marks=fused_only), "chunked"])
+@pytest.mark.parametrize("shape", [(1, 16, 19, 27), (2, 5, 3, 300)])
+def test_the_feed_forward_half_is_norm_conv_gate_conv_and_residual(backend, shape):
+    """Against the block's steps written out in float64: LayerNorm2d, 1x1 conv to 2C, SimpleGate, 1x1 conv,
+    y + beta * that."""
+    g = torch.Generator().manual_seed(shape[1])
+    c = shape[1]
+    y = torch.randn(*shape, generator=g) * 2
+    nw, nb = torch.randn(c, generator=g), torch.randn(c, generator=g)
+    w4, b4 = torch.randn(2 * c, c, 1, 1, generator=g) / c**0.5, torch.randn(2 * c, generator=g)
+    w5, b5 = torch.randn(c, c, 1, 1, generator=g) / c**0.5, torch.randn(c, generator=g)
+    beta = torch.randn(1, c, 1, 1, generator=g)
+    with torch.inference_mode():
+        got = glue.gated_ffn(y, (nw, nb, 1e-6), (w4, b4), (w5, b5), beta, backend=backend)
+    n = _norm_reference(y, nw, nb, 1e-6)
+    a, b = F.conv2d(n, w4.double(), b4.double()).chunk(2, dim=1)
+    expected = y.double() + beta.double() * F.conv2d(a * b, w5.double(), b5.double())
+    torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=1e-5)
