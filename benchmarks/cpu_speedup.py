@@ -9,8 +9,9 @@ forwards added over what loading left (VmHWM). The outputs of the two trees are 
 largest difference over the output's range.
 
 - ``algnet-small``, the embedded default, with the test-time local converter;
-- the GoPro-size configuration (the official checkpoints' size), seeded random weights, saved once
-  and loaded strictly by both trees.
+- the GoPro-size configuration (the official checkpoints' size), seeded random weights (the block
+  scales that start at zero made random too, so that every block counts), saved once and loaded
+  strictly by both trees.
 
 Run: python benchmarks/cpu_speedup.py [--against e40d8ef] [--size 1280x720] [--rounds 2]
 """
@@ -120,7 +121,12 @@ def main() -> None:
                 from algnet_cli.model import ALGNet, ALGNetConfig
 
                 torch.manual_seed(0)
-                torch.save(ALGNet(ALGNetConfig(**GOPRO)).state_dict(), weights)
+                state = ALGNet(ALGNetConfig(**GOPRO)).state_dict()
+                g = torch.Generator().manual_seed(1)
+                for value in state.values():  # the scales ALGNet starts at zero (each block an identity)
+                    if value.is_floating_point() and not value.any():
+                        value.copy_(torch.randn(value.shape, generator=g) * 0.1)
+                torch.save(state, weights)
                 which = json.dumps(GOPRO)
             runs: dict[str, list[dict]] = {t: [] for t in trees}
             outs = {t: work / f"{name}-{i}.npy" for i, t in enumerate(trees)}

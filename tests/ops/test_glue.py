@@ -129,3 +129,20 @@ def test_the_feed_forward_half_is_norm_conv_gate_conv_and_residual(backend, shap
     a, b = F.conv2d(n, w4.double(), b4.double()).chunk(2, dim=1)
     expected = y.double() + beta.double() * F.conv2d(a * b, w5.double(), b5.double())
     torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=1e-5)
+
+
+@fused_only
+def test_the_fused_feed_forward_runs_only_where_it_pays(monkeypatch):
+    """Above FFN_FUSED_MAX_CHANNELS the torch convolutions run (the kernel's plain loops lose there)."""
+    calls = []
+    real = glue.scan_fused.run_tasks
+    monkeypatch.setattr(glue.scan_fused, "run_tasks", lambda kernel, *a: (calls.append(kernel), real(kernel, *a)))
+    for c in (glue.FFN_FUSED_MAX_CHANNELS, 2 * glue.FFN_FUSED_MAX_CHANNELS):
+        calls.clear()
+        y = torch.randn(1, c, 4, 5)
+        conv4 = (torch.randn(2 * c, c, 1, 1), torch.randn(2 * c))
+        conv5 = (torch.randn(c, c, 1, 1), torch.randn(c))
+        with torch.inference_mode():
+            glue.gated_ffn(y, (torch.ones(c), torch.zeros(c), 1e-6), conv4, conv5, torch.ones(1, c, 1, 1))
+        names = [k.__name__ for k in calls]
+        assert names == (["gated_ffn"] if c <= glue.FFN_FUSED_MAX_CHANNELS else ["layer_norm_channels"]), names
