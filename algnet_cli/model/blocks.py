@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..ops.glue import depthwise3x3_gate, gated_ffn, layer_norm_2d, local_mean, token_norm
+from ..ops.glue import aggregate, depthwise3x3_gate, gated_ffn, layer_norm_2d, local_mean, token_norm
 from .config import ALGNetConfig
 from .mamba import Mamba
 
@@ -113,10 +113,20 @@ class ALGBlock(nn.Module):
         x = depthwise3x3_gate(
             self.conv1(self.norm1(inp)), self.conv2.weight, self.conv2.bias, backend=self.scan_backend
         )
-        # y = inp + g * (inside_all + 1) * lamb_g + loc * lamb_l, with the per-channel factors folded
-        # first and each branch added in one pass (no full-size temporaries)
-        y = torch.addcmul(inp, self.g_layer(x), ((self.inside_all + 1.0) * self.lamb_g[:, None, None])[None])
-        y = y.addcmul_(self.l_layer(x), self.lamb_l[None, :, None, None])
+        # y = inp + g * (inside_all + 1) * lamb_g + l_layer(x) * lamb_l, the per-channel factors folded first
+        local = self.l_layer
+        assert local.conv1.bias is not None and local.conv2.bias is not None  # built with biases, as upstream
+        y = aggregate(
+            inp,
+            self.g_layer(x),
+            x,
+            local.ap(x),
+            (local.conv1.weight, local.conv1.bias),
+            (local.conv2.weight, local.conv2.bias),
+            (self.inside_all[:, 0, 0] + 1.0) * self.lamb_g,
+            self.lamb_l,
+            backend=self.scan_backend,
+        )
         assert self.conv4.bias is not None and self.conv5.bias is not None  # built with biases, as upstream
         return gated_ffn(
             y,

@@ -213,3 +213,48 @@ def gated_ffn(lo, hi, steps, y, nw, nb, eps, w4, b4, w5, b5, beta, out):
             bo = beta[o]
             for i in range(m):
                 dst[i] = row[i] + bo * acc[i]
+
+
+@njit(
+    void(int64, int64, int64, _P3, _P3, _P3, _P3, float32[:, ::1], float32[::1], float32[:, ::1], float32[::1],
+         float32[::1], float32[::1], _P3),
+    **_JIT,
+)  # fmt: skip
+def aggregate(lo, hi, steps, inp, x, box, g, w1, b1, w2, b2, sg, sl, out):
+    """Tasks lo..hi-1 of an ALGNet block's aggregation, pixel by pixel, channels first.
+
+    inp, x, box, out: (batch, c, pixels); g: (batch, pixels, c), the global branch's tokens; a task is
+    ``steps`` pixels of one image. out = inp + g * sg + loc * sl, where loc is the local branch
+    conv2(x * conv1(box)) (1x1 convolutions w1 (c, c), b1 and w2 (c, c), b2; box the pooled x).
+    """
+    nbatch, c, n = x.shape
+    chunks = (n + steps - 1) // steps
+    gated = np.empty((c, steps), np.float32)
+    acc = np.empty(steps, np.float32)
+    for task in range(lo, hi):
+        b = task // chunks
+        start = (task % chunks) * steps
+        m = min(steps, n - start)
+        for o in range(c):
+            acc[:m] = b1[o]
+            for k in range(c):
+                wk = w1[o, k]
+                src = box[b, k, start : start + m]
+                for i in range(m):
+                    acc[i] += wk * src[i]
+            xo = x[b, o, start : start + m]
+            dst = gated[o]
+            for i in range(m):
+                dst[i] = xo[i] * acc[i]
+        for o in range(c):
+            acc[:m] = b2[o]
+            for k in range(c):
+                wk = w2[o, k]
+                src = gated[k]
+                for i in range(m):
+                    acc[i] += wk * src[i]
+            row = inp[b, o, start : start + m]
+            dst = out[b, o, start : start + m]
+            so, lo_ = sg[o], sl[o]
+            for i in range(m):
+                dst[i] = row[i] + g[b, start + i, o] * so + acc[i] * lo_

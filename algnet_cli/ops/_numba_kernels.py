@@ -437,4 +437,4 @@ def causal_conv1d_silu(lo, hi, steps, x, off, weight, bias, out):
 
 
 # the block's glue kernels, compiled with these and cached beside them
-from ._numba_glue import box_mean, depthwise3x3_gate, gated_ffn, layer_norm_channels  # noqa: E402, F401
+from ._numba_glue import aggregate, box_mean, depthwise3x3_gate, gated_ffn, layer_norm_channels  # noqa: E402, F401

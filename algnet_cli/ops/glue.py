@@ -1,5 +1,6 @@
 """The glue of an ALGNet block: the local converter's pool, the channel layer norms, the gated
-depthwise convolution and the feed-forward half, each as one CPU kernel where it can be, else in torch.
+depthwise convolution, the aggregation of the two branches with the local one's convolutions, and the
+feed-forward half, each as one CPU kernel where it can be, else in torch.
 
 With the fused CPU scan (numba), on float32 CPU tensors and with no gradients wanted, a numba kernel
 streams the tensor once (:mod:`._numba_glue`); otherwise (training, another device or dtype, another
@@ -78,6 +79,43 @@ def gated_ffn(
     x = layer_norm_2d(y, *norm, backend=backend)
     a, g = F.conv2d(x, *conv4).chunk(2, dim=1)
     return torch.addcmul(y, F.conv2d(a * g, *conv5), beta)
+
+
+def aggregate(
+    inp: torch.Tensor,
+    g: torch.Tensor,
+    x: torch.Tensor,
+    box: torch.Tensor,
+    conv1: tuple[torch.Tensor, torch.Tensor],
+    conv2: tuple[torch.Tensor, torch.Tensor],
+    scale_g: torch.Tensor,
+    scale_l: torch.Tensor,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """An ALGNet block's aggregation: ``inp + g * scale_g + conv2(x * conv1(box)) * scale_l``.
+
+    inp, g, x: (B, C, H, W), g of any layout (the global branch gives a view of its tokens); box: the
+    local branch's pool of x, (B, C, H, W) or (B, C, 1, 1); conv1, conv2: the local branch's 1x1
+    convolutions, (weight, bias); scale_g, scale_l: (C,). With the fused scan and up to
+    FFN_FUSED_MAX_CHANNELS channels, one numba pass over the pixels; else torch.
+    """
+    b, c, h, w = x.shape
+    params = (*conv1, *conv2, scale_g, scale_l)
+    same = all(t.dtype == torch.float32 for t in (inp, g, box))
+    if c <= FFN_FUSED_MAX_CHANNELS and same and _fused(x, backend, inp, g, box, *params):
+        k = scan_fused.kernels()
+        vec = scan_fused.vector
+        flat = [t.detach().expand(b, c, h, w).contiguous().view(b, c, h * w).numpy() for t in (inp, x, box)]
+        tokens = g.detach().permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()  # a view of the tokens
+        out = torch.empty(b, c, h * w)
+        weights = (vec(conv1[0]).reshape(c, c), vec(conv1[1]), vec(conv2[0]).reshape(c, c), vec(conv2[1]))
+        args = (*flat, tokens.numpy(), *weights, vec(scale_g), vec(scale_l), out.numpy())
+        steps = 256
+        scan_fused.run_tasks(k.aggregate, b * -(-h * w // steps), steps, *args)
+        return out.view(b, c, h, w)
+    loc = F.conv2d(x * F.conv2d(box, *conv1), *conv2)
+    return torch.addcmul(inp, g, scale_g[None, :, None, None]).addcmul_(loc, scale_l[None, :, None, None])
 
 
 def local_mean(x: torch.Tensor, k1: int, k2: int, *, backend: str | None = None) -> torch.Tensor:

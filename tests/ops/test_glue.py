@@ -146,3 +146,24 @@ def test_the_fused_feed_forward_runs_only_where_it_pays(monkeypatch):
             glue.gated_ffn(y, (torch.ones(c), torch.zeros(c), 1e-6), conv4, conv5, torch.ones(1, c, 1, 1))
         names = [k.__name__ for k in calls]
         assert names == (["gated_ffn"] if c <= glue.FFN_FUSED_MAX_CHANNELS else ["layer_norm_channels"]), names
+
+
+@pytest.mark.parametrize("backend", [pytest.param("fused", marks=fused_only), "chunked"])
+@pytest.mark.parametrize("c,pooled", [(16, "local"), (8, "global"), (2 * 64, "local")])
+def test_the_aggregation_adds_both_branches_with_the_local_convolutions(backend, c, pooled):
+    """inp + g * sg + conv2(x * conv1(box)) * sl, against the steps in float64; g given as the global
+    branch gives it (a channels-last view of its tokens); box local (full size) or global (1x1)."""
+    gen = torch.Generator().manual_seed(c)
+    inp, x = torch.randn(1, c, 11, 37, generator=gen), torch.randn(1, c, 11, 37, generator=gen)
+    g = torch.randn(1, 11 * 37, c, generator=gen).transpose(1, 2).reshape(1, c, 11, 37)
+    box = x.mean((2, 3), keepdim=True) if pooled == "global" else torch.randn(1, c, 11, 37, generator=gen)
+    w1, b1 = torch.randn(c, c, 1, 1, generator=gen) / c**0.5, torch.randn(c, generator=gen)
+    w2, b2 = torch.randn(c, c, 1, 1, generator=gen) / c**0.5, torch.randn(c, generator=gen)
+    sg, sl = torch.randn(c, generator=gen), torch.randn(c, generator=gen)
+    with torch.inference_mode():
+        got = glue.aggregate(inp, g, x, box, (w1, b1), (w2, b2), sg, sl, backend=backend)
+    d = torch.float64
+    loc = F.conv2d(x.to(d) * F.conv2d(box.to(d), w1.to(d), b1.to(d)), w2.to(d), b2.to(d))
+    expected = inp.to(d) + g.to(d) * sg.to(d)[:, None, None] + loc * sl.to(d)[:, None, None]
+    assert got.shape == inp.shape
+    torch.testing.assert_close(got.to(d), expected, atol=1e-4, rtol=1e-5)
