@@ -116,7 +116,7 @@ def _kernel_problems() -> list[str]:
     if damaged or orphans:
         out.append(
             f"the kernel cache {folder} is damaged ({', '.join((damaged + orphans)[:3])}"
-            f"{' ...' if len(damaged + orphans) > 3 else ''}): the next CPU run rebuilds it (~20 s)"
+            f"{' ...' if len(damaged + orphans) > 3 else ''}): the next CPU run rebuilds it (under a minute)"
         )
     return out
 
@@ -141,5 +141,5 @@ def _fused_kernel_state() -> str:
     import numba
 
     state = scan_fused.cache_state()
-    note = "" if state == "compiled" else "; the first CPU run compiles it, once (~20 s)"
+    note = "" if state == "compiled" else "; the first CPU run compiles it, once (under a minute)"
     return f"fused scan (numba {numba.__version__}): {state}, cache {kernel_cache_dir()}{note}"

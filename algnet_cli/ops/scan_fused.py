@@ -94,7 +94,7 @@ def kernels():
         folder = kernel_cache_dir()
         with _compiling(folder):
             if not _cached(folder):
-                _log.warning("preparing the fused CPU scan kernel, once: ~20 s (cached in %s)", folder)
+                _log.warning("preparing the fused CPU kernels, once: under a minute (cached in %s)", folder)
             try:
                 _kernels = _compile(folder)
             except Exception as first:  # a broken or stale cache: clear it and build afresh

@@ -279,5 +279,5 @@ def test_processes_that_start_together_compile_the_kernels_once(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert [o.strip() for o, _ in outs] == ["compiled", "compiled"]
-    said = [e for _, e in outs if "preparing the fused CPU scan kernel" in e]
+    said = [e for _, e in outs if "preparing the fused CPU kernels" in e]
     assert len(said) == 1, outs
