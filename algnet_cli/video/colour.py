@@ -202,7 +202,11 @@ def mastering_of(frame) -> Mastering | None:
     if frame is None:
         return None
     fields: dict = {}
-    for sd in list(frame.side_data):
+    side = frame.side_data
+    # PyAV up to 18.1.0 iterates the side data itself; from 18.1.1 the container is a mapping whose
+    # iteration gives the types
+    for entry in list(side):
+        sd = entry if hasattr(entry, "type") else side[entry]
         name = getattr(sd.type, "name", str(sd.type))
         data = bytes(sd)
         if name == "MASTERING_DISPLAY_METADATA" and len(data) >= 88:
