@@ -158,6 +158,18 @@ def depthwise3x3_gate(lo, hi, x, weight, bias, out):
                 o[q] = a0[q] * a1[q]
 
 
+@njit(inline="always", **_JIT)
+def _pointwise(weight, bias, o, src, m, acc):
+    """acc[:m] = bias[o] + sum_k weight[o, k] * src[k, :m]: output channel o of a 1x1 convolution over m
+    pixels, the input channels as the rows of src (weight: (out, in), the rows of src past ``in`` unused)."""
+    acc[:m] = bias[o]
+    for k in range(weight.shape[1]):
+        wk = weight[o, k]
+        row = src[k]
+        for i in range(m):
+            acc[i] += wk * row[i]
+
+
 @njit(
     void(int64, int64, int64, _P3, float32[::1], float32[::1], float32, float32[:, ::1], float32[::1],
          float32[:, ::1], float32[::1], float32[::1], _P3),
@@ -190,24 +202,13 @@ def gated_ffn(lo, hi, steps, y, nw, nb, eps, w4, b4, w5, b5, beta, out):
             for i in range(m):
                 dst[i] = (row[i] - mean[i]) * rstd[i] * wc + bc
         for o in range(2 * c):
-            dst = wide[o]
-            dst[:m] = b4[o]
-            for k in range(c):
-                wk = w4[o, k]
-                src = normed[k]
-                for i in range(m):
-                    dst[i] += wk * src[i]
+            _pointwise(w4, b4, o, normed, m, wide[o])
         for o in range(c):
             a, g = wide[o], wide[o + c]
             for i in range(m):
                 a[i] *= g[i]
         for o in range(c):
-            acc[:m] = b5[o]
-            for k in range(c):
-                wk = w5[o, k]
-                src = wide[k]
-                for i in range(m):
-                    acc[i] += wk * src[i]
+            _pointwise(w5, b5, o, wide, m, acc)
             row = y[b, o, start : start + m]
             dst = out[b, o, start : start + m]
             bo = beta[o]
@@ -230,29 +231,22 @@ def aggregate(lo, hi, steps, inp, x, box, g, w1, b1, w2, b2, sg, sl, out):
     nbatch, c, n = x.shape
     chunks = (n + steps - 1) // steps
     gated = np.empty((c, steps), np.float32)
+    pooled = np.empty((c, steps), np.float32)
     acc = np.empty(steps, np.float32)
     for task in range(lo, hi):
         b = task // chunks
         start = (task % chunks) * steps
         m = min(steps, n - start)
+        for k in range(c):  # this chunk of the pooled map as contiguous rows, as _pointwise reads fastest
+            pooled[k, :m] = box[b, k, start : start + m]
         for o in range(c):
-            acc[:m] = b1[o]
-            for k in range(c):
-                wk = w1[o, k]
-                src = box[b, k, start : start + m]
-                for i in range(m):
-                    acc[i] += wk * src[i]
+            _pointwise(w1, b1, o, pooled, m, acc)
             xo = x[b, o, start : start + m]
             dst = gated[o]
             for i in range(m):
                 dst[i] = xo[i] * acc[i]
         for o in range(c):
-            acc[:m] = b2[o]
-            for k in range(c):
-                wk = w2[o, k]
-                src = gated[k]
-                for i in range(m):
-                    acc[i] += wk * src[i]
+            _pointwise(w2, b2, o, gated, m, acc)
             row = inp[b, o, start : start + m]
             dst = out[b, o, start : start + m]
             so, lo_ = sg[o], sl[o]
