@@ -27,7 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 from _measure import machine, recorded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +37,11 @@ GOPRO = dict(width=32, middle_blk_num=8, enc_blk_nums=(2, 2, 4, 8), dec_blk_nums
 #: what one process runs, with the tree under test first on sys.path
 CHILD = r"""
 import json, sys, time
-tree, which, weights, inp, out, forwards = sys.argv[1:7]
+tree, which, weights, inp, out, forwards, helpers = sys.argv[1:8]
 sys.path.insert(0, tree)
+sys.path.insert(1, helpers)
 import numpy as np, torch
+from _measure import _hwm_mb, _reset_peak, _rss_mb
 from algnet_cli.cpu import keep_freed_memory
 keep_freed_memory()  # as `algnet deblur` does
 if which == "algnet-small":
@@ -49,15 +52,8 @@ else:
     net = ALGNet(ALGNetConfig(**json.loads(which))).eval()
     net.load_state_dict(torch.load(weights), strict=True)
 x = torch.load(inp)
-def hwm():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
-def rss():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmRSS:"))
-base = rss()
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+base = _rss_mb()
+_reset_peak()
 times = []
 with torch.inference_mode():
     y = net(x)[-1]
@@ -67,7 +63,7 @@ with torch.inference_mode():
         times.append(time.perf_counter() - t)
 if out != "-":
     np.save(out, y.float().numpy())
-print(json.dumps({"best": min(times) if times else 0.0, "peak": hwm() - base}))
+print(json.dumps({"best": min(times) if times else 0.0, "peak": _hwm_mb() - base}))
 """
 
 
@@ -81,7 +77,7 @@ def unpack(rev: str, folder: Path) -> Path:
 
 def child(tree: Path, cache: Path, which: str, weights: Path, inp: Path, out: str, forwards: int) -> dict:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(tree)}
-    args = [sys.executable, "-c", CHILD, str(tree), which, str(weights), str(inp), out, str(forwards)]
+    args = [sys.executable, "-c", CHILD, str(tree), which, str(weights), str(inp), out, str(forwards), str(HERE)]
     done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tree)
     if done.returncode:
         raise SystemExit(f"the forward in {tree} failed:\n{done.stderr[-3000:]}")
