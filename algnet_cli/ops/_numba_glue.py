@@ -224,12 +224,15 @@ def gated_ffn(lo, hi, steps, y, nw, nb, eps, w4, b4, w5, b5, beta, out):
 def aggregate(lo, hi, steps, inp, x, box, g, w1, b1, w2, b2, sg, sl, out):
     """Tasks lo..hi-1 of an ALGNet block's aggregation, pixel by pixel, channels first.
 
-    inp, x, box, out: (batch, c, pixels); g: (batch, pixels, c), the global branch's tokens; a task is
+    inp, x, out: (batch, c, pixels); g: (batch, pixels, c), the global branch's tokens; a task is
     ``steps`` pixels of one image. out = inp + g * sg + loc * sl, where loc is the local branch
-    conv2(x * conv1(box)) (1x1 convolutions w1 (c, c), b1 and w2 (c, c), b2; box the pooled x).
+    conv2(x * conv1(box)) (1x1 convolutions w1 (c, c), b1 and w2 (c, c), b2; box the pooled x, (batch,
+    c, pixels), or (batch, c, 1) where the pool covers the whole map: conv1 of it is then one value per
+    channel, computed once per task).
     """
     nbatch, c, n = x.shape
     chunks = (n + steps - 1) // steps
+    per_channel = box.shape[2] == 1
     gated = np.empty((c, steps), np.float32)
     pooled = np.empty((c, steps), np.float32)
     acc = np.empty(steps, np.float32)
@@ -237,14 +240,24 @@ def aggregate(lo, hi, steps, inp, x, box, g, w1, b1, w2, b2, sg, sl, out):
         b = task // chunks
         start = (task % chunks) * steps
         m = min(steps, n - start)
-        for k in range(c):  # this chunk of the pooled map as contiguous rows, as _pointwise reads fastest
-            pooled[k, :m] = box[b, k, start : start + m]
+        if per_channel:
+            for k in range(c):
+                pooled[k, 0] = box[b, k, 0]
+        else:
+            for k in range(c):  # this chunk of the pooled map as contiguous rows, as _pointwise reads fastest
+                pooled[k, :m] = box[b, k, start : start + m]
         for o in range(c):
-            _pointwise(w1, b1, o, pooled, m, acc)
             xo = x[b, o, start : start + m]
             dst = gated[o]
-            for i in range(m):
-                dst[i] = xo[i] * acc[i]
+            if per_channel:
+                _pointwise(w1, b1, o, pooled, 1, acc)
+                v = acc[0]
+                for i in range(m):
+                    dst[i] = xo[i] * v
+            else:
+                _pointwise(w1, b1, o, pooled, m, acc)
+                for i in range(m):
+                    dst[i] = xo[i] * acc[i]
         for o in range(c):
             _pointwise(w2, b2, o, gated, m, acc)
             row = inp[b, o, start : start + m]

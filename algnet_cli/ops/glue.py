@@ -106,7 +106,9 @@ def aggregate(
     if c <= FFN_FUSED_MAX_CHANNELS and same and _fused(x, backend, inp, g, box, *params):
         k = scan_fused.kernels()
         vec = scan_fused.vector
-        flat = [t.detach().expand(b, c, h, w).contiguous().view(b, c, h * w).numpy() for t in (inp, x, box)]
+        flat = [t.detach().expand(b, c, h, w).contiguous().view(b, c, h * w).numpy() for t in (inp, x)]
+        pixels = 1 if box.shape[-2:] == (1, 1) else h * w  # a global pool stays one value per channel
+        flat.append(box.detach().expand(b, c, *box.shape[-2:]).contiguous().view(b, c, pixels).numpy())
         tokens = g.detach().permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()  # a view of the tokens
         out = torch.empty(b, c, h * w)
         weights = (vec(conv1[0]).reshape(c, c), vec(conv1[1]), vec(conv2[0]).reshape(c, c), vec(conv2[1]))

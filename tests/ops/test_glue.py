@@ -172,3 +172,8 @@ def test_the_aggregation_adds_both_branches_with_the_local_convolutions(backend,
     expected = inp.to(d) + g.to(d) * sg.to(d)[:, None, None] + loc * sl.to(d)[:, None, None]
     assert got.shape == inp.shape
     torch.testing.assert_close(got.to(d), expected, atol=1e-4, rtol=1e-5)
+    if pooled == "global":  # one value per channel gives what the pool spread over every pixel gives
+        full = box.expand_as(x).contiguous()
+        with torch.inference_mode():
+            spread = glue.aggregate(inp, g, x, full, (w1, b1), (w2, b2), sg, sl, backend=backend)
+        assert torch.equal(got, spread)
