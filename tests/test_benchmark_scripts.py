@@ -57,6 +57,25 @@ def test_the_cpu_roofline_prints_each_op_class_against_the_floor(tmp_path):
     assert ratio and float(ratio.group(1)) > 0 and float(ratio.group(2)) >= 1.0
 
 
+def test_the_cpu_tiles_benchmark_compares_tiles_with_the_whole_image(tmp_path):
+    """Its smoke run: the whole image and each tile size with a time, a ratio and the output difference."""
+    out = tmp_path / "tiles.txt"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cpu_tiles.py"), "--sizes", "160x96", "--tiles", "64",
+         "--rounds", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = out.read_text()
+    rows = re.findall(r"^(whole|tiles 64)\s+([\d.]+)\s+([\d.]+)x\s+\d+\s+([\d.]+)\s+([\d.]+)$", text, re.M)
+    assert [row[0] for row in rows] == ["whole", "tiles 64"], text
+    (_, t_whole, r_whole, d_whole, _), (_, t_tiles, r_tiles, d_tiles, _) = rows
+    assert float(r_whole) == 1.0 and float(d_whole) == 0.0
+    assert float(t_whole) > 0 and float(t_tiles) > 0 and float(r_tiles) > 0
+    assert float(d_tiles) > 0  # tiles cut the local converter's windows: not the same computation
+    assert re.search(r"^fastest: (whole|tiles 64)$", text, re.M)
+
+
 def _figures(root):
     r = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "check_figures.py"), str(root)], capture_output=True, text=True
