@@ -231,7 +231,8 @@ def build(name: str):
     from algnet_cli.model import ALGNet
     from algnet_cli.model.config import NAFNET_STYLE
 
-    if name == "gopro-size":  # the official checkpoints' size (width 32, 28 blocks at the lowest level)
+    if name == "gopro-size":  # the official code's earlier, NAFNet-style default (width 32, 28 blocks at the
+        # lowest level, 37.7 M values); benchmarks/cpu_speedup.py's GoPro-size is the final default (54.6 M)
         torch.manual_seed(0)
         return ALGNet(NAFNET_STYLE).eval()
     from algnet_cli.api import Deblurrer

@@ -9,7 +9,8 @@ forwards added over what loading left (VmHWM). The outputs of the two trees are 
 largest difference over the output's range.
 
 - ``algnet-small``, the embedded default, with the test-time local converter;
-- the GoPro-size configuration (the official checkpoints' size), seeded random weights (the block
+- the GoPro-size configuration: the official code's default (``algnet_cli.model.DEFAULT``, 54.6 M
+  values), seeded random weights (the block
   scales that start at zero made random too, so that every block counts), saved once and loaded
   strictly by both trees.
 
@@ -32,7 +33,6 @@ sys.path.insert(0, str(HERE))
 from _measure import machine, recorded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-GOPRO = dict(width=32, middle_blk_num=8, enc_blk_nums=(2, 2, 4, 8), dec_blk_nums=(8, 4, 2, 2))
 
 #: what one process runs, with the tree under test first on sys.path
 CHILD = r"""
@@ -114,16 +114,16 @@ def main() -> None:
         for name in args.models.split(","):
             which = "algnet-small"
             if name == "gopro-size":
-                from algnet_cli.model import ALGNet, ALGNetConfig
+                from algnet_cli.model import DEFAULT, ALGNet
 
                 torch.manual_seed(0)
-                state = ALGNet(ALGNetConfig(**GOPRO)).state_dict()
+                state = ALGNet(DEFAULT).state_dict()
                 g = torch.Generator().manual_seed(1)
                 for value in state.values():  # the scales ALGNet starts at zero (each block an identity)
                     if value.is_floating_point() and not value.any():
                         value.copy_(torch.randn(value.shape, generator=g) * 0.1)
                 torch.save(state, weights)
-                which = json.dumps(GOPRO)
+                which = json.dumps(DEFAULT.to_dict())
             runs: dict[str, list[dict]] = {t: [] for t in trees}
             outs = {t: work / f"{name}-{i}.npy" for i, t in enumerate(trees)}
             for t, (tree, cache) in trees.items():  # compile or load the kernels, untimed
