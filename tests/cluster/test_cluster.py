@@ -37,9 +37,10 @@ def _one_thread_drivers(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A two-node Ray cluster: two `ray start` processes, one CPU each, ended by their process ids."""
+    """A two-node Ray cluster: two `ray start` processes, one CPU each, ended by their process ids once
+    this module's tests are done (an idle cluster still takes a tenth of a core from the tests after)."""
     import tempfile
 
     from helpers.raycluster import RayStartCluster
@@ -82,8 +83,9 @@ def _temps(folder):
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
-    """Good images (8-bit PNG, 16-bit TIFF), a bad one, and a short H.264 video (B-frames, a variable
-    frame rate, a keyframe every 5 frames) with audio."""
+    """Good images (8-bit PNG, 16-bit TIFF), a bad one, a short H.264 video (B-frames, a variable
+    frame rate, a keyframe every 5 frames) with audio, and an FFV1 video with a single keyframe (not cut:
+    its frames are streamed through the workers)."""
     folder = tmp_path_factory.mktemp("mixed") / "in"
     _photos(folder, 3, size=64)
     Image.fromarray(data.astronaut()[:40, :56, 0].astype(np.uint16) * 200).save(folder / "deep.tif")
@@ -91,6 +93,7 @@ def mixed(tmp_path_factory):
     pts = [i * 40 + (20 if i % 3 == 0 else 0) for i in range(15)]
     options = {"g": "5", "keyint_min": "5", "bf": "2", "sc_threshold": "0"}
     make_video(folder / "clip.mkv", 48, 32, pts, time_base=Fraction(1, 1000), audio="aac", options=options)
+    make_video(folder / "one_gop.mkv", 48, 32, [i * 40 for i in range(7)], codec="ffv1", pix_fmt="bgr0", audio=None)
     return folder
 
 
@@ -111,6 +114,9 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     assert all(np.array_equal(a, b) for a, b in zip(frames_one, frames_many))
     assert probe(many / "clip.mkv")["pts"] == probe(one / "clip.mkv")["pts"] == probe(mixed / "clip.mkv")["pts"]
     assert stream_packets(many / "clip.mkv")[1:] == stream_packets(one / "clip.mkv")[1:]  # the audio, as copied
+    a, b = decoded_frames(one / "one_gop.mkv"), decoded_frames(many / "one_gop.mkv")
+    assert len(a) == len(b) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert probe(many / "one_gop.mkv")["pts"] == probe(mixed / "one_gop.mkv")["pts"]
     rec_one = json.loads((one / "algnet-run.json").read_text())
     rec_many = json.loads((many / "algnet-run.json").read_text())
     assert [(f["input"], f["status"]) for f in rec_many["files"]] == [
@@ -118,8 +124,11 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     ]
     workers = {f["worker"] for f in rec_many["files"]}
     assert all(f["node"] and f["worker"] for f in rec_many["files"]) and len(workers) == 2
-    assert rec_many["videos"][0]["frames"] == 15 and len(rec_many["cluster"]["workers"]) == 2
-    assert any("keyframe segments" in s for s in rec_many["videos"][0]["streams"])  # cut, not streamed
+    assert len(rec_many["cluster"]["workers"]) == 2
+    videos = {Path(v["input"]).name: v for v in rec_many["videos"]}
+    assert videos["clip.mkv"]["frames"] == 15 and videos["one_gop.mkv"]["frames"] == 7
+    assert any("keyframe segments" in s for s in videos["clip.mkv"]["streams"])  # cut
+    assert not any("keyframe segments" in s for s in videos["one_gop.mkv"].get("streams", []))  # streamed
     assert not list(many.glob(".*algnet-segments*"))
     # resumed: every finished output is kept as it is, and only the bad file is tried again
     before = {p.name: p.stat().st_mtime_ns for p in many.iterdir()}
@@ -127,32 +136,27 @@ def test_a_cluster_run_gives_the_single_machine_outputs(tmp_path, cluster, check
     assert r3.returncode == 1
     rec = json.loads((many / "algnet-run.json").read_text())
     assert sorted(f["status"] for f in rec["files"]) == ["failed"] + ["skipped"] * 4
-    assert rec["videos"][0]["status"] == "skipped"
+    assert [v["status"] for v in rec["videos"]] == ["skipped"] * 2
     assert all(p.stat().st_mtime_ns == before[p.name] for p in many.iterdir() if p.name != "algnet-run.json")
 
 
 @OTHER_HALF
-def test_frames_streamed_through_the_workers_match_one_machine(tmp_path, cluster, checkpoint):
-    """--frames-out and a video with a single keyframe are not cut: their frames go to the workers."""
+def test_frames_out_streams_the_frames_through_the_workers_as_one_machine_writes_them(tmp_path, cluster, checkpoint):
+    """--frames-out is not cut in segments: its frames go to the workers one by one (a video with a
+    single keyframe, streamed the same way, is in the first test)."""
     src = tmp_path / "one_gop.mkv"
     make_video(src, 48, 32, [i * 40 for i in range(7)], codec="ffv1", pix_fmt="bgr0", audio=None)
     one, many = tmp_path / "one", tmp_path / "many"
-    for args in (("--frames-out", one / "f"), ("-o", one / "v/", "--codec", "ffv1")):
-        assert _one_machine(src, "--model", checkpoint, "-q", *args).returncode == 0
-    for args in (("--frames-out", many / "f"), ("-o", many / "v/", "--codec", "ffv1")):
-        r = run_deblur(src, "--model", checkpoint, "-q", "--cluster", cluster.address, *args)
-        assert r.returncode == 0, r.stderr
+    assert _one_machine(src, "--model", checkpoint, "-q", "--frames-out", one / "f").returncode == 0
+    r = run_deblur(src, "--model", checkpoint, "-q", "--cluster", cluster.address, "--frames-out", many / "f")
+    assert r.returncode == 0, r.stderr
     frames = sorted(p.name for p in (one / "f" / "one_gop").glob("*.png"))
     assert len(frames) == 7 and frames == sorted(p.name for p in (many / "f" / "one_gop").glob("*.png"))
     for name in frames:
         assert (one / "f" / "one_gop" / name).read_bytes() == (many / "f" / "one_gop" / name).read_bytes()
-    a, b = decoded_frames(one / "v" / "one_gop.mkv"), decoded_frames(many / "v" / "one_gop.mkv")
-    assert len(a) == len(b) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert probe(many / "v" / "one_gop.mkv")["pts"] == probe(src)["pts"]
-    rec = json.loads((many / "v" / "algnet-run.json").read_text())["videos"][0]
-    assert not any("keyframe segments" in s for s in rec.get("streams", []))  # streamed, not cut
 
 
+@OTHER_HALF
 def test_a_lost_node_costs_no_output(tmp_path, cluster, checkpoint):
     _photos(tmp_path / "in", 8, size=160)
     out = tmp_path / "out"
@@ -241,7 +245,9 @@ def _timing(path):
 @OTHER_HALF
 def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, checkpoint):
     """Keyframes that do not divide the frame count, 24 fps in MP4's 1/12288, 30000/1001 fps in Matroska's
-    milliseconds, B-frames and AAC: the joined outputs carry the single-machine timestamps exactly."""
+    milliseconds, B-frames and AAC: the joined outputs carry the single-machine timestamps exactly. And
+    MPEG-TS, which seeks imprecisely: its segments do not decode as indexed, so the driver streams its
+    frames through the workers instead, and the output is the single machine's too."""
     src = tmp_path / "in"
     src.mkdir()
     keys = {"g": "10", "keyint_min": "10", "sc_threshold": "0"}
@@ -252,6 +258,9 @@ def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, c
     pts = [round(i / ntsc * 1000) for i in range(90)]
     keys = {"g": "9", "keyint_min": "9", "sc_threshold": "0"}
     make_video(src / "b.mkv", 64, 48, pts, time_base=Fraction(1, 1000), rate=ntsc, options=keys)
+    keys = {"g": "7", "keyint_min": "7", "sc_threshold": "0"}
+    tb = Fraction(1, 90000)
+    make_video(src / "clip.ts", 64, 48, [i * 3600 for i in range(40)], time_base=tb, options=keys, audio=None)
     one, many = tmp_path / "one", tmp_path / "many"
     assert _one_machine(src, "-o", one, "--model", checkpoint, "-q").returncode == 0
     r = run_deblur(src, "-o", many, "--model", checkpoint, "-q", "--cluster", cluster.address)
@@ -259,9 +268,16 @@ def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, c
     for name, frames in (("a.mp4", 36), ("b.mkv", 90)):
         joined, whole = _timing(many / name), _timing(one / name)
         assert joined == whole and len(joined[0]) == frames and joined[2], name
-    rec = json.loads((many / "algnet-run.json").read_text())
-    assert all(any("keyframe segments" in s for s in v["streams"]) for v in rec["videos"])  # cut and joined
-    assert all(v["seconds"] > 0.1 for v in rec["videos"])  # the whole video's time, segments and join
+    (ts,) = [p.name for p in one.iterdir() if p.stem == "clip"]
+    assert probe(many / ts)["pts"] == probe(one / ts)["pts"] and len(probe(one / ts)["pts"]) == 40
+    assert not list(many.glob(".*algnet-segments*"))
+    videos = {Path(v["input"]).name: v for v in json.loads((many / "algnet-run.json").read_text())["videos"]}
+    assert all(any("keyframe segments" in s for s in videos[n]["streams"]) for n in ("a.mp4", "b.mkv"))  # cut
+    assert videos["clip.ts"]["status"] == "done"
+    assert not any("keyframe segments" in s for s in videos["clip.ts"].get("streams", []))  # streamed
+    assert all(v["seconds"] > 0.1 for v in videos.values())  # the whole video's time, segments and join
+    said = next(ln for ln in r.stderr.splitlines() if "cannot be cut at its keyframes" in ln)
+    assert said.count("segment ") == 1 and said.count("clip.ts") == 1, said  # each named once
 
 
 def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_path, cluster, checkpoint):
@@ -298,30 +314,6 @@ def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_pat
     assert probe(out / "clip.mp4")["pts"] == probe(src / "clip.mp4")["pts"] and not folder.exists()
     rec = json.loads((out / "algnet-run.json").read_text())["videos"][0]
     assert any(f"{len(parts) - 1} of {len(parts)} segments kept" in s for s in rec["streams"])
-
-
-@OTHER_HALF
-def test_a_video_that_does_not_seek_to_its_keyframes_is_streamed_instead(tmp_path, cluster, checkpoint):
-    """MPEG-TS seeks imprecisely: its segments do not decode as indexed, so the driver streams the frames
-    through the workers, and the output is the single machine's."""
-    src = tmp_path / "in"
-    src.mkdir()
-    keys = {"g": "7", "keyint_min": "7", "sc_threshold": "0"}
-    tb = Fraction(1, 90000)
-    make_video(src / "clip.ts", 64, 48, [i * 3600 for i in range(40)], time_base=tb, options=keys, audio=None)
-    one, many = tmp_path / "one", tmp_path / "many"
-    args = ("--model", checkpoint, "-q", "--video-format", "mp4")
-    assert _one_machine(src, "-o", one, *args).returncode == 0
-    r = run_deblur(src, "-o", many, *args, "--cluster", cluster.address)
-    assert r.returncode == 0, r.stderr
-    assert (
-        probe(many / "clip.mp4")["pts"] == probe(one / "clip.mp4")["pts"] and len(probe(one / "clip.mp4")["pts"]) == 40
-    )
-    assert not list(many.glob(".*algnet-segments*"))
-    rec = json.loads((many / "algnet-run.json").read_text())["videos"][0]
-    assert rec["status"] == "done" and not any("keyframe segments" in s for s in rec.get("streams", []))  # streamed
-    said = next(ln for ln in r.stderr.splitlines() if "cannot be cut at its keyframes" in ln)
-    assert said.count("segment ") == 1 and said.count("clip.ts") == 1, said  # each named once
 
 
 def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster, checkpoint):
