@@ -98,6 +98,44 @@ def _figures(root):
     return r.returncode, r.stdout
 
 
+def test_the_scan_floor_benchmark_sets_the_kernel_against_the_machine(tmp_path, monkeypatch):
+    """Its smoke run, in this process: the FMA rate, the three decay forms with their errors (the form
+    used is exact to float32, the cheaper one is not, libm's is the slowest), and both scans' updates."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("scan_floor", ROOT / "benchmarks" / "scan_floor.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "floor.txt"
+    argv = ["scan_floor.py", "--scale", "0.0001", "--rounds", "1", "--repeats", "1", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    threads = torch.get_num_threads()
+    try:
+        bench.main()
+    finally:
+        torch.set_num_threads(threads)  # it measures one thread
+    text = out.read_text()
+    assert float(re.search(r"FMA rate ([\d.]+) GFLOP/s", text).group(1)) > 0
+    forms = {
+        m[0].strip(): (float(m[1]), float(m[2]))
+        for m in re.findall(r"^  (\S.{27}) +([\d.]+) +([\d.e+-]+)$", text, re.M)
+    }
+    assert set(forms) == {"libm exp (scalar)", "degree-6 polynomial (used)", "degree-5 polynomial"}, text
+    assert forms["degree-6 polynomial (used)"][1] < 1e-7 < forms["degree-5 polynomial"][1]
+    assert forms["libm exp (scalar)"][0] > forms["degree-6 polynomial (used)"][0]
+    rows = re.findall(
+        r"^  (algnet-small, level 1|GoPro-size, level 4) +(\d+) +(\d+) +(\d+) +([\d.]+) +([\d.]+) ", text, re.M
+    )
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("algnet-small, level 1", "32", "16"),
+        ("GoPro-size, level 4", "512", "32"),
+    ]
+    assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
+    assert re.search(r"floor of one update: the decay \([\d.]+ ns\) and 2 FMAs", text)
+
+
 def test_every_figure_the_docs_quote_is_in_its_results_file():
     code, out = _figures(ROOT)
     assert code == 0, out
