@@ -140,10 +140,10 @@ def _gather(X, off, cf, bi, t0, tl, c0, w, dst):
                 dst[t, j] = X[bi, t0 + t, off + c0 + j]
 
 
-@njit(void(_T, int64, int64, int64), inline="always", **_JIT)
-def _step_sizes(tile, tl, softplus, has_z):
-    """Over one tile's buffer: delta + bias -> dt (softplus or not; 0 below 1e-20), its derivative
-    (0 where dt was cut), dt * u, and silu(z) (1 without z)."""
+@njit(void(_T, int64, int64, int64, int64), inline="always", **_JIT)
+def _step_sizes(tile, tl, softplus, has_z, derivative):
+    """Over one tile's buffer: delta + bias -> dt (softplus or not; 0 below 1e-20), with ``derivative``
+    its derivative (0 where dt was cut; only the backward reads it), dt * u, and silu(z) (1 without z)."""
     dts, sig, dus, us, zs, gates = tile[_DT], tile[_SIG], tile[_DU], tile[_U], tile[_Z], tile[_GATE]
     for t in range(tl):
         for j in range(LANES):
@@ -151,15 +151,17 @@ def _step_sizes(tile, tl, softplus, has_z):
             if softplus:
                 e = _exp(-abs(x))
                 dt = max(x, np.float32(0.0)) + _log1p_small(e)
-                g = np.float32(1.0) / (np.float32(1.0) + e)
-                g = g if x >= np.float32(0.0) else e * g
             else:
                 dt = x
-                g = np.float32(1.0)
             keep = dt > np.float32(NEGLIGIBLE)
+            if derivative:
+                g = np.float32(1.0)
+                if softplus:
+                    g = np.float32(1.0) / (np.float32(1.0) + e)
+                    g = g if x >= np.float32(0.0) else e * g
+                sig[t, j] = g if keep else np.float32(0.0)
             dt = dt if keep else np.float32(0.0)
             dts[t, j] = dt
-            sig[t, j] = g if keep else np.float32(0.0)
             dus[t, j] = dt * us[t, j]
             zz = zs[t, j]
             gates[t, j] = zz * _sigmoid(zz) if has_z else np.float32(1.0)
@@ -192,12 +194,12 @@ def _project(X, off, cf, bi, t0, tl, Wl, dst):
                 dst[t, j] += v * Wl[k, j]
 
 
-@njit(void(_SEQS, int64, int64, int64, int64, int64, _V, _S, int64, int64, _T), inline="always", **_JIT)
-def _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, tile):
+@njit(void(_SEQS, int64, int64, int64, int64, int64, _V, _S, int64, int64, int64, _T), inline="always", **_JIT)
+def _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, derivative, tile):
     """Gather one tile of every input into the task's buffers.
 
     tile rows (steps, lanes): u; dt = softplus(delta + bias) (or delta + bias), 0 below 1e-20;
-    dt * u; z; silu(z) (1 without z); d dt / d delta (0 where dt was cut). Lanes past the last
+    dt * u; z; silu(z) (1 without z); with ``derivative``, d dt / d delta (0 where dt was cut). Lanes past the last
     channel hold zeros (u = 0 keeps their state at zero). With a (rank, lanes) Wl of rank > 0, the
     delta input holds the rank columns that Wl projects to the lanes' delta.
     """
@@ -213,7 +215,7 @@ def _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, tile):
     for t in range(tl):
         for j in range(LANES):
             dts[t, j] += biasl[j]
-    _step_sizes(tile, tl, softplus, has_z)
+    _step_sizes(tile, tl, softplus, has_z, derivative)
 
 
 @njit(void(_SEQS, int64, int64, int64, _T, _S, _T), inline="always", **_JIT)
@@ -308,7 +310,7 @@ def scan_forward(lo, hi, seqs, A, D, bias, dt_proj, softplus, has_z, y, states, 
                 for j in range(w):
                     for s in range(n):
                         states[bi, t0 // TILE, c0 + j, s] = h[s, j]
-            _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, tile)
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, 0, tile)
             _tile_states_forward(seqs, bi, t0, tl, tile, At2, h)
             for t in range(tl):
                 for j in range(LANES):
@@ -367,7 +369,7 @@ def scan_backward(lo, hi, seqs, A, D, bias, softplus, has_z, states, gout, gu, g
         last = (length - 1) // TILE * TILE
         for t0 in range(last, -1, -TILE):
             tl = min(TILE, length - t0)
-            _load_tile(seqs, bi, c0, w, t0, tl, biasl, no_proj, softplus, has_z, tile)
+            _load_tile(seqs, bi, c0, w, t0, tl, biasl, no_proj, softplus, has_z, 1, tile)
             _load_rows(seqs[9], seqs[10], seqs[11], bi, t0, tl, n, Bt)
             _load_rows(seqs[12], seqs[13], seqs[14], bi, t0, tl, n, Ct)
             for j in range(w):
