@@ -14,8 +14,8 @@ if "ALGNET_KERNEL_CACHE" not in os.environ:
 
     _ops = Path(__file__).resolve().parent.parent / "algnet_cli" / "ops"
     _key = hashlib.sha256()
-    for _name in ("_numba_kernels.py", "scan_fused.py"):
-        _key.update((_ops / _name).read_bytes())
+    for _path in sorted([*_ops.glob("_numba_*.py"), _ops / "scan_fused.py"]):
+        _key.update(_path.read_bytes())
     _key.update(f"{version('numba')} {sys.version}".encode())
     _home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     os.environ["ALGNET_KERNEL_CACHE"] = str(_home / "algnet-cli-test-kernels" / _key.hexdigest()[:16])
