@@ -13,7 +13,6 @@ finished is still written, then ``KeyboardInterrupt`` is raised.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import deque
@@ -44,29 +43,41 @@ class Item:
     report: Any = None
 
 
+#: how often a stage waiting on a queue looks again (s)
+POLL_S = 0.002
+
+
 class _Queue:
-    """A bounded queue whose waits end when the stream is stopped."""
+    """A bounded queue between one producer and one consumer, whose waits end when the stream is stopped.
+
+    A deque looked at every :data:`POLL_S`, not a ``queue.Queue``: an interrupt becomes a
+    KeyboardInterrupt raised in the main thread wherever it is, and raised just after a
+    ``queue.Queue`` operation took the queue's lock it leaves that lock held, so that the other
+    thread, and the clean-up that waits for it, wait forever. A deque's ``append`` and ``popleft``
+    take no lock that Python code holds.
+    """
 
     def __init__(self, depth: int, stop: threading.Event):
-        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.items: deque = deque()
+        self.depth = depth
         self.stop = stop
 
     def put(self, item) -> bool:
         while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.1)
+            if len(self.items) < self.depth:  # one producer: nothing else makes it longer meanwhile
+                self.items.append(item)
                 return True
-            except queue.Full:
-                continue
+            time.sleep(POLL_S)
         return False
 
     def get(self):
         while True:
             try:
-                return self.q.get(timeout=0.1)
-            except queue.Empty:
+                return self.items.popleft()
+            except IndexError:
                 if self.stop.is_set():
                     return _END
+                time.sleep(POLL_S)
 
 
 class Pipeline:
@@ -196,7 +207,7 @@ class _WriteBehind:
     def __init__(self, pipe: Pipeline, on_done: Callable[[Item], None], shared: _Shared):
         self.pipe, self.on_done, self.shared = pipe, on_done, shared
         self.outbox = _Queue(pipe.depth, shared.stop_writing)
-        self.done: queue.Queue = queue.Queue()
+        self.done: deque = deque()  # written or failed, for on_done (lock-free: see _Queue)
         self.sent = 0  # items handed to the writer
         self.reported = 0  # of which on_done has been called
         self.thread = threading.Thread(target=self._write, name="algnet-write", daemon=True)
@@ -225,16 +236,17 @@ class _WriteBehind:
                         self.shared.stop_writing.set()
                         self.shared.stop_reading.set()
                         return
-            self.done.put(item)
+            self.done.append(item)
 
     def report(self, block: bool) -> None:
         """``on_done`` for every item written so far (``block``: and for those still being written)."""
         while self.reported < self.sent:
             try:
-                item = self.done.get(timeout=0.1) if block else self.done.get_nowait()
-            except queue.Empty:
-                if not block or not self.thread.is_alive():
+                item = self.done.popleft()
+            except IndexError:
+                if not block or (not self.thread.is_alive() and not self.done):
                     return
+                time.sleep(POLL_S)
                 continue
             self.reported += 1
             self.on_done(item)

@@ -131,3 +131,74 @@ def test_an_interrupt_writes_what_the_model_finished_then_raises():
     with pytest.raises(KeyboardInterrupt):
         Pipeline(process, slow_save, depth=8).run(Item(k, data=k) for k in range(100))
     assert saved == list(range(6))  # everything before the interrupt, nothing after it
+
+
+def _interrupted_at_every_opcode(call):
+    """Run ``call`` once per bytecode instruction it executes (in Python code, its callees included),
+    each time raising KeyboardInterrupt at that instruction, as a signal handler would raise it there.
+    Yields after each run."""
+    import sys
+
+    counted = [0]
+
+    def counter(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            counted[0] += 1
+        return counter
+
+    sys.settrace(counter)
+    try:
+        call()
+    finally:
+        sys.settrace(None)
+    for k in range(1, counted[0] + 1):
+        seen = [0]
+
+        def tracer(frame, event, arg, k=k):
+            frame.f_trace_opcodes = True
+            if event == "opcode":
+                seen[0] += 1
+                if seen[0] == k:
+                    raise KeyboardInterrupt
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            call()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        yield k
+
+
+def _finishes(fn, timeout=2.0) -> bool:
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive()
+
+
+def test_an_interrupt_anywhere_in_a_queue_operation_leaves_the_other_thread_able_to_go_on():
+    """Ctrl-C raises KeyboardInterrupt wherever the main thread is: raised inside a hand-over between
+    the stages (just after a lock was taken, say), it must not leave the queue unusable for the thread
+    on the other side, or the clean-up that waits for that thread waits forever (it did, in a video run
+    ended by SIGTERM)."""
+    from algnet_cli.pipeline import _Queue
+
+    stop = threading.Event()
+    q = _Queue(4, stop)
+    for k in _interrupted_at_every_opcode(lambda: q.put(1)):
+        while len(q.items) > 2:  # room for the next put
+            q.items.popleft()
+        assert _finishes(lambda: q.put(2)), f"a put from another thread hangs after an interrupt at {k}"
+
+    def get():
+        q.items.append(1)  # never an empty queue's wait
+        q.get()
+
+    q = _Queue(4, stop)
+    for k in _interrupted_at_every_opcode(get):
+        q.items.clear()
+        assert _finishes(lambda: q.put(3) and q.get() == 3), f"the queue hangs after an interrupt in get at {k}"
