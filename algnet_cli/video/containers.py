@@ -23,6 +23,9 @@ CODEC_ALIASES = {
 SAR_IN_BITSTREAM = ("libx264", "libx265", "mpeg2video", "mpeg4")
 QSCALE_CODECS = ("mpeg1video", "mpeg2video", "mpeg4")
 CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
+#: FFmpeg's muxers of the MP4 / QuickTime family: a track's start is an edit list counted in the movie's
+#: time scale
+MOV_FAMILY = frozenset({"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
 #: the default: H.264 where the output's container holds it, else that container's own video codec
 #: (VP9 in WebM, VP8 in Ogg), see :func:`codec_for`
 AUTO_CODEC = "auto"
@@ -212,3 +215,21 @@ def _encoder_time_base(encoder: str, rate: Fraction, time_base: Fraction) -> Fra
             f"{encoder} takes only the frame rates {shown}...; this video runs at {float(rate):.3f} fps: choose --codec h264"
         )
     return 1 / best
+
+
+def keep_track_starts(container, video_time_base: Fraction) -> None:
+    """In an MP4 or MOV output, count the movie's time in the video track's own units.
+
+    A track that starts after time 0 (video after its audio, or after an edit of the source) starts
+    with an empty edit whose length FFmpeg counts in the movie's time scale, 1/1000 s by default,
+    rounded down: every frame of such a video came out up to 1 ms early. In the track's time scale
+    (the muxer's: the time base's denominator, doubled up to 10000 at least) the start is exact.
+    Set before the header is written, for outputs with such a track only (elsewhere the durations stay
+    counted in milliseconds, as the source's were); other containers are left as they are.
+    """
+    if container.format.name.split(",")[0] not in MOV_FAMILY:
+        return
+    scale = video_time_base.denominator
+    while scale < 10000:
+        scale *= 2
+    container.container_options["movie_timescale"] = str(scale)

@@ -194,6 +194,10 @@ class Source:
             "video_metadata": tuple(self.video_metadata.items()),
             "chapters": tuple(self.chapters),
             "others": tuple(self.others),
+            "late_start": any(
+                s.start_time is not None and s.time_base and s.start_time * s.time_base > self.start
+                for s in (self.video, *self.others)
+            ),
         }
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from .containers import (
     choose_pix_fmt,
     encoder_name,
     holds_encoder,
+    keep_track_starts,
     muxer_codecs,
 )
 from .decode import Frame, VideoReport, has_alpha, high_bit, pyav, reason
@@ -61,6 +62,7 @@ class OutputSpec:
     colour: Colour = Colour()  # how the frames are coded and tagged (see :mod:`.colour`)
     mastering: Mastering | None = None  # HDR10 static metadata to write, where the encoder takes it
     field_order: int = 0  # AVFieldOrder of the source: 2-5 interlaced, kept where the encoder can
+    late_start: bool = False  # a stream of the source starts after the others (see keep_track_starts)
 
 
 def output_spec(
@@ -121,6 +123,8 @@ class Sink:
             self.video.codec_context.framerate = spec.rate  # the source's, as an encoder stream gets
         else:
             self.video = self._encoder_stream(path, spec, supported)
+        if spec.late_start:
+            keep_track_starts(self.container, Fraction(self.video.time_base))
         if spec.rotation:
             try:
                 self.video.set_display_rotation(spec.rotation)
@@ -169,6 +173,7 @@ class Sink:
                     f"{s.type} #{s.index} ({name}): dropped, the {self.container.format.name} container cannot hold it"
                 )
         self.durations: dict[int, int] = {}
+        self.early: set[int] = set()  # copied streams seen with times before 0
         #: (pts, dts, duration) of each encoded video packet, in the encoder's time base, when kept
         self.timing: list[tuple[int, int | None, int]] | None = None
 
@@ -245,6 +250,15 @@ class Sink:
             self.container.mux(p)
 
     def packet(self, stream_index: int, packet) -> None:
+        if packet.pts is not None and packet.pts < 0 and stream_index not in self.early:
+            self.early.add(stream_index)
+            fmt = self.container.format.name
+            if fmt in ("matroska", "webm"):  # the muxer shifts every stream to start at 0 or later
+                ms = float(-packet.pts * packet.time_base) * 1000
+                self.report.streams.append(
+                    f"{packet.stream.type} #{stream_index}: starts {ms:.1f} ms before time 0 (its encoder delay); "
+                    f"{fmt} holds no times before 0, so every stream of the output starts {ms:.1f} ms later, in sync"
+                )
         packet.stream = self.map[stream_index]
         self.container.mux(packet)
 
@@ -338,6 +352,8 @@ class VideoWriter:
                         continue
                     streams[st.index] = out.add_stream_from_template(st)
                     _copy_tags(st.metadata.items(), streams[st.index], st)
+                if any((st.start_time or 0) > 0 for st in src.streams if st.type in ("video", "audio")):
+                    keep_track_starts(out, Fraction(src.streams.video[0].time_base))
                 if src.chapters():
                     out.set_chapters(src.chapters())
                 for packet in src.demux(*[src.streams[i] for i in streams]):

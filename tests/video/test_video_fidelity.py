@@ -305,6 +305,46 @@ def test_a_mov_with_a_600_timescale_keeps_every_frame_and_audio_time(tmp_path, n
     assert abs(a_audio - b_audio) < Fraction(1, 100_000) and unexplained(src, dst, report) == {}
 
 
+@pytest.mark.parametrize(("name", "start", "rate"), [("o.mov", 13, 24), ("o.mp4", 7, Fraction(30000, 1001))])
+def test_a_video_that_starts_after_its_audio_keeps_every_frame_time_in_mp4_and_mov(tmp_path, name, start, rate):
+    """A QuickTime video whose track starts after its audio (an empty edit): the output's frames are
+    shown at the source's times exactly, not rounded down to the millisecond of the movie's time scale."""
+    src = tmp_path / "in.mov"
+    pts = [start + round(i * 600 / Fraction(rate)) for i in range(12)]
+    make_video(src, 64, 48, pts, time_base=Fraction(1, 600), rate=rate, container_format="mov", options={"bf": "2"})
+
+    def frame_times(path):
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            return [f.pts * f.time_base for f in c.decode(v)]
+
+    a = frame_times(src)
+    assert a[0] > 0.005  # the source starts after its audio (as the container reads it)
+    dst = tmp_path / name
+    process_video(src, dst, identity)
+    assert frame_times(dst) == a
+
+
+def test_copied_audio_that_starts_before_zero_says_how_much_later_matroska_starts_every_stream(tmp_path):
+    """AAC from an MP4 starts with its encoder delay before time 0; Matroska holds no times before 0, so
+    its muxer starts every stream that much later (in sync): the difference is named, with its size."""
+    import re
+
+    src = tmp_path / "in.mp4"
+    make_video(src, 64, 48, [i * 40 for i in range(10)], time_base=Fraction(1, 1000), audio="aac")
+    dst = tmp_path / "o.mkv"
+    report = process_video(src, dst, identity)
+    (said,) = [s for s in report.streams if "holds no times before 0" in s]
+    ms = float(re.search(r"starts ([\d.]+) ms later, in sync", said).group(1))
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        shift = [
+            float(y.pts * y.time_base - x.pts * x.time_base) * 1000
+            for x, y in zip(a.decode(video=0), b.decode(video=0))
+        ]
+    assert ms > 5 and all(abs(d - ms) <= 1 for d in shift), (ms, shift)  # Matroska counts milliseconds
+    assert not any("holds no times" in s for s in process_video(src, tmp_path / "o.mp4", identity).streams)
+
+
 @pytest.mark.parametrize(
     ("suffix", "fmt", "codec"),
     [(".ts", "mpegts", "libx264"), (".m2ts", "mpegts", "libx264"), (".mpg", "mpeg", "mpeg2video")],
