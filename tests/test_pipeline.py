@@ -155,7 +155,7 @@ def _interrupted_at_every_opcode(call):
     for k in range(1, counted[0] + 1):
         seen = [0]
 
-        def tracer(frame, event, arg, k=k):
+        def tracer(frame, event, arg, k=k, seen=seen):
             frame.f_trace_opcodes = True
             if event == "opcode":
                 seen[0] += 1
