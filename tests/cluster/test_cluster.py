@@ -281,6 +281,8 @@ def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, c
 
 
 def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_path, cluster, checkpoint):
+    """Segments of an earlier run: one of them damaged on disk fails that video's join alone, and the
+    rest are kept for the rerun; those another model made are never mixed into this model's video."""
     from types import SimpleNamespace
 
     from algnet_cli.api import Deblurrer
@@ -292,28 +294,46 @@ def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_pat
     _photos(src, 1, size=64)
     keys = {"g": "5", "keyint_min": "5", "sc_threshold": "0"}
     make_video(src / "clip.mp4", 48, 32, [i * 40 for i in range(20)], options=keys)
-    # the segments of an earlier run, one of them damaged on disk since
-    segments = index_segments(src / "clip.mp4", SEGMENTS_PER_WORKER * 2)
-    job = SimpleNamespace(src=src / "clip.mp4", dst=out / "clip.mp4")
-    # made by the same model, run as the workers run it (what keys the segments besides the cut)
-    pool = SimpleNamespace(described=Deblurrer(str(checkpoint), device="cpu").describe_run())
-    folder, segments = _prepare_folder(job, EncodeOptions(), segments, run_key(pool))
-    parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
-    for s, part in zip(segments, parts):
-        encode_segment(job.src, s, part, lambda f: f, joined_into=job.dst)
+    make_video(src / "other.mp4", 48, 32, [i * 40 for i in range(20)], options=keys)
+
+    def earlier_run(name, model, restore):
+        """The segments an interrupted run of ``model`` left, keyed as the workers key them."""
+        job = SimpleNamespace(src=src / name, dst=out / name)
+        pool = SimpleNamespace(described=Deblurrer(str(model), device="cpu").describe_run())
+        segments = index_segments(job.src, SEGMENTS_PER_WORKER * 2)
+        folder, segments = _prepare_folder(job, EncodeOptions(), segments, run_key(pool))
+        parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
+        for s, part in zip(segments, parts):
+            encode_segment(job.src, s, part, restore, joined_into=job.dst)
+        return folder, parts
+
+    # made by the same model, run as the workers run it (what keys the segments besides the cut), one of
+    # them damaged on disk since
+    folder, parts = earlier_run("clip.mp4", checkpoint, lambda f: f)
     parts[1].write_bytes(parts[1].read_bytes()[:300])
+    # made by another model (negatives, so that any of them in the output would show)
+    other_model = write_tiny_checkpoint(tmp_path / "other.safetensors", seed=4)
+    earlier_run("other.mp4", other_model, lambda f: 255 - f)
     r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
     assert r.returncode == 1 and "internal error" not in r.stderr
     assert "clip.mp4" in r.stderr and "00001.nut" in r.stderr and "a rerun encodes this segment again" in r.stderr
     rec = json.loads((out / "algnet-run.json").read_text())
-    assert [f["status"] for f in rec["files"]] == ["done"] and rec["videos"][0]["status"] == "failed"
+    videos = {Path(v["input"]).name: v for v in rec["videos"]}
+    assert [f["status"] for f in rec["files"]] == ["done"] and videos["clip.mp4"]["status"] == "failed"
     assert not (out / "clip.mp4").exists() and not _temps(out)
     assert all(p.exists() for p in parts)  # kept for the rerun
+    # the other model's segments: none kept, every frame this model's (theirs are negatives)
+    assert videos["other.mp4"]["status"] == "done"
+    assert not any("kept" in s for s in videos["other.mp4"]["streams"]), videos["other.mp4"]
+    made, source = decoded_frames(out / "other.mp4"), decoded_frames(src / "other.mp4")
+    assert len(made) == len(source) == 20
+    for a, b in zip(made, source):
+        assert np.abs(a.astype(int) - b).mean() < np.abs(a.astype(int) - (255 - b)).mean()
     r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
     assert r.returncode == 0, r.stderr
     assert probe(out / "clip.mp4")["pts"] == probe(src / "clip.mp4")["pts"] and not folder.exists()
-    rec = json.loads((out / "algnet-run.json").read_text())["videos"][0]
-    assert any(f"{len(parts) - 1} of {len(parts)} segments kept" in s for s in rec["streams"])
+    videos = {Path(v["input"]).name: v for v in json.loads((out / "algnet-run.json").read_text())["videos"]}
+    assert any(f"{len(parts) - 1} of {len(parts)} segments kept" in s for s in videos["clip.mp4"]["streams"])
 
 
 def test_a_file_that_keeps_killing_workers_is_named_as_failed(tmp_path, cluster, checkpoint):
