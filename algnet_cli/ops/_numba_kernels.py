@@ -162,27 +162,6 @@ def _tile_states(seqs, bi, t0, tl, tile, At2, hs):
                 ys[t, j] += cs * hv
 
 
-@njit(void(_SEQS, int64, int64, int64, _T, _S, _S), inline="always", **_JIT)
-def _tile_states_forward(seqs, bi, t0, tl, tile, At2, h):
-    """:func:`_tile_states` for the forward alone: the state h (state, lanes) is updated in place, step
-    by step, so that it stays in L1 (the backward's (TILE + 1, state, lanes) states do not fit there)."""
-    B, b_off, b_cf, C, c_off, c_cf = seqs[9], seqs[10], seqs[11], seqs[12], seqs[13], seqs[14]
-    n = At2.shape[0]
-    dts = tile[_DT]
-    dus = tile[_DU]
-    ys = tile[_Y]
-    for t in range(tl):
-        for j in range(LANES):
-            ys[t, j] = np.float32(0.0)
-        for s in range(n):
-            bs = B[bi, b_off + s, t0 + t] if b_cf else B[bi, t0 + t, b_off + s]
-            cs = C[bi, c_off + s, t0 + t] if c_cf else C[bi, t0 + t, c_off + s]
-            for j in range(LANES):
-                hv = _decay(dts[t, j] * At2[s, j]) * h[s, j] + dus[t, j] * bs
-                h[s, j] = hv
-                ys[t, j] += cs * hv
-
-
 @njit(void(_F2, _F1, _F1, int64, int64, _S, _V, _V), inline="always", **_JIT)
 def _task_constants(A, D, bias, c0, w, At2, Dl, biasl):
     """A * log2(e) as (state, lanes), D and the delta bias as (lanes,) for the channels c0 .. c0 + w - 1
@@ -213,7 +192,7 @@ def scan_forward(lo, hi, seqs, A, D, bias, dt_proj, softplus, has_z, y, states, 
     At2 = np.zeros((n, LANES), np.float32)
     Dl = np.zeros(LANES, np.float32)
     biasl = np.zeros(LANES, np.float32)
-    h = np.zeros((n, LANES), np.float32)
+    hs = np.zeros((TILE + 1, n, LANES), np.float32)
     Wl = np.zeros((dt_proj.shape[1], LANES), np.float32)
     us, gates, ys = tile[_U], tile[_GATE], tile[_Y]
     for task in range(lo, hi):
@@ -225,15 +204,16 @@ def scan_forward(lo, hi, seqs, A, D, bias, dt_proj, softplus, has_z, y, states, 
         for j in range(w):
             for k in range(dt_proj.shape[1]):
                 Wl[k, j] = dt_proj[c0 + j, k]
-        h[:, :] = np.float32(0.0)
+        hs[0, :, :] = np.float32(0.0)
         for t0 in range(0, length, TILE):
             tl = min(TILE, length - t0)
             if store:
                 for j in range(w):
                     for s in range(n):
-                        states[bi, t0 // TILE, c0 + j, s] = h[s, j]
+                        states[bi, t0 // TILE, c0 + j, s] = hs[0, s, j]
             _load_tile(seqs, bi, c0, w, t0, tl, biasl, Wl, softplus, has_z, 0, tile)
-            _tile_states_forward(seqs, bi, t0, tl, tile, At2, h)
+            _tile_states(seqs, bi, t0, tl, tile, At2, hs)
+            hs[0, :, :] = hs[tl]
             for t in range(tl):
                 for j in range(LANES):
                     ys[t, j] = (ys[t, j] + Dl[j] * us[t, j]) * gates[t, j]
