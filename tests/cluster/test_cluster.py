@@ -1,5 +1,6 @@
 """The same `algnet deblur` job on a Ray cluster: two nodes in one process, CPU workers, one cluster for all."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,8 @@ from helpers.videos import decoded_frames, make_video, stream_packets
 from PIL import Image
 from skimage import data
 
-from algnet_cli.fileio import TEMP_PREFIX
+from algnet_cli.api import Deblurrer
+from algnet_cli.fileio import TEMP_PREFIX, sha256_file
 from algnet_cli.images import read_image
 from algnet_cli.video import probe
 
@@ -280,9 +282,9 @@ def test_cluster_videos_keep_every_timestamp_of_one_machine(tmp_path, cluster, c
     assert said.count("segment ") == 1 and said.count("clip.ts") == 1, said  # each named once
 
 
-def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_path, cluster, checkpoint):
-    """Segments of an earlier run: one of them damaged on disk fails that video's join alone, and the
-    rest are kept for the rerun; those another model made are never mixed into this model's video."""
+def _segments_of_an_earlier_run(src, out, model, restore):
+    """The segments an interrupted run of ``model`` on the video ``src`` left in ``out``, keyed as the
+    workers key them (by what the model's worker describes), each frame passed through ``restore``."""
     from types import SimpleNamespace
 
     from algnet_cli.api import Deblurrer
@@ -290,30 +292,40 @@ def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_pat
     from algnet_cli.video import EncodeOptions
     from algnet_cli.video.segments import SEGMENT_SUFFIX, encode_segment, index_segments
 
+    job = SimpleNamespace(src=src, dst=out / src.name)
+    pool = SimpleNamespace(described=Deblurrer(str(model), device="cpu").describe_run())
+    segments = index_segments(job.src, SEGMENTS_PER_WORKER * 2)
+    folder, segments = _prepare_folder(job, EncodeOptions(), segments, run_key(pool))
+    parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
+    for s, part in zip(segments, parts):
+        encode_segment(job.src, s, part, restore, joined_into=job.dst)
+    return folder, parts
+
+
+def _frames_are_the_models_not_the_negatives(made, source):
+    """Frames of a tiny, nearly identity model: each nearer its source frame than the negative an
+    earlier run's segments were made of."""
+    assert len(made) == len(source) > 0
+    for a, b in zip(made, source):
+        assert np.abs(a.astype(int) - b).mean() < np.abs(a.astype(int) - (255 - b)).mean()
+
+
+def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_path, cluster, checkpoint):
+    """Segments of an earlier run: one of them damaged on disk fails that video's join alone, and the
+    rest are kept for the rerun; those another model made are never mixed into this model's video."""
     src, out = tmp_path / "in", tmp_path / "out"
     _photos(src, 1, size=64)
     keys = {"g": "5", "keyint_min": "5", "sc_threshold": "0"}
     make_video(src / "clip.mp4", 48, 32, [i * 40 for i in range(20)], options=keys)
     make_video(src / "other.mp4", 48, 32, [i * 40 for i in range(20)], options=keys)
 
-    def earlier_run(name, model, restore):
-        """The segments an interrupted run of ``model`` left, keyed as the workers key them."""
-        job = SimpleNamespace(src=src / name, dst=out / name)
-        pool = SimpleNamespace(described=Deblurrer(str(model), device="cpu").describe_run())
-        segments = index_segments(job.src, SEGMENTS_PER_WORKER * 2)
-        folder, segments = _prepare_folder(job, EncodeOptions(), segments, run_key(pool))
-        parts = [folder / f"{s.index:05d}{SEGMENT_SUFFIX}" for s in segments]
-        for s, part in zip(segments, parts):
-            encode_segment(job.src, s, part, restore, joined_into=job.dst)
-        return folder, parts
-
     # made by the same model, run as the workers run it (what keys the segments besides the cut), one of
     # them damaged on disk since
-    folder, parts = earlier_run("clip.mp4", checkpoint, lambda f: f)
+    folder, parts = _segments_of_an_earlier_run(src / "clip.mp4", out, checkpoint, lambda f: f)
     parts[1].write_bytes(parts[1].read_bytes()[:300])
     # made by another model (negatives, so that any of them in the output would show)
     other_model = write_tiny_checkpoint(tmp_path / "other.safetensors", seed=4)
-    earlier_run("other.mp4", other_model, lambda f: 255 - f)
+    _segments_of_an_earlier_run(src / "other.mp4", out, other_model, lambda f: 255 - f)
     r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
     assert r.returncode == 1 and "internal error" not in r.stderr
     assert "clip.mp4" in r.stderr and "00001.nut" in r.stderr and "a rerun encodes this segment again" in r.stderr
@@ -325,10 +337,8 @@ def test_a_join_that_fails_fails_that_video_alone_and_keeps_its_segments(tmp_pat
     # the other model's segments: none kept, every frame this model's (theirs are negatives)
     assert videos["other.mp4"]["status"] == "done"
     assert not any("kept" in s for s in videos["other.mp4"]["streams"]), videos["other.mp4"]
-    made, source = decoded_frames(out / "other.mp4"), decoded_frames(src / "other.mp4")
-    assert len(made) == len(source) == 20
-    for a, b in zip(made, source):
-        assert np.abs(a.astype(int) - b).mean() < np.abs(a.astype(int) - (255 - b)).mean()
+    assert len(decoded_frames(src / "other.mp4")) == 20
+    _frames_are_the_models_not_the_negatives(decoded_frames(out / "other.mp4"), decoded_frames(src / "other.mp4"))
     r = run_deblur(src, "-o", out, "--model", checkpoint, "-q", "--cluster", cluster.address)
     assert r.returncode == 0, r.stderr
     assert probe(out / "clip.mp4")["pts"] == probe(src / "clip.mp4")["pts"] and not folder.exists()
@@ -454,3 +464,87 @@ def test_a_run_whose_last_worker_dies_still_writes_its_summary_and_record(tmp_pa
     assert len(statuses) == 12 and "failed" in statuses and "done" in statuses
     assert rec["model"] and rec["cluster"]["workers"]
     assert "failed" in stderr and "algnet-run.json" in stderr and "internal error" not in stderr
+
+
+@contextlib.contextmanager
+def _nodes_that_see_otherwise(cluster, *views):
+    """One more node per view, each seeing the disk as another machine would: ``(source, target)``
+    mounts of its own (``source`` over ``target``, or nothing where ``source`` is None), the rest of the
+    disk shared. Stopped at the end, as an operator stops a node."""
+    from helpers.raycluster import own_mounts_unavailable
+
+    why = own_mounts_unavailable()
+    if why:
+        pytest.skip(f"a node with a view of the disk of its own needs a mount namespace: {why}")
+    nodes = []
+    try:
+        for view in views:  # one at a time: nodes of one machine that start together collide
+            nodes.append(cluster.add_node(mounts=view))
+            cluster.wait_for_nodes()
+        yield
+    finally:
+        for node in nodes:
+            cluster.end_node(node)
+
+
+@OTHER_HALF
+def test_workers_with_another_file_of_the_models_name_or_another_version_are_refused(tmp_path, cluster, checkpoint):
+    """A relative --model, on a cluster where one node has other weights under that name and one runs
+    another algnet-cli: both workers refuse, each named in a line of its own, and the others do the
+    run with the driver's model. --overwrite: segments an earlier run of this model left (negatives,
+    that would be reused on a plain rerun) are discarded, not joined."""
+    import algnet_cli
+
+    here = tmp_path / "models"
+    model = here / "m.safetensors"
+    here.mkdir()
+    shutil.copy(checkpoint, model)
+    theirs = write_tiny_checkpoint(tmp_path / "theirs.safetensors", seed=4)
+    init = Path(algnet_cli.__file__)
+    other_version = tmp_path / "__init__.py"
+    other_version.write_text(init.read_text().replace(f'"{algnet_cli.__version__}"', '"0.0.0+other"', 1))
+    assert '__version__ = "0.0.0+other"' in other_version.read_text()
+    src, out = tmp_path / "in", tmp_path / "out"
+    _photos(src, 4, size=48)
+    keys = {"g": "5", "keyint_min": "5", "sc_threshold": "0"}
+    make_video(src / "clip.mp4", 48, 32, [i * 40 for i in range(15)], options=keys)
+    folder, _ = _segments_of_an_earlier_run(src / "clip.mp4", out, model, lambda f: 255 - f)
+    with _nodes_that_see_otherwise(cluster, [(theirs, model)], [(other_version, init)]):
+        args = (src, "-o", out, "--model", "m.safetensors", "--cluster", cluster.address, "--overwrite")
+        r = run_deblur(*args, cwd=here)
+    assert r.returncode == 0, r.stderr
+    refused = [ln for ln in r.stderr.splitlines() if "a worker was not started" in ln]
+    assert len(refused) == 2, r.stderr
+    assert any(f"the model {model} there is not the driver's" in ln for ln in refused), refused
+    assert any(f"runs algnet-cli 0.0.0+other, the driver {algnet_cli.__version__}" in ln for ln in refused), refused
+    rec = json.loads((out / "algnet-run.json").read_text())
+    assert [f["status"] for f in rec["files"]] == ["done"] * 4
+    assert len(rec["cluster"]["workers"]) == 2 and rec["model"]["sha256"] == sha256_file(model)
+    ours, other = (Deblurrer(str(m), device="cpu") for m in (model, theirs))
+    for i in range(4):
+        photo = read_image(src / f"p{i:02d}.png")
+        made = read_image(out / f"p{i:02d}.png").astype(int)
+        assert np.abs(made - ours.deblur(photo)).max() <= 1
+        assert np.abs(made - other.deblur(photo)).max() > 1  # the other weights would show
+    (video,) = rec["videos"]
+    assert video["status"] == "done" and not any("kept" in s for s in video["streams"]), video
+    _frames_are_the_models_not_the_negatives(decoded_frames(out / "clip.mp4"), decoded_frames(src / "clip.mp4"))
+    assert not folder.exists()
+
+
+def test_storage_a_node_does_not_share_is_named_before_any_work(tmp_path, cluster, checkpoint):
+    """A node that does not see the inputs, and one that does not see the output folder (the driver's
+    probe written there): each run stops before any work with one line naming the path."""
+    for name in ("in", "in2"):
+        _photos(tmp_path / name, 2, size=48)
+    (tmp_path / "out2").mkdir()
+    with _nodes_that_see_otherwise(cluster, [(None, tmp_path / "in"), (None, tmp_path / "out2")]):
+        runs = [
+            run_deblur(tmp_path / i, "-o", tmp_path / o, "--model", checkpoint, "--cluster", cluster.address)
+            for i, o in (("in", "out"), ("in2", "out2"))
+        ]
+    for r, what, where in zip(runs, ("input", "output folder"), (tmp_path / "in" / "p00.png", tmp_path / "out2")):
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert f"does not see the {what} {where}:" in lines[0] and "storage every node shares" in lines[0], lines
+    assert not list((tmp_path / "out").glob("*")) and not list((tmp_path / "out2").glob("*"))

@@ -5,6 +5,7 @@ workers), never by a name."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -13,6 +14,35 @@ import time
 from pathlib import Path
 
 RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _in_own_mounts(args: list[str], mounts: list[tuple[Path | None, Path]]) -> list[str]:
+    """``args`` run in a mount namespace of their own, where each ``(source, target)`` is mounted first:
+    ``source`` bound over ``target``, or an empty tmpfs over it where ``source`` is None. What that
+    process and its children see of the disk is theirs alone: another machine's view of the same paths."""
+    steps = [
+        f"mount -t tmpfs algnet-test {shlex.quote(str(t))}"
+        if s is None
+        else f"mount --bind {shlex.quote(str(s))} {shlex.quote(str(t))}"
+        for s, t in mounts
+    ]
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    # no bytecode written from there: a module read from a bound file must not leave its .pyc to the others
+    script = "set -e; " + "; ".join(steps) + '; export PYTHONDONTWRITEBYTECODE=1; exec "$@"'
+    return ["unshare", *user, "--mount", "--propagation", "private", "sh", "-c", script, "sh", *args]
+
+
+def own_mounts_unavailable() -> str | None:
+    """Why this machine cannot start a process with a view of the disk of its own (no ``unshare``, or
+    neither root nor unprivileged user namespaces); None when it can."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            r = subprocess.run(_in_own_mounts(["true"], [(None, Path(d))]), capture_output=True, text=True)
+        except OSError as e:
+            return f"unshare: {e}"
+        return None if r.returncode == 0 else f"unshare: {r.stderr.strip()[-200:]}"
 
 
 def _free_port() -> int:
@@ -63,27 +93,37 @@ class RayStartCluster:
     def list_all_nodes(self) -> list[Node]:
         return list(self.nodes)
 
-    def _start(self, head: bool) -> Node:
+    def _start(self, head: bool, mounts: list[tuple[Path | None, Path]] | None = None) -> Node:
         log = self.folder / f"node{len(self.nodes)}.log"
         args = [RAY, "start", "--block", "--num-cpus=1", "--disable-usage-stats"]
         if head:
             args += [f"--port={self.port}", "--head", f"--temp-dir={self.folder / 'ray'}", "--include-dashboard=false"]
         else:
             args += [f"--address={self.address}"]
+        if mounts:
+            args = _in_own_mounts(args, mounts)
         with open(log, "w") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         node = Node(proc, log, head)
         self.nodes.append(node)
         return node
 
-    def add_node(self, num_cpus: int = 1) -> Node:
+    def add_node(self, num_cpus: int = 1, mounts: list[tuple[Path | None, Path]] | None = None) -> Node:
+        """One more node. ``mounts``: what it sees otherwise than the others, as another machine would (see
+        :func:`_in_own_mounts`): storage it does not share, or files of its own at the same paths."""
         assert num_cpus == 1
-        return self._start(head=False)
+        return self._start(head=False, mounts=mounts)
 
     def remove_node(self, node: Node) -> None:
         """The node lost at once (SIGKILL to its processes), as a machine that goes away."""
         node.end(signal.SIGKILL, grace=0)
         self.nodes.remove(node)
+
+    def end_node(self, node: Node) -> None:
+        """The node stopped as an operator stops it (SIGTERM to its processes), and gone from the cluster."""
+        node.end()
+        self.nodes.remove(node)
+        self.wait_for_nodes()
 
     def wait_for_nodes(self, timeout: float = 120.0) -> None:
         """Until the cluster counts as many live nodes as were started (asked from another process: Ray
