@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -54,9 +55,22 @@ def connect(options: ClusterOptions):
     temp = None
     if options.address == "local":
         # Ray's own files, not /tmp/ray shared with others: under RAY_TMPDIR when set, removed at the end
-        temp = tempfile.mkdtemp(prefix="algnet-ray-", dir=os.environ.get("RAY_TMPDIR") or None)
+        temp = tempfile.mkdtemp(prefix="algnet-ray-", dir=_local_temp_parent())
         kwargs.update(include_dashboard=False, _temp_dir=temp)
-        ray.init(address="local", **kwargs)  # a new instance, whatever RAY_ADDRESS names
+        # a new instance, whatever RAY_ADDRESS names; Ray's notes on starting it (its token, made for this
+        # machine's instances) are not the user's business
+        quiet = logging.getLogger("ray")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            ray.init(address="local", **kwargs)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        finally:
+            quiet.setLevel(level)
     else:
         _check_reachable(options.address)
         try:
@@ -71,6 +85,35 @@ def connect(options: ClusterOptions):
             import shutil
 
             shutil.rmtree(temp, ignore_errors=True)
+
+
+#: what Ray adds under the folder it is given: ``session_<date>_<time>_<us>_<pid>/sockets/<socket>``, and
+#: the folder this run makes there; a Unix socket's path holds at most 107 bytes
+_RAY_SOCKET_TAIL = len("/algnet-ray-xxxxxxxx/session_2026-12-31_23-59-59_999999_4194304/sockets/plasma_store_x")
+_SOCKET_PATH_MAX = 107
+
+
+def _local_temp_parent() -> str:
+    """Where a local instance's folder goes: RAY_TMPDIR when set, else the temporary folder, else /tmp
+    where the temporary folder's path is too long for Ray's sockets."""
+    chosen = os.environ.get("RAY_TMPDIR")
+    room = _SOCKET_PATH_MAX - _RAY_SOCKET_TAIL
+    if chosen:
+        if len(os.fsencode(os.path.abspath(chosen))) > room:
+            raise UsageError(
+                f"--cluster local: RAY_TMPDIR {chosen} is too long a path for Ray's sockets (at most {room} "
+                "bytes): name a shorter folder"
+            )
+        return chosen
+    default = tempfile.gettempdir()
+    if len(os.fsencode(default)) <= room:
+        return default
+    if os.access("/tmp", os.W_OK):
+        return "/tmp"
+    raise UsageError(
+        f"--cluster local: the temporary folder {default} is too long a path for Ray's sockets (at most {room} "
+        "bytes): set RAY_TMPDIR to a shorter folder"
+    )
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -108,3 +108,35 @@ def test_an_address_that_is_not_ray_fails_in_seconds(tmp_path, server):
     assert r.stdout.split()[-1] == "2" and "it is not a Ray cluster" in r.stderr, r.stderr
     assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_cluster_local_starts_its_own_ray_whatever_ray_address_says_and_leaves_no_folder(tmp_path):
+    """RAY_ADDRESS names a port where nothing answers: --cluster local starts a Ray instance of its own
+    all the same, says nothing of Ray's own, and removes its files at the end. The temporary folder's
+    path is too long for Ray's sockets (107 bytes): the instance goes under /tmp instead; a RAY_TMPDIR
+    that long is a one-line error."""
+    pytest.importorskip("ray")
+    import glob
+    import json
+    import os
+
+    folder, model = _folder(tmp_path)
+    temp = tmp_path / ("long-" * 12)
+    temp.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_TMPDIR"}
+    env.update(RAY_ADDRESS=nowhere, TMPDIR=str(temp), OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
+    args = ["deblur", folder, "-o", tmp_path / "out", "--model", model, "--cluster", "local", "-q"]
+    command = [sys.executable, "-m", "algnet_cli", *map(str, args)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0 and stderr.strip() == "", stderr
+    record = json.loads((tmp_path / "out" / "algnet-run.json").read_text())
+    assert record["cluster"]["address"] == "local" and [f["status"] for f in record["files"]] == ["done"]
+    assert (tmp_path / "out" / "a.png").exists() and not list(temp.iterdir())
+    assert not glob.glob(f"/tmp/algnet-ray-*/session_*_{run.pid}")  # Ray names its session by the driver's pid
+    r = subprocess.run(command, capture_output=True, text=True, env=dict(env, RAY_TMPDIR=str(temp)), timeout=60)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and f"RAY_TMPDIR {temp} is too long a path" in lines[0], r.stderr
