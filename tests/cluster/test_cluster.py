@@ -481,7 +481,7 @@ def _nodes_that_see_otherwise(cluster, *views):
         for view in views:  # one at a time: nodes of one machine that start together collide
             nodes.append(cluster.add_node(mounts=view))
             cluster.wait_for_nodes()
-        yield
+        yield nodes
     finally:
         for node in nodes:
             cluster.end_node(node)
@@ -532,19 +532,47 @@ def test_workers_with_another_file_of_the_models_name_or_another_version_are_ref
     assert not folder.exists()
 
 
-def test_storage_a_node_does_not_share_is_named_before_any_work(tmp_path, cluster, checkpoint):
+def _mount_in_view_of(node, target):
+    """An empty tmpfs over ``target`` as ``node`` sees it, while it runs: storage that goes away from it."""
+    import subprocess
+
+    user = [] if os.geteuid() == 0 else ["-U", "--preserve-credentials"]
+    command = ["nsenter", "-t", str(node.proc.pid), *user, "-m", "mount", "-t", "tmpfs", "algnet-test", str(target)]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def test_storage_a_node_does_not_share_is_named_and_outputs_are_checked_from_the_driver(tmp_path, cluster, checkpoint):
     """A node that does not see the inputs, and one that does not see the output folder (the driver's
-    probe written there): each run stops before any work with one line naming the path."""
+    probe written there): each run stops before any work with one line naming the path. The output
+    folder gone from that node mid-run: what its worker writes after is a failure naming the reason,
+    never a file counted done that the driver does not see."""
     for name in ("in", "in2"):
         _photos(tmp_path / name, 2, size=48)
-    (tmp_path / "out2").mkdir()
-    with _nodes_that_see_otherwise(cluster, [(None, tmp_path / "in"), (None, tmp_path / "out2")]):
+    _photos(tmp_path / "in3", 8, size=96)
+    for name in ("out2", "out3"):
+        (tmp_path / name).mkdir()
+    with _nodes_that_see_otherwise(cluster, [(None, tmp_path / "in"), (None, tmp_path / "out2")]) as (node,):
         runs = [
             run_deblur(tmp_path / i, "-o", tmp_path / o, "--model", checkpoint, "--cluster", cluster.address)
             for i, o in (("in", "out"), ("in2", "out2"))
         ]
+        out = tmp_path / "out3"
+        run = start_deblur(tmp_path / "in3", "-o", out, "--model", checkpoint, "--cluster", cluster.address)
+        try:
+            hold_after(run, 1)  # the driver held with one file done, the workers busy with the next ones
+            _mount_in_view_of(node, out)
+            run.send_signal(signal.SIGCONT)
+            assert run.wait(timeout=240) == 1
+        finally:
+            if run.poll() is None:
+                run.kill()
     for r, what, where in zip(runs, ("input", "output folder"), (tmp_path / "in" / "p00.png", tmp_path / "out2")):
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1, r.stderr
         assert f"does not see the {what} {where}:" in lines[0] and "storage every node shares" in lines[0], lines
     assert not list((tmp_path / "out").glob("*")) and not list((tmp_path / "out2").glob("*"))
+    files = json.loads((out / "algnet-run.json").read_text())["files"]
+    done = sorted(Path(f["output"]).name for f in files if f["status"] == "done")
+    assert done == sorted(p.name for p in out.glob("*.png")) and len(done) < 8
+    failed = [f["error"] for f in files if f["status"] == "failed"]
+    assert len(failed) == 8 - len(done) and all("not there as the driver sees it" in e for e in failed), failed
