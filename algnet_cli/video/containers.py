@@ -26,6 +26,18 @@ CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
 #: FFmpeg's muxers of the MP4 / QuickTime family: a track's start is an edit list counted in the movie's
 #: time scale
 MOV_FAMILY = frozenset({"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
+#: ISO 639-2 gives 20 languages two codes, bibliographic (B) and terminology (T): B -> T
+ISO639_B_TO_T = {
+    "alb": "sqi", "arm": "hye", "baq": "eus", "bur": "mya", "chi": "zho", "cze": "ces", "dut": "nld",
+    "fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd", "mao": "mri",
+    "may": "msa", "per": "fas", "rum": "ron", "slo": "slk", "tib": "bod", "wel": "cym",
+}  # fmt: skip
+#: QuickTime's MOV stores a track's language as a Macintosh language code, which FFmpeg finds by one of
+#: the two forms (its table mixes them: "ger" but "fra"); the form it holds, of each pair it has
+MOV_LANGUAGE_FORMS = frozenset(
+    {"alb", "arm", "baq", "bur", "chi", "ces", "dut", "fra", "geo", "ger", "gre", "ice", "mac", "may", "per",
+     "ron", "slk", "tib", "wel"}
+)  # fmt: skip
 #: the default: H.264 where the output's container holds it, else that container's own video codec
 #: (VP9 in WebM, VP8 in Ogg), see :func:`codec_for`
 AUTO_CODEC = "auto"
@@ -233,3 +245,22 @@ def keep_track_starts(container, video_time_base: Fraction) -> None:
     while scale < 10000:
         scale *= 2
     container.container_options["movie_timescale"] = str(scale)
+
+
+def language_tag(muxer: str, language: str) -> str:
+    """``language`` as the ``muxer`` (FFmpeg's name) keeps it: MOV, in the form of the code its table holds."""
+    if muxer != "mov":
+        return language
+    code = language.lower()
+    other = ISO639_B_TO_T.get(code) or next((b for b, t in ISO639_B_TO_T.items() if t == code), None)
+    return other if other in MOV_LANGUAGE_FORMS and code not in MOV_LANGUAGE_FORMS else language
+
+
+def same_language(a: str | None, b: str | None) -> bool:
+    """Whether two ISO 639-2 codes name one language (a B code and its T code do)."""
+
+    def norm(code: str | None) -> str:
+        code = (code or "und").lower()
+        return ISO639_B_TO_T.get(code, code)
+
+    return norm(a) == norm(b)

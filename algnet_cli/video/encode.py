@@ -27,7 +27,9 @@ from .containers import (
     encoder_name,
     holds_encoder,
     keep_track_starts,
+    language_tag,
     muxer_codecs,
+    same_language,
 )
 from .decode import Frame, VideoReport, has_alpha, high_bit, pyav, reason
 
@@ -172,6 +174,16 @@ class Sink:
                 report.streams.append(
                     f"{s.type} #{s.index} ({name}): dropped, the {self.container.format.name} container cannot hold it"
                 )
+        self.path = path
+        #: (what the stream is, its index in the output, the source's language) for every tagged one
+        self.languages = [
+            (f"{s.type} #{s.index}", self.map[s.index].index, s.metadata.get("language"))
+            for s in spec.others
+            if s.index in self.map and s.metadata.get("language")
+        ]
+        video_language = dict((k.lower(), v) for k, v in spec.video_metadata).get("language")
+        if video_language:
+            self.languages.append(("video", self.video.index, video_language))
         self.durations: dict[int, int] = {}
         self.early: set[int] = set()  # copied streams seen with times before 0
         #: (pts, dts, duration) of each encoded video packet, in the encoder's time base, when kept
@@ -277,6 +289,24 @@ class Sink:
                     self.container.mux(p)
         finally:
             self.container.close()
+        self._check_languages()
+
+    def _check_languages(self) -> None:
+        """Each stream's language read back from the written file: one its container could not keep is
+        named (QuickTime's MOV knows only the languages of its own table)."""
+        if not self.languages:
+            return
+        try:
+            with pyav().open(str(self.path)) as written:
+                found = {st.index: st.metadata.get("language") for st in written.streams}
+        except Exception:  # noqa: BLE001 - a file that does not read back is the next check's finding
+            return
+        fmt = self.container.format.name
+        for label, index, language in self.languages:
+            if not same_language(found.get(index), language):
+                self.report.streams.append(
+                    f"{label}: language {language} not kept, the {fmt} container reads it as {found.get(index) or 'und'}"
+                )
 
 
 #: container tags that describe the old file's muxer, not the video: not carried over
@@ -286,8 +316,11 @@ _OWN_TAGS = {"duration", "encoder", "handler_name", "vendor_id", "creation_time"
 
 
 def _copy_tags(tags, stream, source=None) -> None:
-    """A source stream's tags (language, title...) and disposition (default, forced...) onto its output stream."""
+    """A source stream's tags (language, title...) and disposition (default, forced...) onto its output
+    stream; the language as the output's container keeps it."""
     for k, v in tags:
+        if k.lower() == "language":
+            v = language_tag(stream.container.format.name, v)
         if k.lower() not in _OWN_TAGS and not k.upper().startswith(("NUMBER_OF_", "BPS", "_STATISTICS")):
             stream.metadata[k] = v
     if source is not None:

@@ -262,6 +262,28 @@ def test_languages_titles_and_chapters_are_kept(tmp_path):
         assert c.streams.video[0].metadata.get("title") == "Main"
 
 
+@pytest.mark.parametrize("name", ["o.mov", "o.mp4", "o.mkv"])
+def test_every_language_a_container_can_hold_is_kept_and_the_others_are_named(tmp_path, name):
+    """ISO 639-2 names 20 languages twice (ger/deu, fre/fra, cze/ces): MOV stores a language as a
+    Macintosh code, found by one form or the other, so a track tagged with the other form came back
+    "und". Each language comes back (in either form), or a note names it: Cantonese has no
+    Macintosh code."""
+    from algnet_cli.video.containers import same_language
+
+    languages = ("eng", "fra", "deu", "cze", "nld", "yue")
+    src = encode_clip(tmp_path / "t.mkv", audio_languages=languages)
+    dst = tmp_path / name
+    report = process_video(src, dst, identity)
+    with av.open(str(dst)) as c:
+        found = [s.metadata.get("language") for s in c.streams.audio]
+    notes = [s for s in report.streams if "language" in s]
+    for i, (language, got) in enumerate(zip(languages, found, strict=True)):
+        said = [s for s in notes if s.startswith(f"audio #{i + 1}: language {language} not kept")]
+        assert same_language(got, language) != bool(said), (language, got, notes)
+    kept = [same_language(a, b) for a, b in zip(languages, found)]
+    assert kept == [True] * 5 + [name != "o.mov"], (found, notes)
+
+
 def test_a_transport_stream_clock_far_from_zero_starts_the_output_at_zero(tmp_path):
     """A TS whose clock starts at 36,001 s is not written with 10 empty hours first; audio keeps its
     offset to the video."""
