@@ -173,6 +173,25 @@ def muxer_codecs(container) -> frozenset:
     return frozenset(container.supported_codecs or ()) | MPEG_MUXER_CODECS.get(container.format.name, frozenset())
 
 
+def muxer_takes(muxer: str, stream) -> bool:
+    """Whether FFmpeg's ``muxer`` writes its header with a copy of ``stream`` in it: its codec list may
+    name a codec it then refuses (Opus and FLAC in MOV, which only MP4 writes). Tried in memory."""
+    import contextlib
+    import io
+
+    av = pyav()
+    out = av.open(io.BytesIO(), "w", format=muxer)
+    try:
+        out.add_stream_from_template(stream)
+        out.start_encoding()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):  # a header without packets: its trailer is not the question
+            out.close()
+
+
 def container_of(path: Path, container_format: str | None = None) -> tuple[str, bool, frozenset, str | None]:
     """The container FFmpeg writes for ``path`` (by its name, or ``container_format``): its name,
     whether it keeps codec headers out of band (global headers), the codecs it can hold (empty: any)

@@ -29,6 +29,7 @@ from .containers import (
     keep_track_starts,
     language_tag,
     muxer_codecs,
+    muxer_takes,
     same_language,
 )
 from .decode import Frame, VideoReport, has_alpha, high_bit, pyav, reason
@@ -145,7 +146,7 @@ class Sink:
         self.decode_audio: set[int] = set()
         for s in spec.others:
             name = s.codec_context.name if s.codec_context else None
-            if name and (not supported or name in supported):
+            if name and (not supported or name in supported) and muxer_takes(self.container.format.name, s):
                 self.map[s.index] = self.container.add_stream_from_template(s)
                 _copy_tags(s.metadata.items(), self.map[s.index], s)
                 report.streams.append(f"{s.type} #{s.index} ({name}): copied")

@@ -564,3 +564,22 @@ def test_pixel_shape_and_a_late_audio_start_survive_re_encoding(tmp_path, checkp
     with av.open(str(webm)) as c:
         assert c.streams.audio[0].codec_context.name == "opus" and c.streams.audio[0].rate == 48000
     assert abs(_audio_start(webm) - _audio_start(src)) < 0.03, (_audio_start(webm), _audio_start(src))
+
+
+@pytest.mark.parametrize("audio", ["libopus", "flac"])
+def test_audio_a_muxer_lists_but_refuses_is_re_encoded_not_a_failed_video(tmp_path, audio):
+    """FFmpeg's MOV muxer lists Opus and FLAC among its codecs, then refuses them when it writes the header
+    (only MP4 holds them): a Matroska clip with such audio, written as .mov, gets AAC, with a note,
+    and keeps the audio's start, where the whole video failed ("writing failed")."""
+    from algnet_cli.video import process_video
+
+    src = tmp_path / "clip.mkv"
+    make_video(src, 64, 48, [i * 40 for i in range(12)], audio=audio, audio_start=0.5)
+    dst = tmp_path / "o.mov"
+    report = process_video(src, dst, lambda f: f)
+    assert report.status == "done" and report.frames == 12, report
+    name = {"libopus": "opus"}.get(audio, audio)
+    assert any(f"re-encoded to aac, the mov container cannot hold {name}" in s for s in report.streams), report.streams
+    with av.open(str(dst)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+    assert abs(_audio_start(dst) - _audio_start(src)) < 0.03, (_audio_start(dst), _audio_start(src))
