@@ -176,15 +176,7 @@ class Sink:
                     f"{s.type} #{s.index} ({name}): dropped, the {self.container.format.name} container cannot hold it"
                 )
         self.path = path
-        #: (what the stream is, its index in the output, the source's language) for every tagged one
-        self.languages = [
-            (f"{s.type} #{s.index}", self.map[s.index].index, s.metadata.get("language"))
-            for s in spec.others
-            if s.index in self.map and s.metadata.get("language")
-        ]
-        video_language = dict((k.lower(), v) for k, v in spec.video_metadata).get("language")
-        if video_language:
-            self.languages.append(("video", self.video.index, video_language))
+        self.languages = _tagged_languages(spec, self.video, self.map)
         self.durations: dict[int, int] = {}
         self.early: set[int] = set()  # copied streams seen with times before 0
         #: (pts, dts, duration) of each encoded video packet, in the encoder's time base, when kept
@@ -308,6 +300,20 @@ class Sink:
                 self.report.streams.append(
                     f"{label}: language {language} not kept, the {fmt} container reads it as {found.get(index) or 'und'}"
                 )
+
+
+def _tagged_languages(spec: OutputSpec, video, streams: dict) -> list[tuple[str, int, str]]:
+    """(what the stream is, its index in the output, the source's language) for every output stream
+    whose source is tagged with a language: what :meth:`Sink._check_languages` reads back."""
+    found = [
+        (f"{s.type} #{s.index}", streams[s.index].index, s.metadata.get("language"))
+        for s in spec.others
+        if s.index in streams and s.metadata.get("language")
+    ]
+    video_language = dict((k.lower(), v) for k, v in spec.video_metadata).get("language")
+    if video_language:
+        found.append(("video", video.index, video_language))
+    return found
 
 
 #: container tags that describe the old file's muxer, not the video: not carried over
