@@ -215,17 +215,25 @@ def holds_encoder(holds: frozenset, encoder: str) -> bool:
 
 
 def codec_for(
-    options: EncodeOptions, dst: Path, container_format: str | None = None, facts=None, hdr: bool = False
+    options: EncodeOptions,
+    dst: Path,
+    container_format: str | None = None,
+    facts=None,
+    hdr: bool = False,
+    alpha: bool = False,
 ) -> EncodeOptions:
     """``options`` with ``auto`` made concrete for the output ``dst``: H.264 where its container holds
     it, else the container's own video codec (a .webm output gets VP9); for an ``hdr`` source, H.265
-    first (it carries HDR10's mastering metadata). ``facts``: what :func:`container_of` says of ``dst``,
-    when the caller has it already."""
+    first (it carries HDR10's mastering metadata); for a source with ``alpha``, VP9 in Matroska (which
+    keeps its alpha, where H.264 has none). ``facts``: what :func:`container_of` says of ``dst``, when
+    the caller has it already."""
     if options.codec != AUTO_CODEC:
         return options
     name, _, holds, default = facts or container_of(Path(dst), container_format)
     if name in MPEG_PROGRAM_STREAMS:  # H.264 in a program stream loses its frame rate for many readers
         return dataclasses.replace(options, codec="mpeg2video")
+    if alpha and name == "matroska" and holds_encoder(holds, "libvpx-vp9"):
+        return dataclasses.replace(options, codec="vp9")
     if hdr and holds_encoder(holds, "libx265"):
         return dataclasses.replace(options, codec="h265")
     codec = "h264" if holds_encoder(holds, "libx264") or not default else default

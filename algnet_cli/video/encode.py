@@ -81,7 +81,7 @@ def output_spec(
     report.codec, report.pix_fmt = encoder, pix_fmt
     if has_alpha(source_pix_fmt) and not has_alpha(pix_fmt):
         report.streams.append(
-            f"video: transparency (alpha) dropped: {encoder} into this file takes no alpha (vp9 in .webm keeps it)"
+            f"video: transparency (alpha) dropped: {encoder} into this file takes no alpha (vp9 in .webm or .mkv keeps it)"
         )
     source_colour = timing.pop("colour", Colour())
     colour = output_colour(source_colour, pix_fmt)
@@ -124,6 +124,10 @@ class Sink:
             self.video = self.container.add_stream_from_template(template)
             self.video.time_base = spec.time_base
             self.video.codec_context.framerate = spec.rate  # the source's, as an encoder stream gets
+            if str(template.metadata.get("alpha_mode", "")) == "1":  # VP8/VP9 segments with their alpha
+                fmt = template.codec_context.format
+                if fmt is not None and fmt.name.startswith("yuv"):  # Matroska's muxer marks the track by it
+                    self.video.codec_context.pix_fmt = "yuva" + fmt.name[3:]
         else:
             self.video = self._encoder_stream(path, spec, supported)
         if spec.late_start:

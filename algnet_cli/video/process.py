@@ -20,7 +20,7 @@ from ..errors import VideoError
 from ..interrupts import shielded
 from ..pipeline import Item, Pipeline
 from .containers import EncodeOptions, codec_for
-from .decode import Source, VideoReport, log_lines, pyav, reason, reason_logged
+from .decode import Source, VideoReport, has_alpha, log_lines, pyav, reason, reason_logged
 from .encode import VideoWriter, output_spec
 from .frames import FrameFolderWriter
 
@@ -106,7 +106,7 @@ def _process(src, dst, report, restorer, options, container_format, frames_out, 
             writer = FrameFolderWriter(Path(frames_out), source.high_bit, str(src), source.frames_expected)
         else:
             spec = output_spec(
-                codec_for(options, Path(dst), container_format, hdr=source.colour.hdr),
+                codec_for(options, Path(dst), container_format, hdr=source.colour.hdr, alpha=has_alpha(source.pix_fmt)),
                 source.width, source.height, source.pix_fmt, report,
                 rate=source.rate, time_base=source.time_base, rgb=source.rgb, rotation=source.rotation,
                 container_format=container_format, **source.carried(), **source.picture(),

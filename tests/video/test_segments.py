@@ -256,3 +256,38 @@ def test_ffmpeg_messages_keep_their_digits_and_alike_ones_are_counted():
         "h264: error while decoding MB 12 34 (and 1 alike)",
         "mov: stream 1, offset 0x3f2: partial file",
     ]
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".mkv"])
+def test_segments_of_a_video_with_alpha_keep_it_once_joined(tmp_path, suffix):
+    """VP9's alpha is Matroska side data, which NUT does not carry: segments of a transparent clip were
+    joined opaque, without a note. They are now stored in the joined file's container, and the joined
+    video's alpha is the single-machine run's (both encoded by the same encoder, from the same frames)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_video_fidelity import _decoder, encode_clip, probe_view
+
+    src = encode_clip(tmp_path / "a.webm", codec="libvpx-vp9", pix_fmt="yuva420p", alpha=True, n=24,
+                      options={"g": "6", "b": "0", "crf": "10"})  # fmt: skip
+    joined, whole = tmp_path / f"joined{suffix}", tmp_path / f"whole{suffix}"
+    segments = index_segments(src, 4)
+    assert len(segments) >= 3
+    parts = [tmp_path / f"part{s.index}.nut" for s in segments]
+    for s, part in zip(segments, parts):
+        encode_segment(src, s, part, lambda f: f, joined_into=joined)
+    report = VideoReport(str(src), "")
+    join_segments(src, parts, joined, report)
+    process_video(src, whole, lambda f: f)
+
+    def alphas(path):
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            decoder = _decoder(v)  # libvpx: FFmpeg's own VP9 decoder drops the alpha
+            return [f.to_ndarray(format="rgba")[..., 3] for p in c.demux(v) for f in decoder.decode(p)]
+
+    assert probe_view(joined)["alpha"] and probe_view(whole)["alpha"]
+    a, b, s = alphas(joined), alphas(whole), alphas(src)
+    assert len(a) == len(b) == len(s) == 24
+    assert all(np.abs(x.astype(int) - y).max() <= 3 for x, y in zip(a, s))

@@ -212,7 +212,7 @@ def test_pixel_shape_is_kept_or_named(tmp_path):
     assert probe_view(tmp_path / "out.mkv")["pixel shape"] == Fraction(4, 3)
 
 
-def test_alpha_is_kept_in_webm_and_named_where_it_cannot_be(tmp_path):
+def test_alpha_is_kept_in_webm_and_mkv_and_named_where_it_cannot_be(tmp_path):
     src = encode_clip(
         tmp_path / "a.webm", codec="libvpx-vp9", pix_fmt="yuva420p", alpha=True, options={"b": "0", "crf": "10"}
     )
@@ -228,6 +228,9 @@ def test_alpha_is_kept_in_webm_and_named_where_it_cannot_be(tmp_path):
             )
         assert len(alphas[0]) == len(alphas[1])
         assert max(np.abs(x.astype(int) - y).max() for x, y in zip(*alphas)) <= 3
+    mkv = tmp_path / "o" / "a.mkv"  # the default codec there is VP9 for a source with alpha: Matroska keeps it
+    report = process_video(src, mkv, identity)
+    assert probe_view(mkv)["alpha"] and unexplained(src, mkv, report) == {}
     mp4 = tmp_path / "o" / "a.mp4"
     report = process_video(src, mp4, identity)
     assert differences(src, mp4, report)["alpha"][2]
