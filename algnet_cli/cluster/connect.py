@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 
@@ -65,8 +66,6 @@ def connect(options: ClusterOptions):
         try:
             ray.init(address="local", **kwargs)
         except BaseException:
-            import shutil
-
             shutil.rmtree(temp, ignore_errors=True)
             raise
         finally:
@@ -82,8 +81,6 @@ def connect(options: ClusterOptions):
     finally:
         ray.shutdown()
         if temp is not None:
-            import shutil
-
             shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -22,6 +22,8 @@ CODEC_ALIASES = {
 #: encoders whose bitstream holds the pixel shape (sample aspect ratio)
 SAR_IN_BITSTREAM = ("libx264", "libx265", "mpeg2video", "mpeg4")
 QSCALE_CODECS = ("mpeg1video", "mpeg2video", "mpeg4")
+#: encoders whose alpha travels beside the picture, as Matroska's BlockAdditional side data
+ALPHA_IN_SIDE_DATA = ("libvpx", "libvpx-vp9")
 CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
 #: FFmpeg's muxers of the MP4 / QuickTime family: a track's start is an edit list counted in the movie's
 #: time scale
@@ -32,6 +34,7 @@ ISO639_B_TO_T = {
     "fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd", "mao": "mri",
     "may": "msa", "per": "fas", "rum": "ron", "slo": "slk", "tib": "bod", "wel": "cym",
 }  # fmt: skip
+_ISO639_T_TO_B = {t: b for b, t in ISO639_B_TO_T.items()}
 #: QuickTime's MOV stores a track's language as a Macintosh language code, which FFmpeg finds by one of
 #: the two forms (its table mixes them: "ger" but "fra"); the form it holds, of each pair it has
 MOV_LANGUAGE_FORMS = frozenset(
@@ -279,7 +282,7 @@ def language_tag(muxer: str, language: str) -> str:
     if muxer != "mov":
         return language
     code = language.lower()
-    other = ISO639_B_TO_T.get(code) or next((b for b, t in ISO639_B_TO_T.items() if t == code), None)
+    other = ISO639_B_TO_T.get(code) or _ISO639_T_TO_B.get(code)
     return other if other in MOV_LANGUAGE_FORMS and code not in MOV_LANGUAGE_FORMS else language
 
 

@@ -81,10 +81,6 @@ class VideoReport:
         return d
 
 
-#: encoders whose alpha travels beside the picture, as Matroska's BlockAdditional side data
-ALPHA_IN_SIDE_DATA = ("libvpx", "libvpx-vp9")
-
-
 def has_alpha(pix_fmt: str | None) -> bool:
     if not pix_fmt:
         return False

@@ -20,8 +20,8 @@ from pathlib import Path
 from ..errors import VideoError
 from ..fileio import atomic_write_text, commit_temp, make_temp
 from ..interrupts import shielded
-from .containers import EncodeOptions, codec_for, container_of, encoder_name, holds_encoder
-from .decode import ALPHA_IN_SIDE_DATA, Source, VideoReport, has_alpha, main_video_stream, pyav, reason_logged
+from .containers import ALPHA_IN_SIDE_DATA, EncodeOptions, codec_for, container_of, encoder_name, holds_encoder
+from .decode import Source, VideoReport, has_alpha, main_video_stream, pyav, reason_logged
 from .encode import Sink, VideoWriter, output_spec
 from .process import Restorer, as_restorer, stream_frames
 
@@ -95,13 +95,12 @@ def encode_segment(
         if joined_into is not None:  # encoded as the joined file's container wants it
             facts = container_of(Path(joined_into))
             joined, global_header = facts[0], facts[1]
-            options = codec_for(
-                options, Path(joined_into), facts=facts, hdr=source.colour.hdr, alpha=has_alpha(source.pix_fmt)
-            )
+            alpha = has_alpha(source.pix_fmt)
+            options = codec_for(options, Path(joined_into), facts=facts, hdr=source.colour.hdr, alpha=alpha)
             encoder = encoder_name(options.codec)
             if not holds_encoder(container_of(Path(dst), "nut")[2], encoder):
                 container = joined  # NUT has no tag for it (ProRes): the joined file's container holds it
-            elif has_alpha(source.pix_fmt) and encoder in ALPHA_IN_SIDE_DATA and joined in ("matroska", "webm"):
+            elif alpha and encoder in ALPHA_IN_SIDE_DATA and joined in ("matroska", "webm"):
                 container = joined  # VP8/VP9's alpha is Matroska side data, which NUT drops
         spec = output_spec(
             options, source.width, source.height, source.pix_fmt, report,
