@@ -117,12 +117,19 @@ def test_cluster_local_starts_its_own_ray_whatever_ray_address_says_and_leaves_n
     that long is a one-line error."""
     pytest.importorskip("ray")
     import glob
+    import hashlib
     import json
     import os
 
     folder, model = _folder(tmp_path)
     temp = tmp_path / ("long-" * 12)
     temp.mkdir()
+    # the user's files beside what the run makes and removes: untouched
+    theirs = [temp / "keep.txt", tmp_path / "out" / "notes.txt"]
+    for i, path in enumerate(theirs):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"the user's file {i}")
+    before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in theirs]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         nowhere = f"127.0.0.1:{s.getsockname()[1]}"
@@ -135,7 +142,8 @@ def test_cluster_local_starts_its_own_ray_whatever_ray_address_says_and_leaves_n
     assert run.returncode == 0 and stderr.strip() == "", stderr
     record = json.loads((tmp_path / "out" / "algnet-run.json").read_text())
     assert record["cluster"]["address"] == "local" and [f["status"] for f in record["files"]] == ["done"]
-    assert (tmp_path / "out" / "a.png").exists() and not list(temp.iterdir())
+    assert (tmp_path / "out" / "a.png").exists() and [p.name for p in temp.iterdir()] == ["keep.txt"]
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in theirs] == before
     assert not glob.glob(f"/tmp/algnet-ray-*/session_*_{run.pid}")  # Ray names its session by the driver's pid
     r = subprocess.run(command, capture_output=True, text=True, env=dict(env, RAY_TMPDIR=str(temp)), timeout=60)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
