@@ -124,8 +124,8 @@ def test_cluster_local_starts_its_own_ray_whatever_ray_address_says_and_leaves_n
     folder, model = _folder(tmp_path)
     temp = tmp_path / ("long-" * 12)
     temp.mkdir()
-    # the user's files beside what the run makes and removes: untouched
-    theirs = [temp / "keep.txt", tmp_path / "out" / "notes.txt"]
+    # the user's files beside the Ray folder the run makes and removes, and beside its output: untouched
+    theirs = [temp / "keep.txt", tmp_path / "notes.txt"]
     for i, path in enumerate(theirs):
         path.parent.mkdir(exist_ok=True)
         path.write_text(f"the user's file {i}")
